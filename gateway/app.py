@@ -1,0 +1,106 @@
+"""The composition root: config -> backends -> router -> service -> front ends, in one event loop.
+
+``Gateway.start()`` / ``Gateway.stop()`` are the only way anything (the CLI, a worker process, a
+test) runs the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from gateway.backends import Backend, create_backend
+from gateway.config import GatewayConfig
+from gateway.http.app import HttpFrontEnd
+from gateway.metrics import GatewayMetrics
+from gateway.readiness import Readiness
+from gateway.routing.router import Router
+from gateway.service import InferenceService
+
+log = logging.getLogger(__name__)
+
+KEEP_ALIVE_S = 75  # above common client and load-balancer idle timeouts (60 s)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening TCP socket; with ``reuse_port`` every worker gets its own accept queue."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        server = config.server
+        self.metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
+        self.backends: dict[str, Backend] = {
+            name: create_backend(name, backend, server.max_request_bytes)
+            for name, backend in config.backends.items()
+        }
+        self.router = Router.from_config(config, self.backends)
+        self.readiness = Readiness(self.router, self.metrics, server.readiness_interval_s)
+        self.service = InferenceService(self.router, self.readiness, self.metrics)
+        self.http_app = HttpFrontEnd(self.service, server)
+        self._uvicorn: _EmbeddedUvicorn | None = None
+        self._uvicorn_task: asyncio.Task[None] | None = None
+        self.http_port: int | None = None
+
+    async def start(self, reuse_port: bool = False) -> None:
+        """Open backend pools, start probing, and listen. Returns once accepting requests."""
+        for backend in self.backends.values():
+            await backend.start()
+        self.metrics.set_variants(v for r in self.router.models for v in r.variants.values())
+        await self.readiness.start()
+        listen = self.config.server.http
+        sock = listen_socket(listen.host, listen.port, reuse_port)
+        self.http_port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self.http_app,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_graceful_shutdown=round(self.config.server.graceful_shutdown_s),
+        )
+        self._uvicorn = _EmbeddedUvicorn(config)
+        self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        while not self._uvicorn.started:
+            if self._uvicorn_task.done():
+                self._uvicorn_task.result()
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("HTTP on %s:%d", listen.host, self.http_port)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), then close backends."""
+        if self._uvicorn is not None and self._uvicorn_task is not None:
+            self._uvicorn.should_exit = True
+            await self._uvicorn_task
+            self._uvicorn = None
+            self._uvicorn_task = None
+        await self.readiness.stop()
+        for backend in self.backends.values():
+            await backend.close()

@@ -1,0 +1,50 @@
+"""What every backend client offers the core, whatever runtime and protocol sit behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.inference import InferRequest, InferResponse, ModelMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class BackendModel:
+    """A model version as the backend names it."""
+
+    name: str
+    version: str
+
+
+class Backend(Protocol):
+    """A connection-pooled client of one model server.
+
+    Implementations translate every transport error into :mod:`gateway.errors` types and never let
+    a third-party exception escape.
+    """
+
+    name: str
+    """The key of this backend in the config's ``backends``."""
+    kind: str
+    """``tfserving`` or ``torchserve``."""
+    protocol: str
+    """``grpc`` or ``rest``: what :meth:`infer` speaks."""
+    timeout_s: float
+    """Default deadline of one call."""
+
+    async def start(self) -> None:
+        """Open pools and channels; called once per worker before traffic."""
+
+    async def close(self) -> None:
+        """Close pools and channels."""
+
+    async def infer(
+        self, target: BackendModel, request: InferRequest, timeout_s: float
+    ) -> InferResponse:
+        """Run one inference; the response names the model and version as the backend does."""
+
+    async def metadata(self, target: BackendModel) -> ModelMetadata:
+        """Input and output tensors of the model version, as the backend reports them."""
+
+    async def ready(self, target: BackendModel) -> bool:
+        """Whether the model version can serve now; False (never an exception) on any failure."""

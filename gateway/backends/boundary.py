@@ -1,0 +1,81 @@
+"""Translate transport errors into gateway errors, at the one place a backend call is made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import grpc
+
+from gateway.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    GatewayError,
+    InvalidInput,
+)
+
+_REJECTED = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+}
+_UNAVAILABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
+
+
+@contextmanager
+def http_boundary(backend: str, timeout_s: float) -> Iterator[None]:
+    """aiohttp and socket errors -> 503 (unreachable), 504 (too slow) or 502 (garbled)."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except aiohttp.ConnectionTimeoutError:
+        raise BackendUnavailable(f"backend {backend!r}: timed out connecting") from None
+    except TimeoutError:
+        raise BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s") from None
+    except aiohttp.ClientConnectorError as error:
+        raise BackendUnavailable(f"backend {backend!r} unreachable: {error.os_error}") from None
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+        raise BackendUnavailable(f"backend {backend!r} dropped the connection: {error}") from None
+    except aiohttp.ClientError as error:
+        raise BackendError(f"backend {backend!r} sent a bad response: {error}") from None
+
+
+@contextmanager
+def grpc_boundary(backend: str, timeout_s: float) -> Iterator[None]:
+    """gRPC status codes -> the gateway's errors; the backend's message is kept."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except grpc.RpcError as error:
+        raise grpc_error(error, backend, timeout_s) from None
+
+
+def grpc_error(error: grpc.RpcError, backend: str, timeout_s: float) -> GatewayError:
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = (error.details() if hasattr(error, "details") else None) or str(code)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s")
+    if code in _UNAVAILABLE:
+        return BackendUnavailable(f"backend {backend!r} unavailable: {details}")
+    if code in _REJECTED:
+        return InvalidInput(f"backend {backend!r} rejected the request: {details}")
+    return BackendError(f"backend {backend!r} failed ({code.name}): {details}")
+
+
+def http_error(status: int, message: str, backend: str) -> GatewayError:
+    """A REST backend's non-2xx answer: its 4xx are the client's fault, the rest its own."""
+    if status == 503:
+        return BackendUnavailable(f"backend {backend!r} unavailable: {message}")
+    if status == 504:
+        return BackendTimeout(f"backend {backend!r} timed out: {message}")
+    if status in (400, 413, 422):
+        return InvalidInput(f"backend {backend!r} rejected the request: {message}")
+    return BackendError(f"backend {backend!r} answered {status}: {message}")

@@ -1,0 +1,68 @@
+"""TorchServe over gRPC: ``InferenceAPIsService/Predictions``, OIP JSON in ``input["data"]``.
+
+Metadata and readiness come from the management REST API, which has no gRPC twin worth the port.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from gateway.backends.base import BackendModel
+from gateway.backends.boundary import grpc_boundary
+from gateway.backends.http_pool import HttpPool
+from gateway.backends.tfserving_grpc import channel_options
+from gateway.backends.torchserve_management import TorchServeManagement
+from gateway.codecs import oip_json
+from gateway.config import TorchServeBackendConfig
+from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.wire import torchserve_pb2 as ts
+
+PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+
+
+class TorchServeGrpcBackend:
+    kind = "torchserve"
+    protocol = "grpc"
+
+    def __init__(self, name: str, config: TorchServeBackendConfig, max_message_bytes: int) -> None:
+        assert config.grpc is not None
+        self.name = name
+        self.address = config.grpc
+        self.timeout_s = config.timeout_s
+        self._options = channel_options(max_message_bytes)
+        self._channel: grpc.aio.Channel | None = None
+        self._pool = HttpPool(name, 4, config.connect_timeout_s)
+        self._management = TorchServeManagement(name, config.management, self._pool, self.timeout_s)
+
+    async def start(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
+        self._predictions = self._channel.unary_unary(
+            PREDICTIONS,
+            request_serializer=ts.PredictionsRequest.SerializeToString,
+            response_deserializer=ts.PredictionResponse.FromString,
+        )
+        await self._pool.start()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        await self._pool.close()
+
+    async def infer(
+        self, target: BackendModel, request: InferRequest, timeout_s: float
+    ) -> InferResponse:
+        message = ts.PredictionsRequest(
+            model_name=target.name,
+            model_version=target.version,
+            input={"data": oip_json.encode_request(request)},
+        )
+        with grpc_boundary(self.name, timeout_s):
+            reply = await self._predictions(message, timeout=timeout_s)
+        return oip_json.decode_response(reply.prediction, self.name)
+
+    async def metadata(self, target: BackendModel) -> ModelMetadata:
+        return await self._management.metadata(target)
+
+    async def ready(self, target: BackendModel) -> bool:
+        return await self._management.ready(target)

@@ -1,0 +1,80 @@
+"""TorchServe's management API: model description (metadata) and worker readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.backends.base import BackendModel
+from gateway.backends.boundary import http_error
+from gateway.backends.http_pool import HttpPool
+from gateway.errors import BackendError, GatewayError
+from gateway.inference import ModelMetadata, TensorSpec
+
+READY_TIMEOUT_S = 2.0
+PLATFORM = "pytorch_torchscript"
+
+
+class TorchServeManagement:
+    def __init__(self, backend: str, base_url: str | None, pool: HttpPool, timeout_s: float):
+        self._backend = backend
+        self._base_url = base_url
+        self._pool = pool
+        self._timeout_s = timeout_s
+
+    def _url(self, target: BackendModel) -> str:
+        if self._base_url is None:
+            raise BackendError(f"backend {self._backend!r} has no management address configured")
+        return f"{self._base_url}/models/{target.name}/{target.version}"
+
+    async def metadata(self, target: BackendModel) -> ModelMetadata:
+        """The handler's ``describe_handle`` output (``?customized=true``), in OIP shape."""
+        status, payload = await self._pool.request(
+            "GET", self._url(target) + "?customized=true", self._timeout_s
+        )
+        if status != 200:
+            raise http_error(status, error_message(payload), self._backend)
+        try:
+            description = orjson.loads(payload)[0]
+            custom = description.get("customizedMetadata") or {}
+            if isinstance(custom, str):  # the handler returns a string; TorchServe embeds it
+                custom = orjson.loads(custom)
+            return ModelMetadata(
+                platform=str(custom.get("platform", PLATFORM)),
+                inputs=tuple(_spec(item) for item in custom.get("inputs", [])),
+                outputs=tuple(_spec(item) for item in custom.get("outputs", [])),
+            )
+        except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
+            raise BackendError(
+                f"backend {self._backend!r} described {target.name}/{target.version} in a form "
+                "the gateway cannot read"
+            ) from None
+
+    async def ready(self, target: BackendModel) -> bool:
+        """True when the model version has at least one worker in state READY."""
+        try:
+            status, payload = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
+            if status != 200:
+                return False
+            workers = orjson.loads(payload)[0].get("workers", [])
+        except (GatewayError, orjson.JSONDecodeError, IndexError, KeyError, AttributeError):
+            return False
+        return any(worker.get("status") == "READY" for worker in workers)
+
+
+def _spec(item: dict[str, Any]) -> TensorSpec:
+    return TensorSpec(
+        str(item["name"]), str(item["datatype"]), tuple(int(d) for d in item["shape"])
+    )
+
+
+def error_message(payload: bytes) -> str:
+    """TorchServe errors are ``{"code": 400, "type": "...", "message": "..."}``."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload[:200].decode(errors="replace")
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return str(doc["message"])
+    return payload[:200].decode(errors="replace")

@@ -1,0 +1,1 @@
+"""Pure two-way translations between wire formats and :mod:`gateway.inference` types."""

@@ -1,0 +1,260 @@
+"""The gateway's configuration: one YAML file, validated with pydantic.
+
+Environment variables override the file: ``GATEWAY_SERVER__WORKERS=2`` sets ``server.workers``.
+Every refusal names the key path and the reason (``models.digits.variants[1].backend: ...``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+LABEL_PATTERN = r"^[A-Za-z0-9_]+$"
+HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` in containers."""
+    port: int = Field(ge=0, le=65535)
+    """TCP port; 0 picks a free one (tests)."""
+
+
+class ServerConfig(_Strict):
+    http: Listen = Listen(port=8000)
+    """Open Inference Protocol REST, health and ``/metrics``."""
+    grpc: Listen | None = Listen(port=8001)
+    """gRPC front end; ``null`` turns it off."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes; each owns one event loop and a SO_REUSEPORT socket per listener."""
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request body (HTTP) or message (gRPC) accepted."""
+    sticky_header: str = "x-user-id"
+    """Requests carrying this header always land on the same variant for the same value."""
+    variant_header: str = "x-gateway-variant"
+    """Request header that pins a variant by name; every inference response carries it too."""
+    readiness_interval_s: float = Field(default=2.0, gt=0)
+    """How often each worker probes every backend model for readiness."""
+    graceful_shutdown_s: float = Field(default=10.0, ge=0)
+    """How long in-flight requests may finish after SIGTERM."""
+
+    @field_validator("sticky_header", "variant_header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", value):
+            raise ValueError(f"{value!r} is not a valid HTTP header name")
+        return value.lower()
+
+
+class _BackendBase(_Strict):
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Deadline of one backend call; a client's shorter deadline wins."""
+    max_connections: int = Field(default=64, ge=1)
+    """Pooled keep-alive connections (REST) to this backend, per worker."""
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+    """How long to wait for a new connection before answering 503."""
+
+
+def _host_port(value: str) -> str:
+    if not HOST_PORT.match(value):
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+$", value.rstrip("/")):
+        raise ValueError(f"{value!r} is not an http(s)://host:port URL")
+    return value.rstrip("/")
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+HttpBase = Annotated[str, AfterValidator(_http_url)]
+
+
+class TFServingBackendConfig(_BackendBase):
+    kind: Literal["tfserving"]
+    grpc: HostPort | None = "127.0.0.1:8500"
+    """host:port of TF Serving's gRPC API (``--port``)."""
+    rest: HttpBase | None = "http://127.0.0.1:8501"
+    """Base URL of TF Serving's REST API (``--rest_api_port``)."""
+    protocol: Literal["grpc", "rest"] = "grpc"
+    """Which of the two the gateway uses for inference."""
+
+
+class TorchServeBackendConfig(_BackendBase):
+    kind: Literal["torchserve"]
+    inference: HttpBase | None = "http://127.0.0.1:8080"
+    """Base URL of TorchServe's inference API."""
+    management: HttpBase | None = "http://127.0.0.1:8081"
+    """Base URL of TorchServe's management API (model description, readiness)."""
+    metrics: HttpBase | None = "http://127.0.0.1:8082"
+    """Base URL of TorchServe's metrics API (scraped by Prometheus, not by the gateway)."""
+    grpc: HostPort | None = "127.0.0.1:7070"
+    """host:port of TorchServe's gRPC inference API."""
+    protocol: Literal["rest", "grpc"] = "rest"
+    """Which inference API the gateway uses."""
+
+
+BackendConfig = Annotated[
+    TFServingBackendConfig | TorchServeBackendConfig, Field(discriminator="kind")
+]
+
+
+class VariantConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    """Unique within the model; what ``x-gateway-variant`` names."""
+    backend: str
+    """Key of an entry in ``backends``."""
+    model: str | None = None
+    """Model name at the backend; defaults to the public model name."""
+    version: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Version at the backend, which is also the public version it serves."""
+    weight: int = Field(ge=0)
+    """Relative share of traffic (any non-negative integers; 0 drains the variant)."""
+    labels: tuple[Annotated[str, Field(pattern=LABEL_PATTERN)], ...] = ()
+    """Version labels this variant answers to (``stable``, ``canary``...)."""
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ModelConfig(_Strict):
+    variants: tuple[VariantConfig, ...] = Field(min_length=1)
+    """Where the model's traffic goes, and in what proportion."""
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerConfig = ServerConfig()
+    backends: dict[str, BackendConfig]
+    models: dict[str, ModelConfig]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (deployments set ports and workers that way).
+        return env_settings, init_settings
+
+
+class ConfigError(Exception):
+    """The configuration was refused; ``problems`` are ``(key path, reason)`` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in problems)
+        super().__init__(f"invalid gateway config {source}:\n{lines}")
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """``('models', 'digits', 'variants', 1, 'weight')`` -> ``models.digits.variants[1].weight``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "<root>"
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors(include_url=False):
+        # Tagged unions put the tag into the location; users never wrote it.
+        loc = tuple(p for p in item["loc"] if p not in ("tfserving", "torchserve"))
+        problems.append((key_path(loc), item["msg"]))
+    return problems
+
+
+def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for model_name, model in config.models.items():
+        base = f"models.{model_name}"
+        if not re.match(NAME_PATTERN, model_name):
+            problems.append((base, "model names may hold only letters, digits, '_', '.', '-'"))
+        seen: set[str] = set()
+        for index, variant in enumerate(model.variants):
+            path = f"{base}.variants[{index}]"
+            if variant.name in seen:
+                problems.append((f"{path}.name", f"duplicate variant name {variant.name!r}"))
+            seen.add(variant.name)
+            backend = config.backends.get(variant.backend)
+            if backend is None:
+                known = ", ".join(sorted(config.backends)) or "none"
+                problems.append(
+                    (f"{path}.backend", f"unknown backend {variant.backend!r} (known: {known})")
+                )
+                continue
+            if backend.kind == "tfserving" and not variant.version.isdigit():
+                problems.append(
+                    (f"{path}.version", "TF Serving versions are integers, got " + variant.version)
+                )
+            endpoint = backend.grpc if backend.protocol == "grpc" else _rest_endpoint(backend)
+            if endpoint is None:
+                problems.append(
+                    (
+                        f"backends.{variant.backend}.{backend.protocol}",
+                        f"protocol is {backend.protocol!r} but no such address is set",
+                    )
+                )
+        if model.variants and not any(v.weight > 0 for v in model.variants):
+            problems.append(
+                (f"{base}.variants", "every variant has weight 0: at least one must take traffic")
+            )
+    return problems
+
+
+def _rest_endpoint(backend: TFServingBackendConfig | TorchServeBackendConfig) -> str | None:
+    return backend.rest if isinstance(backend, TFServingBackendConfig) else backend.inference
+
+
+def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
+    """Validate an already-parsed document (a dict), applying environment overrides."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("<root>", "the file must hold a mapping")])
+    try:
+        config = GatewayConfig(**data)
+    except ValidationError as error:
+        raise ConfigError(source, _pydantic_problems(error)) from None
+    problems = _cross_check(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a YAML file; raise :class:`ConfigError` naming every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(source, [("<file>", error.strerror or str(error))]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
+        reason = getattr(error, "problem", None) or str(error)
+        raise ConfigError(source, [(where, f"not valid YAML: {reason}")]) from None
+    return parse_config(data, source)

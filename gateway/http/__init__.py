@@ -1,0 +1,1 @@
+"""The HTTP front end: Open Inference Protocol REST, health and ``/metrics``."""

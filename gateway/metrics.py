@@ -1,0 +1,153 @@
+"""Every metric the gateway exports, defined once on an injected registry.
+
+With several worker processes ``PROMETHEUS_MULTIPROC_DIR`` is set before any worker starts; values
+then live in per-process files and ``render()`` merges them, so ``/metrics`` is right whichever
+worker answers the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.routing.router import Variant
+
+# Seconds; fine at the bottom, where gateway overhead and loopback backends live.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+OVERHEAD_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What one request did, filled in as it goes and reported once at the end."""
+
+    protocol: str
+    started: float
+    model: str = ""
+    variant: Variant | None = None
+    upstream_s: float | None = None
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests by outcome; code is the HTTP status (gRPC front ends: its HTTP equivalent).",
+            ["model", "version", "variant", "backend", "protocol", "code"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "gateway_request_duration_seconds",
+            "End-to-end time from request arrival to response written into the socket buffer.",
+            ["model", "version", "variant", "backend", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Time spent waiting for the backend call.",
+            ["model", "version", "variant", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "gateway_overhead_seconds",
+            "Per-request gateway time: end-to-end minus upstream.",
+            ["backend", "protocol"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "gateway_inflight_requests",
+            "Backend calls under way.",
+            ["backend"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.variant_weight = Gauge(
+            "gateway_variant_weight",
+            "Configured relative weight of each variant (0 = drained).",
+            ["model", "variant", "backend", "version"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.variant_ready = Gauge(
+            "gateway_variant_ready",
+            "1 when the variant's backend reports its model version ready.",
+            ["model", "variant", "backend", "version"],
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self.worker_start = Gauge(
+            "gateway_worker_start_time_seconds",
+            "Start time of each live worker process (one series per pid when there are several).",
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.worker_start.set_to_current_time()
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() takes a lock and re-validates on every call; requests reuse their children.
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def set_variants(self, variants: Iterable[Variant]) -> None:
+        for v in variants:
+            labels = (v.model, v.name, v.backend.name, v.version)
+            self.variant_weight.labels(*labels).set(v.weight)
+            self.variant_ready.labels(*labels).set(0)
+
+    def set_ready(self, variant: Variant, ready: bool) -> None:
+        labels = (variant.model, variant.name, variant.backend.name, variant.version)
+        self._child(self.variant_ready, *labels).set(1 if ready else 0)
+
+    def inflight_child(self, backend: str) -> Any:
+        return self._child(self.inflight, backend)
+
+    def finish(self, record: RequestRecord, status: int) -> None:
+        """Count one finished request and observe its latencies."""
+        elapsed = time.perf_counter() - record.started
+        variant = record.variant
+        if variant is None:
+            self._child(self.requests, record.model, "", "", "", record.protocol, str(status)).inc()
+            return
+        labels = (record.model, variant.version, variant.name, variant.backend.name)
+        self._child(self.requests, *labels, record.protocol, str(status)).inc()
+        self._child(self.request_duration, *labels, record.protocol).observe(elapsed)
+        if record.upstream_s is not None:
+            self._child(self.upstream_duration, *labels).observe(record.upstream_s)
+            self._child(self.overhead, variant.backend.name, record.protocol).observe(
+                max(elapsed - record.upstream_s, 0.0)
+            )
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition, merged across worker processes when there are several."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Route decisions: which variant of which model serves a request."""

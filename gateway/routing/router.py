@@ -1,0 +1,116 @@
+"""Model -> variant decisions: version pins, variant pins, sticky and random weighted splits.
+
+Every lookup is a dict access or a table index: the cost does not grow with the number of models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from gateway.backends.base import Backend, BackendModel
+from gateway.config import GatewayConfig
+from gateway.errors import ModelNotFound, UnknownVariant, VersionNotFound
+from gateway.routing.split import Split
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Variant:
+    """One way to serve a public model: a model version on one backend, with a traffic weight."""
+
+    model: str
+    name: str
+    backend: Backend
+    target: BackendModel
+    weight: int
+    labels: tuple[str, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return self.target.version
+
+
+class ModelRoute:
+    """The variants of one public model, and the splits that choose among them."""
+
+    __slots__ = ("by_version", "name", "split", "variants")
+
+    def __init__(self, name: str, variants: Iterable[Variant]) -> None:
+        self.name = name
+        self.variants: dict[str, Variant] = {variant.name: variant for variant in variants}
+        self.split = _split(name, list(self.variants.values()))
+        versions: dict[str, list[Variant]] = {}
+        for variant in self.variants.values():
+            versions.setdefault(variant.version, []).append(variant)
+        self.by_version = {version: _split(name, group) for version, group in versions.items()}
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted(self.by_version, key=_version_order)
+
+
+def _split(model: str, variants: list[Variant]) -> Split[Variant]:
+    return Split(model, variants, [v.name for v in variants], [v.weight for v in variants])
+
+
+def _version_order(version: str) -> tuple[int, int | str]:
+    return (0, int(version)) if version.isdigit() else (1, version)
+
+
+class Router:
+    def __init__(self, routes: Iterable[ModelRoute]) -> None:
+        self._routes: dict[str, ModelRoute] = {route.name: route for route in routes}
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, backends: Mapping[str, Backend]) -> Router:
+        routes = []
+        for model_name, model in config.models.items():
+            variants = [
+                Variant(
+                    model=model_name,
+                    name=variant.name,
+                    backend=backends[variant.backend],
+                    target=BackendModel(variant.model or model_name, variant.version),
+                    weight=variant.weight,
+                    labels=variant.labels,
+                )
+                for variant in model.variants
+            ]
+            routes.append(ModelRoute(model_name, variants))
+        return cls(routes)
+
+    @property
+    def models(self) -> list[ModelRoute]:
+        return list(self._routes.values())
+
+    def model(self, name: str) -> ModelRoute:
+        route = self._routes.get(name)
+        if route is None:
+            raise ModelNotFound(f"unknown model {name!r}")
+        return route
+
+    def check_version(self, route: ModelRoute, version: str | None) -> None:
+        if version is not None and version not in route.by_version:
+            known = ", ".join(route.versions)
+            raise VersionNotFound(
+                f"model {route.name!r} has no version {version!r} (versions: {known})"
+            )
+
+    def route(
+        self, model: str, version: str | None, pin: str | None, sticky_key: str | None
+    ) -> Variant:
+        """Choose the variant that serves one request."""
+        route = self.model(model)
+        self.check_version(route, version)
+        if pin:
+            variant = route.variants.get(pin)
+            if variant is None:
+                known = ", ".join(route.variants)
+                raise UnknownVariant(f"model {model!r} has no variant {pin!r} (variants: {known})")
+            if version is not None and variant.version != version:
+                raise UnknownVariant(
+                    f"variant {pin!r} serves version {variant.version}, not {version}"
+                )
+            return variant
+        split = route.split if version is None else route.by_version[version]
+        return split.pick_sticky(sticky_key) if sticky_key else split.pick()

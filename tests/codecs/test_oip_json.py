@@ -1,0 +1,205 @@
+import struct
+
+import numpy as np
+import orjson
+import pytest
+
+from gateway.codecs import oip_json
+from gateway.errors import BackendError, InvalidInput
+from gateway.inference import InferResponse, Tensor
+
+
+def body(inputs, **extra):
+    return orjson.dumps({"inputs": inputs, **extra})
+
+
+def fp32_input(data, shape=(1, 4)):
+    return {"name": "input", "datatype": "FP32", "shape": list(shape), "data": data}
+
+
+def test_json_request_flat_and_nested_decode_to_the_same_array():
+    flat = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None)
+    nested = oip_json.decode_request(body([fp32_input([[1, 2], [3, 4]], (2, 2))]), None, "m", "1")
+    assert flat.inputs[0].data.dtype == np.float32
+    assert flat.inputs[0].shape == (1, 4)
+    assert nested.inputs[0].shape == (2, 2)
+    assert nested.version == "1"
+    np.testing.assert_array_equal(flat.inputs[0].data.ravel(), nested.inputs[0].data.ravel())
+
+
+def test_json_request_keeps_original_body_for_forwarding():
+    raw = body([fp32_input([1, 2, 3, 4])], id="abc")
+    request = oip_json.decode_request(raw, None, "m", None)
+    assert request.oip_json is raw
+    assert request.id == "abc"
+    assert oip_json.encode_request(request) is raw
+
+
+def test_binary_request_round_trip():
+    array = np.arange(8, dtype=np.float32).reshape(2, 4)
+    blob = array.tobytes()
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [2, 4],
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    request = oip_json.decode_request(head + blob, len(head), "m", None)
+    np.testing.assert_array_equal(request.inputs[0].data, array)
+    assert request.binary_output is True
+    assert request.oip_json is None
+    forwarded = orjson.loads(oip_json.encode_request(request))
+    assert forwarded["inputs"][0]["data"] == array.ravel().tolist()
+
+
+def test_bytes_tensor_binary_and_json():
+    items = [b"ab", b"", b"xyz"]
+    blob = b"".join(struct.pack("<I", len(i)) + i for i in items)
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "s",
+                    "datatype": "BYTES",
+                    "shape": [3],
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+            ]
+        }
+    )
+    request = oip_json.decode_request(head + blob, len(head), "m", None)
+    assert request.inputs[0].data.tolist() == items
+    as_json = oip_json.decode_request(
+        body([{"name": "s", "datatype": "BYTES", "shape": [3], "data": ["ab", "", "xyz"]}]),
+        None,
+        "m",
+        None,
+    )
+    assert as_json.inputs[0].data.tolist() == items
+    assert oip_json.tensor_bytes(as_json.inputs[0]) == blob
+
+
+@pytest.mark.parametrize(
+    ("raw", "json_length", "message"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[]", None, "must be a JSON object"),
+        (body([]), None, "'inputs' must be a non-empty list"),
+        (
+            body([fp32_input([1, 2, 3])]),
+            None,
+            "input 'input': shape [1, 4] needs 4 values, data has 3",
+        ),
+        (
+            body([fp32_input(["a", "b", "c", "d"])]),
+            None,
+            "input 'input': data must hold FP32 values",
+        ),
+        (body([{**fp32_input([1, 2, 3, 4]), "datatype": "FP99"}]), None, "unknown datatype 'FP99'"),
+        (
+            body([{**fp32_input([1, 2, 3, 4]), "shape": [1, -4]}]),
+            None,
+            "shape must be a list of non-negative",
+        ),
+        (
+            body([{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]),
+            None,
+            "out of range for INT8",
+        ),
+        (
+            body([{"name": "x", "datatype": "INT32", "shape": [1], "data": [1.5]}]),
+            None,
+            "must hold INT32",
+        ),
+        (body([{"name": "x", "datatype": "FP32", "shape": [1]}]), None, "has neither 'data' nor"),
+        (body([fp32_input([[1, 2], [3]], (1, 3))]), None, "input 'input'"),
+        (body([fp32_input([1, 2, 3, 4])]), 10_000, "Inference-Header-Content-Length is 10000"),
+    ],
+)
+def test_malformed_requests_name_the_problem(raw, json_length, message):
+    with pytest.raises(InvalidInput, match=message.replace("[", r"\[").replace("]", r"\]")):
+        oip_json.decode_request(raw, json_length, "m", None)
+
+
+def test_binary_size_mismatch_is_named():
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 4],
+                    "parameters": {"binary_data_size": 12},
+                }
+            ]
+        }
+    )
+    with pytest.raises(InvalidInput, match="needs 16 bytes, binary_data_size is 12"):
+        oip_json.decode_request(head + b"\0" * 12, len(head), "m", None)
+    exact = head.replace(b"12", b"16")
+    with pytest.raises(
+        InvalidInput, match="4 bytes of binary data follow the JSON that no input claims"
+    ):
+        oip_json.decode_request(exact + b"\0" * 20, len(exact), "m", None)
+
+
+def response():
+    probs = np.full((1, 10), 0.1, dtype=np.float32)
+    return InferResponse("digits", "2", [Tensor("probabilities", "FP32", probs)], id="r1")
+
+
+def test_encode_json_response():
+    request = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "digits", None)
+    payload, binary_from = oip_json.encode_response(response(), request)
+    assert binary_from is None
+    doc = orjson.loads(payload)
+    assert doc["model_name"] == "digits"
+    assert doc["model_version"] == "2"
+    assert doc["id"] == "r1"
+    assert doc["outputs"][0]["shape"] == [1, 10]
+    assert np.allclose(doc["outputs"][0]["data"], 0.1)
+
+
+def test_encode_binary_response_when_asked_per_output():
+    request = oip_json.decode_request(
+        body(
+            [fp32_input([1, 2, 3, 4])],
+            outputs=[{"name": "probabilities", "parameters": {"binary_data": True}}],
+        ),
+        None,
+        "digits",
+        None,
+    )
+    payload, binary_from = oip_json.encode_response(response(), request)
+    head = orjson.loads(payload[:binary_from])
+    assert head["outputs"][0]["parameters"]["binary_data_size"] == 40
+    values = np.frombuffer(payload[binary_from:], dtype=np.float32)
+    assert values.shape == (10,)
+    assert np.all(values == np.float32(0.1))
+
+
+def test_unknown_requested_output_is_named():
+    request = oip_json.decode_request(
+        body([fp32_input([1, 2, 3, 4])], outputs=[{"name": "logits"}]), None, "digits", None
+    )
+    with pytest.raises(
+        InvalidInput,
+        match="unknown output 'logits' requested; model 'digits' has outputs: probabilities",
+    ):
+        oip_json.encode_response(response(), request)
+
+
+def test_unreadable_backend_response_is_a_backend_error():
+    with pytest.raises(BackendError, match="backend 'ts' sent an unreadable response"):
+        oip_json.decode_response(
+            b'{"outputs": [{"name": "p", "datatype": "FP32", "shape": [2], "data": [1]}]}', "ts"
+        )
+    with pytest.raises(BackendError):
+        oip_json.decode_response(b"<html>", "ts")

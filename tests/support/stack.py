@@ -1,0 +1,90 @@
+"""Configs and processes for tests that run the gateway in front of the real local stack."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.local.process import free_port
+from deploy.local.stack import StackPorts, gateway_process, start_all
+from deploy.local.torchserve import TorchServePorts
+
+VARIANTS = [
+    {"name": "tf-v1", "backend": "tfserving", "version": 1, "weight": 40, "labels": ["stable"]},
+    {"name": "torch-v1", "backend": "torchserve", "version": 1, "weight": 40, "labels": ["stable"]},
+    {"name": "tf-v2", "backend": "tfserving", "version": 2, "weight": 10, "labels": ["canary"]},
+    {"name": "torch-v2", "backend": "torchserve", "version": 2, "weight": 10, "labels": ["canary"]},
+]
+
+
+def free_stack_ports() -> StackPorts:
+    return StackPorts(
+        gateway_http=free_port(),
+        torchserve=TorchServePorts(*(free_port() for _ in range(5))),
+        tfserving_grpc=free_port(),
+        tfserving_rest=free_port(),
+    )
+
+
+def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
+    ts = ports.torchserve
+    backends: dict[str, Any] = {
+        "tfserving": {
+            "kind": "tfserving",
+            "grpc": f"127.0.0.1:{ports.tfserving_grpc}",
+            "rest": f"http://127.0.0.1:{ports.tfserving_rest}",
+            "protocol": "grpc",
+            "timeout_s": 10,
+        },
+        "torchserve": {
+            "kind": "torchserve",
+            "inference": f"http://127.0.0.1:{ts.inference}",
+            "management": f"http://127.0.0.1:{ts.management}",
+            "metrics": f"http://127.0.0.1:{ts.metrics}",
+            "grpc": f"127.0.0.1:{ts.grpc_inference}",
+            "protocol": "rest",
+            "timeout_s": 10,
+        },
+    }
+    for name, changes in overrides.items():
+        backends[name] = {**backends.get(name, {}), **changes}
+    return backends
+
+
+def gateway_config(
+    ports: StackPorts,
+    models: dict[str, Any] | None = None,
+    backends: dict[str, Any] | None = None,
+    **server: Any,
+) -> dict[str, Any]:
+    return {
+        "server": {
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "grpc": None,
+            "readiness_interval_s": 0.5,
+            **server,
+        },
+        "backends": backends or backends_config(ports),
+        "models": models or {"digits": {"variants": VARIANTS}},
+    }
+
+
+@contextlib.contextmanager
+def running_gateway(
+    run_dir: Path, config: dict[str, Any], ready_path: str = "/v2/health/ready"
+) -> Iterator[str]:
+    """A real ``gateway serve`` process; yields its base URL, stops it afterwards."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = config["server"]["http"]["port"]
+    process = gateway_process(run_dir, path, port, ready_path)
+    start_all([process], timeout=60)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()

@@ -1,0 +1,134 @@
+import textwrap
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import ConfigError, load_config, parse_config
+
+VALID: dict[str, Any] = {
+    "backends": {
+        "tfs": {"kind": "tfserving", "grpc": "127.0.0.1:8500"},
+        "ts": {"kind": "torchserve", "inference": "http://127.0.0.1:8080"},
+    },
+    "models": {
+        "digits": {
+            "variants": [
+                {"name": "tf-v1", "backend": "tfs", "version": 1, "weight": 9},
+                {"name": "torch-v2", "backend": "ts", "version": "2", "weight": 1},
+            ]
+        }
+    },
+}
+
+
+def problems(doc):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc)
+    return dict(caught.value.problems)
+
+
+def with_variant(**changes):
+    doc = {
+        **VALID,
+        "models": {"digits": {"variants": [dict(VALID["models"]["digits"]["variants"][0])]}},
+    }
+    doc["models"]["digits"]["variants"][0].update(changes)
+    return doc
+
+
+def test_valid_config_parses_with_defaults():
+    config = parse_config(VALID)
+    assert config.server.http.port == 8000
+    assert config.server.sticky_header == "x-user-id"
+    assert config.models["digits"].variants[0].version == "1"
+    assert config.backends["tfs"].protocol == "grpc"
+    assert config.backends["ts"].protocol == "rest"
+
+
+def test_negative_weight_names_the_key_path():
+    found = problems(with_variant(weight=-1))
+    assert "models.digits.variants[0].weight" in found
+    assert "greater than or equal to 0" in found["models.digits.variants[0].weight"]
+
+
+def test_unknown_backend_names_known_ones():
+    found = problems(with_variant(backend="nope"))
+    assert found["models.digits.variants[0].backend"] == "unknown backend 'nope' (known: tfs, ts)"
+
+
+def test_tf_serving_version_must_be_an_integer():
+    found = problems(with_variant(version="v1"))
+    assert "integers" in found["models.digits.variants[0].version"]
+
+
+def test_all_drained_model_is_refused():
+    found = problems(with_variant(weight=0))
+    assert "at least one must take traffic" in found["models.digits.variants"]
+
+
+def test_duplicate_variant_names_are_refused():
+    doc = with_variant()
+    doc["models"]["digits"]["variants"].append(dict(doc["models"]["digits"]["variants"][0]))
+    assert "duplicate variant name" in problems(doc)["models.digits.variants[1].name"]
+
+
+def test_unknown_keys_and_bad_addresses_are_refused():
+    doc = {
+        **VALID,
+        "backends": {
+            **VALID["backends"],
+            "tfs": {"kind": "tfserving", "grpc": "nohost", "colour": 1},
+        },
+    }
+    found = problems(doc)
+    assert "not host:port" in found["backends.tfs.grpc"]
+    assert "Extra inputs" in found["backends.tfs.colour"]
+
+
+def test_unknown_backend_kind():
+    doc = {**VALID, "backends": {"x": {"kind": "triton"}}}
+    assert "backends.x" in problems(doc)
+
+
+def test_environment_overrides_the_file(monkeypatch):
+    monkeypatch.setenv("GATEWAY_SERVER__WORKERS", "3")
+    monkeypatch.setenv("GATEWAY_SERVER__HTTP__PORT", "9000")
+    config = parse_config(VALID)
+    assert config.server.workers == 3
+    assert config.server.http.port == 9000
+
+
+def test_yaml_errors_name_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("models:\n  digits: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems[0][0].startswith("line ")
+
+
+def test_cli_validate(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        textwrap.dedent(
+            """
+            backends:
+              ts: {kind: torchserve}
+            models:
+              digits:
+                variants:
+                  - {name: a, backend: ts, version: 1, weight: 1}
+            """
+        )
+    )
+    assert main(["validate", str(good)]) == 0
+    assert "ok (1 models, 1 variants, 1 backends)" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("weight: 1", "weight: -3"))
+    assert main(["validate", str(bad)]) == 1
+    assert "models.digits.variants[0].weight" in capsys.readouterr().err
+
+
+def test_shipped_configs_validate():
+    for path in ["deploy/local/gateway.yaml"]:
+        load_config(path)
