@@ -12,7 +12,7 @@ import logging
 
 from gateway.backends.base import Backend, BackendModel
 from gateway.metrics import GatewayMetrics
-from gateway.routing.router import ModelRoute, Router, Variant
+from gateway.routing.router import ModelRoute, Router, Selection, Variant
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,15 @@ class Readiness:
     def variant_ready(self, variant: Variant) -> bool:
         return self._ready.get((variant.backend.name, variant.target), False)
 
-    def model_ready(self, route: ModelRoute, version: str | None = None) -> bool:
+    def model_ready(self, route: ModelRoute, selection: Selection | None = None) -> bool:
         """Ready when a variant that could take the request is ready.
 
-        Without a version, drained variants do not count: they take no unpinned traffic.
+        Without a version or label, drained variants do not count: they take no unpinned traffic.
         """
-        if version is None:
+        if selection is None or (selection.version is None and selection.label is None):
             candidates = [v for v in route.variants.values() if v.weight > 0]
         else:
-            candidates = [v for v in route.variants.values() if v.version == version]
+            candidates = selection.variants(route)
         return any(self.variant_ready(v) for v in candidates)
 
     def server_ready(self) -> bool:

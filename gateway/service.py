@@ -10,11 +10,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from gateway.errors import BackendError, GatewayError, ModelNotReady
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.backends.base import BackendModel, TFServingExtras
+from gateway.errors import BackendError, GatewayError, InvalidInput, ModelNotReady
+from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.readiness import Readiness
-from gateway.routing.router import ModelRoute, Router, Variant
+from gateway.routing.router import ModelRoute, Router, Selection, Variant, version_order
 
 METADATA_TTL_S = 60.0
 
@@ -44,19 +45,25 @@ class InferenceService:
         self.router = router
         self.readiness = readiness
         self.metrics = metrics
-        self._metadata: dict[tuple[str, object], tuple[float, ModelMetadata]] = {}
+        self._metadata: dict[tuple[str, BackendModel], tuple[float, ModelMetadata]] = {}
+
+    def _choose(
+        self, model: str, version: str | None, label: str | None, hints: RouteHints
+    ) -> tuple[Variant, float]:
+        variant = self.router.route(model, version, label, hints.pin, hints.sticky_key)
+        timeout_s = variant.backend.timeout_s
+        if hints.timeout_s is not None:
+            timeout_s = min(timeout_s, hints.timeout_s)
+        return variant, timeout_s
 
     async def infer(
         self, request: InferRequest, hints: RouteHints, record: RequestRecord
     ) -> tuple[InferResponse, Variant]:
         """Serve one request; the response names the public model and the version served."""
-        variant = self.router.route(request.model, request.version, hints.pin, hints.sticky_key)
+        variant, timeout_s = self._choose(request.model, request.version, request.label, hints)
         record.model = variant.model
         record.variant = variant
         backend = variant.backend
-        timeout_s = backend.timeout_s
-        if hints.timeout_s is not None:
-            timeout_s = min(timeout_s, hints.timeout_s)
         inflight = self.metrics.inflight_child(backend.name)
         inflight.inc()
         started = time.perf_counter()
@@ -71,16 +78,50 @@ class InferenceService:
             response.id = request.id
         return response, variant
 
-    def model(self, name: str, version: str | None = None) -> ModelRoute:
-        route = self.router.model(name)
-        self.router.check_version(route, version)
-        return route
+    async def tf_api(
+        self,
+        api: str,
+        model: str,
+        version: str | None,
+        label: str | None,
+        payload: Payload,
+        hints: RouteHints,
+        record: RequestRecord,
+    ) -> tuple[Payload, Variant]:
+        """TF Serving's Classify / Regress, passed through to a TF Serving variant as they are."""
+        variant, timeout_s = self._choose(model, version, label, hints)
+        record.model = variant.model
+        record.variant = variant
+        backend = variant.backend
+        if not isinstance(backend, TFServingExtras):
+            raise InvalidInput(
+                f"variant {variant.name!r} runs on {backend.kind}, which has no {api} API; "
+                "pin a TF Serving variant or use predict"
+            )
+        started = time.perf_counter()
+        try:
+            reply = await backend.tf_api(api, variant.target, payload, timeout_s)
+        finally:
+            record.upstream_s = time.perf_counter() - started
+        return reply, variant
 
-    async def model_view(self, name: str, version: str | None = None) -> ModelView:
+    def select(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> tuple[ModelRoute, Selection]:
+        route = self.router.model(name)
+        return route, route.select(version, label)
+
+    def model_ready(self, name: str, version: str | None = None, label: str | None = None) -> bool:
+        route, selection = self.select(name, version, label)
+        return self.readiness.model_ready(route, selection)
+
+    async def model_view(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> ModelView:
         """Metadata as the backends report it: tensors from the preferred variant that answers
         (ready, then weighted ones first), platforms from every variant that answers."""
-        route = self.model(name, version)
-        variants = [v for v in route.variants.values() if version is None or v.version == version]
+        route, selection = self.select(name, version, label)
+        variants = selection.variants(route)
         variants.sort(key=lambda v: (not self.readiness.variant_ready(v), v.weight == 0))
         results = await asyncio.gather(
             *(self._variant_metadata(v) for v in variants), return_exceptions=True
@@ -95,7 +136,7 @@ class InferenceService:
             raise ModelNotReady(f"no backend of model {name!r} could describe it{detail}")
         return ModelView(
             name=route.name,
-            versions=[version] if version is not None else route.versions,
+            versions=sorted({v.version for v in variants}, key=version_order),
             platform=",".join(sorted({m.platform for m in described})),
             metadata=described[0],
             variants=variants,

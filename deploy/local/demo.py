@@ -28,7 +28,8 @@ from gateway.config import (
     TorchServeBackendConfig,
     load_config,
 )
-from gateway.wire import tfserving_pb2 as tfs
+from gateway.wire import tensorflow_pb2
+from gateway.wire import tensorflow_serving_pb2 as tfs
 from model_store.digits import DigitsSet, load_test_set
 
 USERS = 60
@@ -139,7 +140,7 @@ def direct_vs_gateway(
     request.model_spec.name = "digits"
     request.model_spec.version.value = 1
     tensor = request.inputs["input"]
-    tensor.dtype = tfs.DT_FLOAT
+    tensor.dtype = tensorflow_pb2.DT_FLOAT
     tensor.tensor_shape.dim.add().size = 1
     tensor.tensor_shape.dim.add().size = 64
     tensor.tensor_content = digits.inputs[0:1].tobytes()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,8 @@ class Backend(Protocol):
     """A connection-pooled client of one model server.
 
     Implementations translate every transport error into :mod:`gateway.errors` types and never let
-    a third-party exception escape.
+    a third-party exception escape. When a request carries a payload in the backend's own format,
+    they forward it (retargeted at their model and version) instead of re-encoding tensors.
     """
 
     name: str
@@ -48,3 +49,13 @@ class Backend(Protocol):
 
     async def ready(self, target: BackendModel) -> bool:
         """Whether the model version can serve now; False (never an exception) on any failure."""
+
+
+@runtime_checkable
+class TFServingExtras(Protocol):
+    """TF Serving's APIs beyond predict, forwarded verbatim: ``classify`` and ``regress``."""
+
+    async def tf_api(
+        self, api: str, target: BackendModel, payload: Payload, timeout_s: float
+    ) -> Payload:
+        """Forward a Classify/Regress request (gRPC message or REST body); return the reply."""

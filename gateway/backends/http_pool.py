@@ -6,10 +6,18 @@ aiohttp, not httpx: httpx's pool is a known bottleneck under concurrency.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aiohttp
 
 from gateway.backends.boundary import http_boundary
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    body: bytes
+    content_type: str | None
 
 
 class HttpPool:
@@ -37,12 +45,13 @@ class HttpPool:
         timeout_s: float,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        """Send one request; return status and body. Transport errors become gateway errors."""
+    ) -> HttpReply:
+        """Send one request. Transport errors become gateway errors."""
         assert self._session is not None, "start() first"
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._connect_timeout_s)
         with http_boundary(self._backend, timeout_s):
             async with self._session.request(
                 method, url, data=body, headers=headers, timeout=timeout
             ) as response:
-                return response.status, await response.read()
+                payload = await response.read()
+                return HttpReply(response.status, payload, response.headers.get("content-type"))

@@ -1,17 +1,28 @@
-"""TF Serving over gRPC: ``tensorflow.serving.PredictionService`` with binary ``tensor_content``."""
+"""TF Serving over gRPC: ``tensorflow.serving.PredictionService`` with binary ``tensor_content``.
+
+A client's own PredictRequest is forwarded with only its model_spec rewritten; other requests are
+encoded from tensors. Replies are kept as bytes and decoded only if the client needs tensors.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary
+from gateway.backends.tfserving_apis import TFServingApis
+from gateway.codecs.tfserving_grpc import (
+    predict_request_from_tensors,
+    predict_response_tensors,
+    retarget_predict_request,
+)
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
-from gateway.codecs.tfserving_tensor import from_tensor_proto, to_tensor_proto
 from gateway.config import TFServingBackendConfig
-from gateway.errors import BackendError
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
-from gateway.wire import tfserving_pb2 as tfs
+from gateway.errors import BackendError, InvalidInput
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
@@ -20,13 +31,18 @@ DEFAULT_SIGNATURE = "serving_default"
 READY_TIMEOUT_S = 2.0
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 0),
     ]
+
+
+def model_spec(spec: tfs.ModelSpec, target: BackendModel) -> None:
+    spec.name = target.name
+    spec.version.value = int(target.version)
 
 
 class TFServingGrpcBackend:
@@ -39,60 +55,77 @@ class TFServingGrpcBackend:
         self.address = config.grpc
         self.timeout_s = config.timeout_s
         self._options = channel_options(max_message_bytes)
-        self._channel: grpc.aio.Channel | None = None
+        self._apis = TFServingApis(
+            name,
+            None,
+            config.rest,
+            self._options,
+            config.max_connections,
+            config.connect_timeout_s,
+        )
 
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
-        self._predict = self._channel.unary_unary(
-            PREDICT,
-            request_serializer=tfs.PredictRequest.SerializeToString,
-            response_deserializer=tfs.PredictResponse.FromString,
-        )
-        self._get_metadata = self._channel.unary_unary(
+        channel = grpc.aio.insecure_channel(self.address, options=self._options)
+        self._channel = channel
+        # Bytes in, bytes out: messages are built and read by the codecs, not by gRPC.
+        self._predict = channel.unary_unary(PREDICT)
+        self._get_metadata = channel.unary_unary(
             GET_MODEL_METADATA,
             request_serializer=tfs.GetModelMetadataRequest.SerializeToString,
             response_deserializer=tfs.GetModelMetadataResponse.FromString,
         )
-        self._get_status = self._channel.unary_unary(
+        self._get_status = channel.unary_unary(
             GET_MODEL_STATUS,
             request_serializer=tfs.GetModelStatusRequest.SerializeToString,
             response_deserializer=tfs.GetModelStatusResponse.FromString,
         )
+        await self._apis.start(channel, None)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self._apis.close()
+        await self._channel.close()
+
+    async def tf_api(
+        self, api: str, target: BackendModel, payload: Payload, timeout_s: float
+    ) -> Payload:
+        return await self._apis.call(api, target, payload, timeout_s)
 
     async def infer(
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
-        message = tfs.PredictRequest()
-        _model_spec(message.model_spec, target)
-        signature = request.parameters.get("signature_name")
-        message.model_spec.signature_name = (
-            signature if isinstance(signature, str) else DEFAULT_SIGNATURE
-        )
-        for tensor in request.inputs:
-            to_tensor_proto(tensor, message.inputs[tensor.name])
-        if request.outputs:
-            message.output_filter.extend(wanted.name for wanted in request.outputs)
+        payload = request.payload
+        if payload is not None and payload.format == Formats.TFS_PREDICT_PB:
+            body = retarget_predict_request(payload.body, target.name, int(target.version))
+        else:
+            signature = request.parameters.get("signature_name")
+            message = predict_request_from_tensors(
+                await request.input_tensors(),
+                [wanted.name for wanted in request.outputs],
+                target.name,
+                int(target.version),
+                signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
+            )
+            body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
-            reply = await self._predict(message, timeout=timeout_s)
-        outputs = [
-            from_tensor_proto(key, reply.outputs[key], self.name) for key in sorted(reply.outputs)
-        ]
-        version = reply.model_spec.version.value if reply.model_spec.HasField("version") else None
+            reply: bytes = await self._predict(body, timeout=timeout_s)
+
+        async def decode() -> list[Tensor]:
+            try:
+                return predict_response_tensors(reply)
+            except InvalidInput as error:
+                raise BackendError(f"backend {self.name!r}: {error.message}") from None
+
         return InferResponse(
-            model=reply.model_spec.name or target.name,
-            version=str(version) if version is not None else target.version,
-            outputs=outputs,
+            target.name,
+            target.version,
+            decode_outputs=decode,
             id=request.id,
+            payload=Payload(Formats.TFS_PREDICT_PB, reply),
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         message = tfs.GetModelMetadataRequest(metadata_field=["signature_def"])
-        _model_spec(message.model_spec, target)
+        model_spec(message.model_spec, target)
         with grpc_boundary(self.name, self.timeout_s):
             reply = await self._get_metadata(message, timeout=self.timeout_s)
         packed = reply.metadata.get("signature_def")
@@ -103,15 +136,10 @@ class TFServingGrpcBackend:
 
     async def ready(self, target: BackendModel) -> bool:
         message = tfs.GetModelStatusRequest()
-        _model_spec(message.model_spec, target)
+        model_spec(message.model_spec, target)
         try:
             reply = await self._get_status(message, timeout=READY_TIMEOUT_S)
         except grpc.RpcError:
             return False
         available = tfs.ModelVersionStatus.State.AVAILABLE
         return any(status.state == available for status in reply.model_version_status)
-
-
-def _model_spec(spec: tfs.ModelSpec, target: BackendModel) -> None:
-    spec.name = target.name
-    spec.version.value = int(target.version)

@@ -1,4 +1,9 @@
-"""TF Serving over REST: ``POST /v1/models/{m}/versions/{v}:predict`` in the columnar format."""
+"""TF Serving over REST: ``POST /v1/models/{m}/versions/{v}:predict``.
+
+A client's own ``:predict`` body is forwarded as it is (row or columnar); other requests are sent
+columnar. JSON carries no dtypes and a single output carries no name, so the model's metadata
+(fetched once per model version) types and names what comes back.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import orjson
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import http_error
 from gateway.backends.http_pool import HttpPool
-from gateway.codecs.tfserving_json import decode_predict, encode_predict
+from gateway.backends.tfserving_apis import TFServingApis, error_text
+from gateway.backends.tfserving_grpc import channel_options
+from gateway.codecs.tfserving_json import decode_predict_response, encode_predict_request
 from gateway.codecs.tfserving_metadata import metadata_from_json
 from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, GatewayError
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
 
 DEFAULT_SIGNATURE = "serving_default"
 READY_TIMEOUT_S = 2.0
@@ -28,14 +35,28 @@ class TFServingRestBackend:
         self.base_url = config.rest
         self.timeout_s = config.timeout_s
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
-        # The single-output response form carries no name: the metadata supplies it.
+        self._apis = TFServingApis(
+            name,
+            config.grpc,
+            None,
+            channel_options(max_message_bytes),
+            config.max_connections,
+            config.connect_timeout_s,
+        )
         self._metadata: dict[BackendModel, ModelMetadata] = {}
 
     async def start(self) -> None:
         await self._pool.start()
+        await self._apis.start(None, self._pool)
 
     async def close(self) -> None:
+        await self._apis.close()
         await self._pool.close()
+
+    async def tf_api(
+        self, api: str, target: BackendModel, payload: Payload, timeout_s: float
+    ) -> Payload:
+        return await self._apis.call(api, target, payload, timeout_s)
 
     def _url(self, target: BackendModel) -> str:
         return f"{self.base_url}/v1/models/{target.name}/versions/{target.version}"
@@ -43,30 +64,41 @@ class TFServingRestBackend:
     async def infer(
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
-        metadata = self._metadata.get(target) or await self.metadata(target)
-        signature = request.parameters.get("signature_name")
-        body = encode_predict(
-            request, signature if isinstance(signature, str) else DEFAULT_SIGNATURE
-        )
-        status, payload = await self._pool.request(
+        payload = request.payload
+        if payload is not None and payload.format == Formats.TFS_PREDICT_JSON:
+            body = payload.body
+        else:
+            signature = request.parameters.get("signature_name")
+            body = encode_predict_request(
+                await request.input_tensors(),
+                signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
+            )
+        reply = await self._pool.request(
             "POST", self._url(target) + ":predict", timeout_s, body, JSON
         )
-        if status != 200:
-            raise http_error(status, _error_message(payload), self.name)
+        if reply.status != 200:
+            raise http_error(reply.status, error_text(reply.body), self.name)
         wanted = [output.name for output in request.outputs]
-        outputs = decode_predict(payload, metadata, wanted, self.name)
-        if wanted:
-            outputs = [tensor for tensor in outputs if tensor.name in wanted]
-        return InferResponse(target.name, target.version, outputs, request.id)
+
+        async def decode() -> list[Tensor]:
+            metadata = self._metadata.get(target) or await self.metadata(target)
+            outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
+            return [t for t in outputs if t.name in wanted] if wanted else outputs
+
+        return InferResponse(
+            target.name,
+            target.version,
+            decode_outputs=decode,
+            id=request.id,
+            payload=Payload(Formats.TFS_PREDICT_JSON, reply.body, reply.content_type),
+        )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
-        status, payload = await self._pool.request(
-            "GET", self._url(target) + "/metadata", self.timeout_s
-        )
-        if status != 200:
-            raise http_error(status, _error_message(payload), self.name)
+        reply = await self._pool.request("GET", self._url(target) + "/metadata", self.timeout_s)
+        if reply.status != 200:
+            raise http_error(reply.status, error_text(reply.body), self.name)
         try:
-            doc = orjson.loads(payload)
+            doc = orjson.loads(reply.body)
         except orjson.JSONDecodeError:
             raise BackendError(f"backend {self.name!r} sent metadata that is not JSON") from None
         metadata = metadata_from_json(doc, DEFAULT_SIGNATURE, self.name)
@@ -75,20 +107,10 @@ class TFServingRestBackend:
 
     async def ready(self, target: BackendModel) -> bool:
         try:
-            status, payload = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
-            if status != 200:
+            reply = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
+            if reply.status != 200:
                 return False
-            states = orjson.loads(payload).get("model_version_status", [])
+            states = orjson.loads(reply.body).get("model_version_status", [])
         except (GatewayError, orjson.JSONDecodeError, AttributeError):
             return False
         return any(item.get("state") == "AVAILABLE" for item in states if isinstance(item, dict))
-
-
-def _error_message(payload: bytes) -> str:
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload[:200].decode(errors="replace")
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return str(doc["error"])
-    return payload[:200].decode(errors="replace")

@@ -1,6 +1,9 @@
-"""TorchServe over gRPC: ``InferenceAPIsService/Predictions``, OIP JSON in ``input["data"]``.
+"""TorchServe over gRPC: ``InferenceAPIsService/Predictions``.
 
-Metadata and readiness come from the management REST API, which has no gRPC twin worth the port.
+A client's own PredictionsRequest is forwarded with only its model name and version rewritten; a
+TorchServe or OIP JSON body travels as ``input["data"]`` (what TorchServe's REST body becomes);
+tensors from other protocols are sent as OIP JSON there too. Metadata and readiness come from the
+management REST API, which has no gRPC twin worth the port.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from gateway.backends.boundary import grpc_boundary
 from gateway.backends.http_pool import HttpPool
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.backends.torchserve_management import TorchServeManagement
+from gateway.backends.torchserve_rest import torchserve_response
 from gateway.codecs import oip_json
+from gateway.codecs.torchserve import retarget_predictions_request
 from gateway.config import TorchServeBackendConfig
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata
 from gateway.wire import torchserve_pb2 as ts
 
 PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
@@ -36,11 +41,7 @@ class TorchServeGrpcBackend:
 
     async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
-        self._predictions = self._channel.unary_unary(
-            PREDICTIONS,
-            request_serializer=ts.PredictionsRequest.SerializeToString,
-            response_deserializer=ts.PredictionResponse.FromString,
-        )
+        self._predictions = self._channel.unary_unary(PREDICTIONS)
         await self._pool.start()
 
     async def close(self) -> None:
@@ -52,14 +53,25 @@ class TorchServeGrpcBackend:
     async def infer(
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
-        message = ts.PredictionsRequest(
-            model_name=target.name,
-            model_version=target.version,
-            input={"data": oip_json.encode_request(request)},
-        )
+        payload = request.payload
+        if payload is not None and payload.format == Formats.TORCHSERVE_PB:
+            body = retarget_predictions_request(payload.body, target.name, target.version)
+        else:
+            if payload is not None and payload.format in (
+                Formats.OIP_JSON,
+                Formats.TORCHSERVE_BODY,
+            ):
+                data = payload.body
+            else:
+                data = oip_json.encode_request(request, await request.input_tensors())
+            message = ts.PredictionsRequest(
+                model_name=target.name, model_version=target.version, input={"data": data}
+            )
+            body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
-            reply = await self._predictions(message, timeout=timeout_s)
-        return oip_json.decode_response(reply.prediction, self.name)
+            reply: bytes = await self._predictions(body, timeout=timeout_s)
+        prediction = ts.PredictionResponse.FromString(reply).prediction
+        return torchserve_response(target, request, prediction, None, self.name)
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         return await self._management.metadata(target)

@@ -30,13 +30,13 @@ class TorchServeManagement:
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         """The handler's ``describe_handle`` output (``?customized=true``), in OIP shape."""
-        status, payload = await self._pool.request(
+        reply = await self._pool.request(
             "GET", self._url(target) + "?customized=true", self._timeout_s
         )
-        if status != 200:
-            raise http_error(status, error_message(payload), self._backend)
+        if reply.status != 200:
+            raise http_error(reply.status, error_message(reply.body), self._backend)
         try:
-            description = orjson.loads(payload)[0]
+            description = orjson.loads(reply.body)[0]
             custom = description.get("customizedMetadata") or {}
             if isinstance(custom, str):  # the handler returns a string; TorchServe embeds it
                 custom = orjson.loads(custom)
@@ -54,10 +54,10 @@ class TorchServeManagement:
     async def ready(self, target: BackendModel) -> bool:
         """True when the model version has at least one worker in state READY."""
         try:
-            status, payload = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
-            if status != 200:
+            reply = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
+            if reply.status != 200:
                 return False
-            workers = orjson.loads(payload)[0].get("workers", [])
+            workers = orjson.loads(reply.body)[0].get("workers", [])
         except (GatewayError, orjson.JSONDecodeError, IndexError, KeyError, AttributeError):
             return False
         return any(worker.get("status") == "READY" for worker in workers)

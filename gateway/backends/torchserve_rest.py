@@ -1,7 +1,8 @@
-"""TorchServe over REST: ``POST /predictions/{m}/{v}`` with an Open Inference Protocol JSON body.
+"""TorchServe over REST: ``POST /predictions/{m}/{v}``.
 
-The model's handler reads and writes OIP JSON through TorchServe's kservev2 envelope, so a client's
-OIP JSON body is forwarded byte for byte.
+A TorchServe-shaped body (or an OIP JSON body, which the model's kservev2 handler reads) is
+forwarded byte for byte with its content type; tensors from other protocols are sent as OIP JSON.
+The reply is kept as TorchServe sent it and read as OIP JSON only if the client needs tensors.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from gateway.backends.boundary import http_error
 from gateway.backends.http_pool import HttpPool
 from gateway.backends.torchserve_management import TorchServeManagement, error_message
 from gateway.codecs import oip_json
+from gateway.codecs.torchserve import single_body
 from gateway.config import TorchServeBackendConfig
-from gateway.inference import InferRequest, InferResponse, ModelMetadata
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
 
-JSON = {"content-type": "application/json"}
+JSON = "application/json"
 
 
 class TorchServeRestBackend:
@@ -39,14 +41,46 @@ class TorchServeRestBackend:
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
         url = f"{self.base_url}/predictions/{target.name}/{target.version}"
-        body = oip_json.encode_request(request)
-        status, payload = await self._pool.request("POST", url, timeout_s, body, JSON)
-        if status != 200:
-            raise http_error(status, error_message(payload), self.name)
-        return oip_json.decode_response(payload, self.name)
+        body, content_type = await _body(request)
+        headers = {"content-type": content_type} if content_type else None
+        reply = await self._pool.request("POST", url, timeout_s, body, headers)
+        if reply.status != 200:
+            raise http_error(reply.status, error_message(reply.body), self.name)
+        return torchserve_response(target, request, reply.body, reply.content_type, self.name)
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         return await self._management.metadata(target)
 
     async def ready(self, target: BackendModel) -> bool:
         return await self._management.ready(target)
+
+
+async def _body(request: InferRequest) -> tuple[bytes, str | None]:
+    payload = request.payload
+    if payload is not None:
+        if payload.format == Formats.OIP_JSON:
+            return payload.body, JSON
+        if payload.format == Formats.TORCHSERVE_BODY:
+            return payload.body, payload.content_type
+        if payload.format == Formats.TORCHSERVE_PB:
+            return single_body(payload.body), None
+    return oip_json.encode_request(request, await request.input_tensors()), JSON
+
+
+def torchserve_response(
+    target: BackendModel,
+    request: InferRequest,
+    body: bytes,
+    content_type: str | None,
+    backend: str,
+) -> InferResponse:
+    async def decode() -> list[Tensor]:
+        return oip_json.decode_response(body, backend).outputs or []
+
+    return InferResponse(
+        target.name,
+        target.version,
+        decode_outputs=decode,
+        id=request.id,
+        payload=Payload(Formats.TORCHSERVE_BODY, body, content_type),
+    )

@@ -18,9 +18,11 @@ import orjson
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import (
     DATATYPES,
+    Formats,
     InferRequest,
     InferResponse,
     Parameters,
+    Payload,
     RequestedOutput,
     Tensor,
 )
@@ -70,29 +72,35 @@ def decode_request(
         id=_optional_str(doc.get("id"), "id"),
         parameters=parameters,
         binary_output=binary_output,
-        oip_json=body if json_length is None else None,
+        payload=Payload(Formats.OIP_JSON, body) if json_length is None else None,
     )
 
 
-def encode_response(response: InferResponse, request: InferRequest) -> tuple[bytes, int | None]:
+def select_outputs(
+    outputs: list[Tensor], request: InferRequest, model: str
+) -> list[tuple[Tensor, bool]]:
+    """The outputs the client asked for (all if it named none), each with "send it binary"."""
+    if not request.outputs:
+        return [(tensor, request.binary_output) for tensor in outputs]
+    by_name = {tensor.name: tensor for tensor in outputs}
+    selected = []
+    for wanted in request.outputs:
+        tensor = by_name.get(wanted.name)
+        if tensor is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise InvalidInput(
+                f"unknown output {wanted.name!r} requested; model {model!r} has outputs: {known}"
+            )
+        selected.append((tensor, request.binary_output if wanted.binary is None else wanted.binary))
+    return selected
+
+
+def encode_response(
+    outputs: list[Tensor], response: InferResponse, request: InferRequest
+) -> tuple[bytes, int | None]:
     """Render a response for the client; returns the body and, if binary, the JSON length."""
-    selected: list[tuple[Tensor, bool]]
-    if request.outputs:
-        by_name = {tensor.name: tensor for tensor in response.outputs}
-        selected = []
-        for wanted in request.outputs:
-            tensor = by_name.get(wanted.name)
-            if tensor is None:
-                known = ", ".join(sorted(by_name)) or "none"
-                raise InvalidInput(
-                    f"unknown output {wanted.name!r} requested; "
-                    f"model {response.model!r} has outputs: {known}"
-                )
-            binary = request.binary_output if wanted.binary is None else wanted.binary
-            selected.append((tensor, binary))
-    else:
-        selected = [(tensor, request.binary_output) for tensor in response.outputs]
-    outputs: list[dict[str, Any]] = []
+    selected = select_outputs(outputs, request, response.model)
+    rendered: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for tensor, binary in selected:
         entry: dict[str, Any] = {
@@ -106,7 +114,7 @@ def encode_response(response: InferResponse, request: InferRequest) -> tuple[byt
             blobs.append(blob)
         else:
             entry["data"] = _json_data(tensor)
-        outputs.append(entry)
+        rendered.append(entry)
     doc: dict[str, Any] = {"model_name": response.model}
     if response.version is not None:
         doc["model_version"] = response.version
@@ -114,17 +122,15 @@ def encode_response(response: InferResponse, request: InferRequest) -> tuple[byt
         doc["id"] = response.id
     if response.parameters:
         doc["parameters"] = response.parameters
-    doc["outputs"] = outputs
+    doc["outputs"] = rendered
     head = orjson.dumps(doc, option=_NUMPY_JSON)
     if not blobs:
         return head, None
     return b"".join([head, *blobs]), len(head)
 
 
-def encode_request(request: InferRequest) -> bytes:
+def encode_request(request: InferRequest, inputs: list[Tensor]) -> bytes:
     """OIP JSON for a backend that reads it (TorchServe's kservev2 envelope): no binary part."""
-    if request.oip_json is not None:
-        return request.oip_json
     doc: dict[str, Any] = {}
     if request.id is not None:
         doc["id"] = request.id
@@ -135,7 +141,7 @@ def encode_request(request: InferRequest) -> bytes:
             "datatype": tensor.datatype,
             "data": _json_data(tensor),
         }
-        for tensor in request.inputs
+        for tensor in inputs
     ]
     if request.outputs:
         doc["outputs"] = [{"name": wanted.name} for wanted in request.outputs]

@@ -1,70 +1,206 @@
-"""TF Serving REST ``:predict`` bodies in the columnar format (``inputs`` -> ``outputs``).
+"""TF Serving REST ``:predict`` bodies, row (``instances`` -> ``predictions``) and columnar
+(``inputs`` -> ``outputs``).
 
-When a signature answers with one output, TF Serving renders ``outputs`` as that tensor's bare
-value, not as a map; the output's name then comes from the model's metadata. DT_STRING values
-travel as ``{"b64": ...}`` objects.
+The rules are TF Serving's (its REST API guide): a signature with one input may take bare values
+instead of an object by input name; one output is rendered as its bare value, not as an object;
+DT_STRING values travel as ``{"b64": ...}`` objects (responses use them for output names ending
+in ``_bytes``). JSON carries no dtypes, so the model's metadata supplies names and dtypes.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from gateway.errors import BackendError
-from gateway.inference import DATATYPES, InferRequest, ModelMetadata, Tensor
+from gateway.errors import BackendError, InvalidInput
+from gateway.inference import DATATYPES, ModelMetadata, Tensor, TensorSpec
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
-def encode_predict(request: InferRequest, signature_name: str) -> bytes:
-    inputs: dict[str, Any] = {}
-    for tensor in request.inputs:
-        if tensor.datatype == "BYTES":
-            inputs[tensor.name] = _b64_nested(tensor.data)
-        else:
-            inputs[tensor.name] = tensor.data
-    doc: dict[str, Any] = {"signature_name": signature_name, "inputs": inputs}
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+@dataclass(slots=True)
+class PredictBody:
+    """A decoded ``:predict`` request: its tensors and how the client wants the answer."""
+
+    inputs: list[Tensor]
+    row_format: bool
+    signature_name: str | None
 
 
-def decode_predict(
-    body: bytes, metadata: ModelMetadata, wanted: list[str], backend: str
-) -> list[Tensor]:
+def load_body(body: bytes) -> dict[str, Any]:
     try:
         doc = orjson.loads(body)
-        outputs = doc["outputs"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"JSON Parse error: {error}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("JSON Value: not an object; expected an object")
+    return doc
+
+
+def signature_of(doc: dict[str, Any]) -> str | None:
+    name = doc.get("signature_name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("'signature_name' must be a string")
+    return name
+
+
+def decode_predict_request(body: bytes, metadata: ModelMetadata) -> PredictBody:
+    """Tensors of a client's ``:predict`` body, typed by the model's metadata."""
+    doc = load_body(body)
+    signature = signature_of(doc)
+    has_rows, has_columns = "instances" in doc, "inputs" in doc
+    if not has_rows and not has_columns:
+        raise InvalidInput("Missing 'inputs' or 'instances' key")
+    if has_rows and has_columns:
+        raise InvalidInput("Not formatted correctly: both 'instances' and 'inputs' given")
+    specs = {spec.name: spec for spec in metadata.inputs}
+    values = _rows_to_columns(doc["instances"], specs) if has_rows else _named(doc["inputs"], specs)
+    tensors = [_tensor(name, value, specs[name]) for name, value in values.items()]
+    return PredictBody(tensors, has_rows, signature)
+
+
+def _named(value: Any, specs: dict[str, TensorSpec]) -> dict[str, Any]:
+    if isinstance(value, dict) and "b64" not in value:
+        for name in value:
+            if name not in specs:
+                raise InvalidInput(
+                    f"input tensor alias not found in signature: {name}. Inputs expected to be "
+                    f"in the set {{{','.join(sorted(specs))}}}."
+                )
+        return value
+    if len(specs) != 1:
+        raise InvalidInput(
+            f"the model takes {len(specs)} inputs ({', '.join(sorted(specs))}): "
+            "name each one in an object"
+        )
+    return {next(iter(specs)): value}
+
+
+def _rows_to_columns(instances: Any, specs: dict[str, TensorSpec]) -> dict[str, Any]:
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput("'instances' must be a non-empty list")
+    rows = [_named(row, specs) for row in instances]
+    names = list(rows[0])
+    for row in rows:
+        if list(row) != names:
+            raise InvalidInput("every instance must name the same inputs")
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _tensor(name: str, value: Any, spec: TensorSpec) -> Tensor:
+    if spec.datatype == "BYTES":
+        return Tensor(name, "BYTES", _bytes_array(value))
+    if spec.datatype not in DATATYPES:
+        raise InvalidInput(f"input {name!r} has dtype {spec.datatype}, which JSON cannot carry")
+    try:
+        raw = np.asarray(value)
+    except ValueError:
+        raise InvalidInput(f"input {name!r}: values must form a rectangular array") from None
+    if raw.dtype.kind not in "biuf":
+        raise InvalidInput(f"input {name!r}: expected numbers for {spec.datatype}")
+    return Tensor(name, spec.datatype, raw.astype(DATATYPES[spec.datatype], copy=False))
+
+
+def _bytes_array(value: Any) -> np.ndarray[Any, Any]:
+    def convert(item: Any) -> Any:
+        if isinstance(item, list):
+            return [convert(x) for x in item]
+        if isinstance(item, dict) and "b64" in item:
+            try:
+                return base64.b64decode(item["b64"], validate=True)
+            except (binascii.Error, TypeError):
+                raise InvalidInput("a 'b64' value is not valid base64") from None
+        if isinstance(item, str):
+            return item.encode()
+        raise InvalidInput('string inputs take strings or {"b64": ...} objects')
+
+    try:
+        return np.asarray(convert(value), dtype=object)
+    except ValueError:
+        raise InvalidInput("string values must form a rectangular array") from None
+
+
+def encode_predict_request(inputs: list[Tensor], signature_name: str) -> bytes:
+    """A columnar request for a TF Serving backend."""
+    columns: dict[str, Any] = {}
+    for tensor in inputs:
+        columns[tensor.name] = (
+            _b64_nested(tensor.data) if tensor.datatype == "BYTES" else tensor.data
+        )
+    return orjson.dumps({"signature_name": signature_name, "inputs": columns}, option=_NUMPY)
+
+
+def encode_predict_response(outputs: list[Tensor], row_format: bool) -> bytes:
+    """What TF Serving would answer: ``predictions`` per row, or ``outputs`` per tensor."""
+    values = {tensor.name: _json_value(tensor) for tensor in outputs}
+    if not row_format:
+        only = len(values) == 1
+        return orjson.dumps(
+            {"outputs": next(iter(values.values())) if only else values}, option=_NUMPY
+        )
+    if len(outputs) == 1:
+        return orjson.dumps({"predictions": values[outputs[0].name]}, option=_NUMPY)
+    batch = {tensor.shape[0] if tensor.shape else 0 for tensor in outputs}
+    if len(batch) != 1:
+        raise InvalidInput("outputs differ in batch size: send 'inputs' (columnar) instead of rows")
+    rows = [{name: value[i] for name, value in values.items()} for i in range(batch.pop())]
+    return orjson.dumps({"predictions": rows}, option=_NUMPY)
+
+
+def decode_predict_response(
+    body: bytes, metadata: ModelMetadata, wanted: list[str], backend: str
+) -> list[Tensor]:
+    """A TF Serving backend's ``:predict`` answer, in either format."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise BackendError(
-            f"backend {backend!r} sent a :predict response without outputs"
+            f"backend {backend!r} sent a :predict response that is not JSON"
         ) from None
     specs = {spec.name: spec for spec in metadata.outputs}
-    names = wanted or list(specs)
-    if isinstance(outputs, dict) and "b64" not in outputs and set(outputs) <= set(specs):
-        values = outputs
-    elif len(names) == 1:
-        values = {names[0]: outputs}
+    names = wanted or sorted(specs)
+    if isinstance(doc, dict) and "outputs" in doc:
+        values = _response_values(doc["outputs"], names, specs, backend)
+    elif isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
+        rows = doc["predictions"]
+        if len(names) == 1 and not (rows and isinstance(rows[0], dict) and names[0] in rows[0]):
+            values = {names[0]: rows}
+        else:
+            values = {name: [row[name] for row in rows] for name in names}
     else:
-        raise BackendError(f"backend {backend!r}: cannot tell which outputs {names} were returned")
+        raise BackendError(f"backend {backend!r} sent a :predict response without outputs")
     tensors = []
     for name in sorted(values):
         spec = specs.get(name)
-        if spec is None or spec.datatype not in DATATYPES:
+        if spec is None:
             raise BackendError(f"backend {backend!r} returned output {name!r} not in its metadata")
-        tensors.append(Tensor(name, spec.datatype, _array(values[name], spec.datatype, backend)))
+        try:
+            tensors.append(_tensor(name, values[name], spec))
+        except InvalidInput as error:
+            raise BackendError(f"backend {backend!r}: {error.message}") from None
     return tensors
 
 
-def _array(value: Any, datatype: str, backend: str) -> np.ndarray[Any, Any]:
-    if datatype == "BYTES":
-        array = np.asarray(value, dtype=object)
-        flat = np.empty(array.size, dtype=object)
-        flat[:] = [_unb64(item) for item in array.ravel()]
-        return flat.reshape(array.shape)
-    try:
-        return np.asarray(value, dtype=DATATYPES[datatype])
-    except (ValueError, TypeError):
-        raise BackendError(f"backend {backend!r} returned values that are not {datatype}") from None
+def _response_values(
+    outputs: Any, names: list[str], specs: dict[str, TensorSpec], backend: str
+) -> dict[str, Any]:
+    if isinstance(outputs, dict) and "b64" not in outputs and set(outputs) <= set(specs):
+        return outputs
+    if len(names) == 1:
+        return {names[0]: outputs}
+    raise BackendError(f"backend {backend!r}: cannot tell which outputs {names} were returned")
+
+
+def _json_value(tensor: Tensor) -> Any:
+    if tensor.datatype != "BYTES":
+        return tensor.data
+    as_b64 = tensor.name.endswith("_bytes")
+    return _b64_nested(tensor.data) if as_b64 else _text_nested(tensor.data)
 
 
 def _b64_nested(data: np.ndarray[Any, Any]) -> Any:
@@ -75,7 +211,8 @@ def _b64_nested(data: np.ndarray[Any, Any]) -> Any:
     return [_b64_nested(row) for row in data]
 
 
-def _unb64(item: Any) -> bytes:
-    if isinstance(item, dict) and "b64" in item:
-        return base64.b64decode(item["b64"])
-    return str(item).encode()
+def _text_nested(data: np.ndarray[Any, Any]) -> Any:
+    if data.ndim == 0:
+        item = data.item()
+        return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+    return [_text_nested(row) for row in data]

@@ -7,7 +7,8 @@ from typing import Any
 from gateway.codecs.tfserving_tensor import DT_TO_DATATYPE
 from gateway.errors import BackendError
 from gateway.inference import ModelMetadata, TensorSpec
-from gateway.wire import tfserving_pb2 as tfs
+from gateway.wire import tensorflow_pb2 as tf
+from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PLATFORM = "tensorflow_savedmodel"
 
@@ -46,14 +47,14 @@ def metadata_from_json(doc: Any, signature_name: str, backend: str) -> ModelMeta
         ) from None
 
 
-def _spec(key: str, info: tfs.TensorInfo) -> TensorSpec:
+def _spec(key: str, info: tf.TensorInfo) -> TensorSpec:
     shape = () if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
     return TensorSpec(key, DT_TO_DATATYPE.get(info.dtype, "UNKNOWN"), shape)
 
 
 def _json_spec(key: str, info: dict[str, Any]) -> TensorSpec:
     name = str(info["dtype"])
-    dtype = tfs.DataType.Value(name) if name in tfs.DataType.keys() else -1  # noqa: SIM118
+    dtype = tf.DataType.Value(name) if name in tf.DataType.keys() else -1  # noqa: SIM118
     shape_doc = info.get("tensor_shape", {})
     dims = () if shape_doc.get("unknown_rank") else shape_doc.get("dim", [])
     return TensorSpec(

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from gateway.errors import BackendError, InvalidInput
+from gateway.errors import InvalidInput
 from gateway.inference import Tensor
-from gateway.wire import tfserving_pb2 as tfs
+from gateway.wire import tensorflow_pb2 as tf
 
-DT = tfs.DataType
+DT = tf.DataType
 
 # OIP datatype <-> TensorFlow DataType.
 DATATYPE_TO_DT: dict[str, int] = {
@@ -68,7 +68,7 @@ _VALUE_FIELD: dict[int, str] = {
 }
 
 
-def to_tensor_proto(tensor: Tensor, proto: tfs.TensorProto) -> None:
+def to_tensor_proto(tensor: Tensor, proto: tf.TensorProto) -> None:
     """Fill ``proto`` (typically a map entry of a PredictRequest) from ``tensor``."""
     dtype = DATATYPE_TO_DT.get(tensor.datatype)
     if dtype is None:
@@ -89,36 +89,40 @@ def to_tensor_proto(tensor: Tensor, proto: tfs.TensorProto) -> None:
     proto.tensor_content = data.tobytes()
 
 
-def from_tensor_proto(name: str, proto: tfs.TensorProto, backend: str) -> Tensor:
-    """Read a backend's output tensor; an unreadable one is the backend's fault (502)."""
+def from_tensor_proto(name: str, proto: tf.TensorProto) -> Tensor:
+    """Read a TensorProto; InvalidInput if it is unreadable (a backend turns that into a 502)."""
     datatype = DT_TO_DATATYPE.get(proto.dtype)
     if datatype is None or datatype == "BF16":
-        raise BackendError(
-            f"backend {backend!r} returned output {name!r} of unsupported dtype "
-            f"{DT.Name(proto.dtype) if proto.dtype in DT.values() else proto.dtype}"
-        )
+        known = DT.Name(proto.dtype) if proto.dtype in DT.values() else str(proto.dtype)
+        raise InvalidInput(f"tensor {name!r} has dtype {known}, which the gateway does not carry")
     shape = tuple(dim.size for dim in proto.tensor_shape.dim)
+    if any(size < 0 for size in shape):
+        raise InvalidInput(f"tensor {name!r} has a negative dimension in shape {list(shape)}")
     count = math.prod(shape)
     if proto.dtype == DT.DT_STRING:
-        values: Any = list(proto.string_val)
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
+        array = np.empty(len(proto.string_val), dtype=object)
+        array[:] = list(proto.string_val)
     elif proto.tensor_content:
-        array = np.frombuffer(proto.tensor_content, dtype=_NUMPY_OF_DT[proto.dtype])
+        dtype = _NUMPY_OF_DT[proto.dtype]
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise InvalidInput(
+                f"tensor {name!r}: tensor_content has {len(proto.tensor_content)} bytes, "
+                f"shape {list(shape)} of {datatype} needs {count * dtype.itemsize}"
+            )
+        array = np.frombuffer(proto.tensor_content, dtype=dtype)
     else:
         array = _from_value_field(proto)
     if array.size == 1 and count > 1:
         # TensorProto semantics: a single value fills the whole tensor.
         array = np.full(count, array[0], dtype=array.dtype)
     if array.size != count:
-        raise BackendError(
-            f"backend {backend!r} returned output {name!r} with {array.size} values "
-            f"for shape {list(shape)}"
+        raise InvalidInput(
+            f"tensor {name!r} has {array.size} values for shape {list(shape)} ({count} needed)"
         )
     return Tensor(name, datatype, array.reshape(shape))
 
 
-def _from_value_field(proto: tfs.TensorProto) -> np.ndarray[Any, Any]:
+def _from_value_field(proto: tf.TensorProto) -> np.ndarray[Any, Any]:
     dtype = _NUMPY_OF_DT[proto.dtype]
     values = getattr(proto, _VALUE_FIELD[proto.dtype])
     if proto.dtype == DT.DT_HALF:

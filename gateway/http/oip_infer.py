@@ -89,7 +89,8 @@ class OipInferEndpoint:
         request = oip_json.decode_request(body, json_length, model, version)
         hints = RouteHints(pin=pin, sticky_key=sticky, timeout_s=_timeout_s(request.parameters))
         response, _ = await self._service.infer(request, hints, record)
-        payload, binary_from = oip_json.encode_response(response, request)
+        outputs = await response.output_tensors()
+        payload, binary_from = oip_json.encode_response(outputs, response, request)
         if binary_from is None:
             return 200, [(b"content-type", b"application/json")], payload
         return (

@@ -72,12 +72,12 @@ def oip_router(service: InferenceService) -> APIRouter:
 
     @router.get("/v2/models/{model}/ready")
     async def model_ready(model: str) -> ORJSONResponse:
-        is_ready = readiness.model_ready(service.model(model))
+        is_ready = service.model_ready(model)
         return _json({"name": model, "ready": is_ready}, 200 if is_ready else 503)
 
     @router.get("/v2/models/{model}/versions/{version}/ready")
     async def version_ready(model: str, version: str) -> ORJSONResponse:
-        is_ready = readiness.model_ready(service.model(model, version), version)
+        is_ready = service.model_ready(model, version)
         body = {"name": model, "version": version, "ready": is_ready}
         return _json(body, 200 if is_ready else 503)
 

@@ -33,27 +33,75 @@ class Variant:
 class ModelRoute:
     """The variants of one public model, and the splits that choose among them."""
 
-    __slots__ = ("by_version", "name", "split", "variants")
+    __slots__ = ("by_label", "by_version", "name", "split", "variants")
 
     def __init__(self, name: str, variants: Iterable[Variant]) -> None:
         self.name = name
         self.variants: dict[str, Variant] = {variant.name: variant for variant in variants}
         self.split = _split(name, list(self.variants.values()))
         versions: dict[str, list[Variant]] = {}
+        labels: dict[str, list[Variant]] = {}
         for variant in self.variants.values():
             versions.setdefault(variant.version, []).append(variant)
+            for label in variant.labels:
+                labels.setdefault(label, []).append(variant)
         self.by_version = {version: _split(name, group) for version, group in versions.items()}
+        self.by_label = {label: _split(name, group) for label, group in labels.items()}
 
     @property
     def versions(self) -> list[str]:
-        return sorted(self.by_version, key=_version_order)
+        return sorted(self.by_version, key=version_order)
+
+    def select(self, version: str | None, label: str | None) -> Selection:
+        """Which variants may serve a request for this version or label (neither: all).
+
+        A version that is not one may still be a label: the Open Inference Protocol and
+        TorchServe have only a version field, and labels resolve through it.
+        """
+        if label is not None:
+            if label not in self.by_label:
+                known = ", ".join(sorted(self.by_label)) or "none"
+                raise VersionNotFound(
+                    f"model {self.name!r} has no version label {label!r} (labels: {known})"
+                )
+            return Selection(self.by_label[label], None, label)
+        if version is None:
+            return Selection(self.split, None, None)
+        if version in self.by_version:
+            return Selection(self.by_version[version], version, None)
+        if version in self.by_label:
+            return Selection(self.by_label[version], None, version)
+        known = ", ".join(self.versions)
+        raise VersionNotFound(f"model {self.name!r} has no version {version!r} (versions: {known})")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The split a request draws from, and the version or label that narrowed it."""
+
+    split: Split[Variant]
+    version: str | None
+    label: str | None
+
+    def admits(self, variant: Variant) -> bool:
+        if self.version is not None:
+            return variant.version == self.version
+        return self.label is None or self.label in variant.labels
+
+    def variants(self, route: ModelRoute) -> list[Variant]:
+        return [v for v in route.variants.values() if self.admits(v)]
+
+    def describe(self) -> str:
+        if self.version is not None:
+            return f"version {self.version}"
+        return f"label {self.label}" if self.label is not None else "any version"
 
 
 def _split(model: str, variants: list[Variant]) -> Split[Variant]:
     return Split(model, variants, [v.name for v in variants], [v.weight for v in variants])
 
 
-def _version_order(version: str) -> tuple[int, int | str]:
+def version_order(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)
 
 
@@ -89,28 +137,26 @@ class Router:
             raise ModelNotFound(f"unknown model {name!r}")
         return route
 
-    def check_version(self, route: ModelRoute, version: str | None) -> None:
-        if version is not None and version not in route.by_version:
-            known = ", ".join(route.versions)
-            raise VersionNotFound(
-                f"model {route.name!r} has no version {version!r} (versions: {known})"
-            )
-
     def route(
-        self, model: str, version: str | None, pin: str | None, sticky_key: str | None
+        self,
+        model: str,
+        version: str | None,
+        label: str | None,
+        pin: str | None,
+        sticky_key: str | None,
     ) -> Variant:
         """Choose the variant that serves one request."""
         route = self.model(model)
-        self.check_version(route, version)
+        selection = route.select(version, label)
         if pin:
             variant = route.variants.get(pin)
             if variant is None:
                 known = ", ".join(route.variants)
                 raise UnknownVariant(f"model {model!r} has no variant {pin!r} (variants: {known})")
-            if version is not None and variant.version != version:
+            if not selection.admits(variant):
                 raise UnknownVariant(
-                    f"variant {pin!r} serves version {variant.version}, not {version}"
+                    f"variant {pin!r} serves version {variant.version}, not {selection.describe()}"
                 )
             return variant
-        split = route.split if version is None else route.by_version[version]
+        split = selection.split
         return split.pick_sticky(sticky_key) if sticky_key else split.pick()

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/wire/torchserve.proto\x12\x17gateway.wire.torchserve\"\xde\x01\n\x12PredictionsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x45\n\x05input\x18\x03 \x03(\x0b\x32\x36.gateway.wire.torchserve.PredictionsRequest.InputEntry\x12\x18\n\x0bsequence_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x1a,\n\nInputEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x42\x0e\n\x0c_sequence_id\"R\n\x12PredictionResponse\x12\x12\n\nprediction\x18\x01 \x01(\x0c\x12\x18\n\x0bsequence_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_sequence_id\"*\n\x18TorchServeHealthResponse\x12\x0e\n\x06health\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/wire/torchserve.proto\x12-gateway.wire.org.pytorch.serve.grpc.inference\x1a\x1bgoogle/protobuf/empty.proto\"\xf4\x01\n\x12PredictionsRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12[\n\x05input\x18\x03 \x03(\x0b\x32L.gateway.wire.org.pytorch.serve.grpc.inference.PredictionsRequest.InputEntry\x12\x18\n\x0bsequence_id\x18\x04 \x01(\tH\x00\x88\x01\x01\x1a,\n\nInputEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x42\x0e\n\x0c_sequence_id\"R\n\x12PredictionResponse\x12\x12\n\nprediction\x18\x01 \x01(\x0c\x12\x18\n\x0bsequence_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_sequence_id\"*\n\x18TorchServeHealthResponse\x12\x0e\n\x06health\x18\x01 \x01(\t2\x95\x02\n\x14InferenceAPIsService\x12g\n\x04Ping\x12\x16.google.protobuf.Empty\x1aG.gateway.wire.org.pytorch.serve.grpc.inference.TorchServeHealthResponse\x12\x93\x01\n\x0bPredictions\x12\x41.gateway.wire.org.pytorch.serve.grpc.inference.PredictionsRequest\x1a\x41.gateway.wire.org.pytorch.serve.grpc.inference.PredictionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +34,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PREDICTIONSREQUEST_INPUTENTRY']._loaded_options = None
   _globals['_PREDICTIONSREQUEST_INPUTENTRY']._serialized_options = b'8\001'
-  _globals['_PREDICTIONSREQUEST']._serialized_start=59
-  _globals['_PREDICTIONSREQUEST']._serialized_end=281
-  _globals['_PREDICTIONSREQUEST_INPUTENTRY']._serialized_start=221
-  _globals['_PREDICTIONSREQUEST_INPUTENTRY']._serialized_end=265
-  _globals['_PREDICTIONRESPONSE']._serialized_start=283
-  _globals['_PREDICTIONRESPONSE']._serialized_end=365
-  _globals['_TORCHSERVEHEALTHRESPONSE']._serialized_start=367
-  _globals['_TORCHSERVEHEALTHRESPONSE']._serialized_end=409
+  _globals['_PREDICTIONSREQUEST']._serialized_start=110
+  _globals['_PREDICTIONSREQUEST']._serialized_end=354
+  _globals['_PREDICTIONSREQUEST_INPUTENTRY']._serialized_start=294
+  _globals['_PREDICTIONSREQUEST_INPUTENTRY']._serialized_end=338
+  _globals['_PREDICTIONRESPONSE']._serialized_start=356
+  _globals['_PREDICTIONRESPONSE']._serialized_end=438
+  _globals['_TORCHSERVEHEALTHRESPONSE']._serialized_start=440
+  _globals['_TORCHSERVEHEALTHRESPONSE']._serialized_end=482
+  _globals['_INFERENCEAPISSERVICE']._serialized_start=485
+  _globals['_INFERENCEAPISSERVICE']._serialized_end=762
 # @@protoc_insertion_point(module_scope)

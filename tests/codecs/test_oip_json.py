@@ -6,7 +6,12 @@ import pytest
 
 from gateway.codecs import oip_json
 from gateway.errors import BackendError, InvalidInput
-from gateway.inference import InferResponse, Tensor
+from gateway.inference import InferRequest, InferResponse, Tensor
+
+
+def first_input(request: InferRequest) -> Tensor:
+    assert request.inputs is not None
+    return request.inputs[0]
 
 
 def body(inputs, **extra):
@@ -20,19 +25,19 @@ def fp32_input(data, shape=(1, 4)):
 def test_json_request_flat_and_nested_decode_to_the_same_array():
     flat = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None)
     nested = oip_json.decode_request(body([fp32_input([[1, 2], [3, 4]], (2, 2))]), None, "m", "1")
-    assert flat.inputs[0].data.dtype == np.float32
-    assert flat.inputs[0].shape == (1, 4)
-    assert nested.inputs[0].shape == (2, 2)
+    assert first_input(flat).data.dtype == np.float32
+    assert first_input(flat).shape == (1, 4)
+    assert first_input(nested).shape == (2, 2)
     assert nested.version == "1"
-    np.testing.assert_array_equal(flat.inputs[0].data.ravel(), nested.inputs[0].data.ravel())
+    np.testing.assert_array_equal(first_input(flat).data.ravel(), first_input(nested).data.ravel())
 
 
 def test_json_request_keeps_original_body_for_forwarding():
     raw = body([fp32_input([1, 2, 3, 4])], id="abc")
     request = oip_json.decode_request(raw, None, "m", None)
-    assert request.oip_json is raw
+    assert request.payload is not None
+    assert request.payload.body is raw
     assert request.id == "abc"
-    assert oip_json.encode_request(request) is raw
 
 
 def test_binary_request_round_trip():
@@ -52,10 +57,10 @@ def test_binary_request_round_trip():
         }
     )
     request = oip_json.decode_request(head + blob, len(head), "m", None)
-    np.testing.assert_array_equal(request.inputs[0].data, array)
+    np.testing.assert_array_equal(first_input(request).data, array)
     assert request.binary_output is True
-    assert request.oip_json is None
-    forwarded = orjson.loads(oip_json.encode_request(request))
+    assert request.payload is None
+    forwarded = orjson.loads(oip_json.encode_request(request, [first_input(request)]))
     assert forwarded["inputs"][0]["data"] == array.ravel().tolist()
 
 
@@ -75,15 +80,15 @@ def test_bytes_tensor_binary_and_json():
         }
     )
     request = oip_json.decode_request(head + blob, len(head), "m", None)
-    assert request.inputs[0].data.tolist() == items
+    assert first_input(request).data.tolist() == items
     as_json = oip_json.decode_request(
         body([{"name": "s", "datatype": "BYTES", "shape": [3], "data": ["ab", "", "xyz"]}]),
         None,
         "m",
         None,
     )
-    assert as_json.inputs[0].data.tolist() == items
-    assert oip_json.tensor_bytes(as_json.inputs[0]) == blob
+    assert first_input(as_json).data.tolist() == items
+    assert oip_json.tensor_bytes(first_input(as_json)) == blob
 
 
 @pytest.mark.parametrize(
@@ -157,7 +162,7 @@ def response():
 
 def test_encode_json_response():
     request = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "digits", None)
-    payload, binary_from = oip_json.encode_response(response(), request)
+    payload, binary_from = oip_json.encode_response(response().outputs, response(), request)
     assert binary_from is None
     doc = orjson.loads(payload)
     assert doc["model_name"] == "digits"
@@ -177,7 +182,7 @@ def test_encode_binary_response_when_asked_per_output():
         "digits",
         None,
     )
-    payload, binary_from = oip_json.encode_response(response(), request)
+    payload, binary_from = oip_json.encode_response(response().outputs, response(), request)
     head = orjson.loads(payload[:binary_from])
     assert head["outputs"][0]["parameters"]["binary_data_size"] == 40
     values = np.frombuffer(payload[binary_from:], dtype=np.float32)
@@ -193,7 +198,7 @@ def test_unknown_requested_output_is_named():
         InvalidInput,
         match="unknown output 'logits' requested; model 'digits' has outputs: probabilities",
     ):
-        oip_json.encode_response(response(), request)
+        oip_json.encode_response(response().outputs, response(), request)
 
 
 def test_unreadable_backend_response_is_a_backend_error():

@@ -6,7 +6,8 @@ import pytest
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
 from gateway.codecs.tfserving_tensor import from_tensor_proto, to_tensor_proto
 from gateway.inference import Tensor
-from gateway.wire import tfserving_pb2 as ours
+from gateway.wire import tensorflow_pb2 as ours_tf
+from gateway.wire import tensorflow_serving_pb2 as ours
 
 official_predict = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
 official_metadata = pytest.importorskip("tensorflow_serving.apis.get_model_metadata_pb2")
@@ -65,7 +66,7 @@ def test_official_predict_response_is_read_by_ours(use_content):
         proto.float_val.extend(expected.ravel().tolist())
     mine = ours.PredictResponse.FromString(theirs.SerializeToString())
     assert mine.model_spec.version.value == 1
-    tensor = from_tensor_proto("probabilities", mine.outputs["probabilities"], "tfs")
+    tensor = from_tensor_proto("probabilities", mine.outputs["probabilities"])
     assert tensor.datatype == "FP32"
     np.testing.assert_array_equal(tensor.data, expected)
 
@@ -107,5 +108,5 @@ def test_official_status_response_is_read_by_ours():
 
 
 def test_descriptors_do_not_clash_with_tensorflow():
-    assert ours.TensorProto.DESCRIPTOR.full_name == "gateway.wire.tfs.TensorProto"
+    assert ours_tf.TensorProto.DESCRIPTOR.full_name == "gateway.wire.tensorflow.TensorProto"
     assert tf.make_tensor_proto(np.zeros(1)).DESCRIPTOR.full_name == "tensorflow.TensorProto"

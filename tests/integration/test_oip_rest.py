@@ -142,7 +142,7 @@ def test_variant_pin_errors(gateway_url):
         **{"x-gateway-variant": "tf-v1"},
     )
     assert wrong.status == 400
-    assert "serves version 1, not 2" in wrong.json()["error"]
+    assert "serves version 1, not version 2" in wrong.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,3 @@
-from google.protobuf import any_pb2 as _any_pb2
-from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -95,50 +93,6 @@ class TensorProto(_message.Message):
     uint64_val: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, dtype: _Optional[_Union[DataType, str]] = ..., tensor_shape: _Optional[_Union[TensorShapeProto, _Mapping]] = ..., version_number: _Optional[int] = ..., tensor_content: _Optional[bytes] = ..., half_val: _Optional[_Iterable[int]] = ..., float_val: _Optional[_Iterable[float]] = ..., double_val: _Optional[_Iterable[float]] = ..., int_val: _Optional[_Iterable[int]] = ..., string_val: _Optional[_Iterable[bytes]] = ..., scomplex_val: _Optional[_Iterable[float]] = ..., int64_val: _Optional[_Iterable[int]] = ..., bool_val: _Optional[_Iterable[bool]] = ..., dcomplex_val: _Optional[_Iterable[float]] = ..., uint32_val: _Optional[_Iterable[int]] = ..., uint64_val: _Optional[_Iterable[int]] = ...) -> None: ...
 
-class ModelSpec(_message.Message):
-    __slots__ = ("name", "version", "version_label", "signature_name")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
-    SIGNATURE_NAME_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    version: _wrappers_pb2.Int64Value
-    version_label: str
-    signature_name: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[_Union[_wrappers_pb2.Int64Value, _Mapping]] = ..., version_label: _Optional[str] = ..., signature_name: _Optional[str] = ...) -> None: ...
-
-class PredictRequest(_message.Message):
-    __slots__ = ("model_spec", "inputs", "output_filter")
-    class InputsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: TensorProto
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TensorProto, _Mapping]] = ...) -> None: ...
-    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
-    INPUTS_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_FILTER_FIELD_NUMBER: _ClassVar[int]
-    model_spec: ModelSpec
-    inputs: _containers.MessageMap[str, TensorProto]
-    output_filter: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., inputs: _Optional[_Mapping[str, TensorProto]] = ..., output_filter: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class PredictResponse(_message.Message):
-    __slots__ = ("model_spec", "outputs")
-    class OutputsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: TensorProto
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TensorProto, _Mapping]] = ...) -> None: ...
-    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
-    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
-    model_spec: ModelSpec
-    outputs: _containers.MessageMap[str, TensorProto]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., outputs: _Optional[_Mapping[str, TensorProto]] = ...) -> None: ...
-
 class TensorInfo(_message.Message):
     __slots__ = ("name", "dtype", "tensor_shape")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -173,82 +127,49 @@ class SignatureDef(_message.Message):
     method_name: str
     def __init__(self, inputs: _Optional[_Mapping[str, TensorInfo]] = ..., outputs: _Optional[_Mapping[str, TensorInfo]] = ..., method_name: _Optional[str] = ...) -> None: ...
 
-class SignatureDefMap(_message.Message):
-    __slots__ = ("signature_def",)
-    class SignatureDefEntry(_message.Message):
+class BytesList(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, value: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class FloatList(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, value: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Int64List(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, value: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Feature(_message.Message):
+    __slots__ = ("bytes_list", "float_list", "int64_list")
+    BYTES_LIST_FIELD_NUMBER: _ClassVar[int]
+    FLOAT_LIST_FIELD_NUMBER: _ClassVar[int]
+    INT64_LIST_FIELD_NUMBER: _ClassVar[int]
+    bytes_list: BytesList
+    float_list: FloatList
+    int64_list: Int64List
+    def __init__(self, bytes_list: _Optional[_Union[BytesList, _Mapping]] = ..., float_list: _Optional[_Union[FloatList, _Mapping]] = ..., int64_list: _Optional[_Union[Int64List, _Mapping]] = ...) -> None: ...
+
+class Features(_message.Message):
+    __slots__ = ("feature",)
+    class FeatureEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: SignatureDef
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SignatureDef, _Mapping]] = ...) -> None: ...
-    SIGNATURE_DEF_FIELD_NUMBER: _ClassVar[int]
-    signature_def: _containers.MessageMap[str, SignatureDef]
-    def __init__(self, signature_def: _Optional[_Mapping[str, SignatureDef]] = ...) -> None: ...
+        value: Feature
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Feature, _Mapping]] = ...) -> None: ...
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    feature: _containers.MessageMap[str, Feature]
+    def __init__(self, feature: _Optional[_Mapping[str, Feature]] = ...) -> None: ...
 
-class GetModelMetadataRequest(_message.Message):
-    __slots__ = ("model_spec", "metadata_field")
-    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_FIELD_NUMBER: _ClassVar[int]
-    model_spec: ModelSpec
-    metadata_field: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., metadata_field: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class GetModelMetadataResponse(_message.Message):
-    __slots__ = ("model_spec", "metadata")
-    class MetadataEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: _any_pb2.Any
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
-    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    model_spec: ModelSpec
-    metadata: _containers.MessageMap[str, _any_pb2.Any]
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., metadata: _Optional[_Mapping[str, _any_pb2.Any]] = ...) -> None: ...
-
-class StatusProto(_message.Message):
-    __slots__ = ("error_code", "error_message")
-    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    error_code: int
-    error_message: str
-    def __init__(self, error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
-
-class ModelVersionStatus(_message.Message):
-    __slots__ = ("version", "state", "status")
-    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
-        __slots__ = ()
-        UNKNOWN: _ClassVar[ModelVersionStatus.State]
-        START: _ClassVar[ModelVersionStatus.State]
-        LOADING: _ClassVar[ModelVersionStatus.State]
-        AVAILABLE: _ClassVar[ModelVersionStatus.State]
-        UNLOADING: _ClassVar[ModelVersionStatus.State]
-        END: _ClassVar[ModelVersionStatus.State]
-    UNKNOWN: ModelVersionStatus.State
-    START: ModelVersionStatus.State
-    LOADING: ModelVersionStatus.State
-    AVAILABLE: ModelVersionStatus.State
-    UNLOADING: ModelVersionStatus.State
-    END: ModelVersionStatus.State
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    STATUS_FIELD_NUMBER: _ClassVar[int]
-    version: int
-    state: ModelVersionStatus.State
-    status: StatusProto
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[_Union[ModelVersionStatus.State, str]] = ..., status: _Optional[_Union[StatusProto, _Mapping]] = ...) -> None: ...
-
-class GetModelStatusRequest(_message.Message):
-    __slots__ = ("model_spec",)
-    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
-    model_spec: ModelSpec
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ...) -> None: ...
-
-class GetModelStatusResponse(_message.Message):
-    __slots__ = ("model_version_status",)
-    MODEL_VERSION_STATUS_FIELD_NUMBER: _ClassVar[int]
-    model_version_status: _containers.RepeatedCompositeFieldContainer[ModelVersionStatus]
-    def __init__(self, model_version_status: _Optional[_Iterable[_Union[ModelVersionStatus, _Mapping]]] = ...) -> None: ...
+class Example(_message.Message):
+    __slots__ = ("features",)
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    features: Features
+    def __init__(self, features: _Optional[_Union[Features, _Mapping]] = ...) -> None: ...
