@@ -105,9 +105,22 @@ class TorchServeBackendConfig(_BackendBase):
     """Which inference API the gateway uses."""
 
 
+class OipBackendConfig(_BackendBase):
+    """Any Open Inference Protocol (KServe v2) REST server: Triton, KServe, MLServer, ..."""
+
+    kind: Literal["oip"]
+    url: HttpBase
+    """Base URL; the gateway calls ``{url}/v2/models/{model}[/versions/{version}]/infer``."""
+    protocol: Literal["rest"] = "rest"
+    versioned_urls: bool = True
+    """Put the version in the path; false for servers that route only ``/v2/models/{m}/infer``."""
+
+
 BackendConfig = Annotated[
-    TFServingBackendConfig | TorchServeBackendConfig, Field(discriminator="kind")
+    TFServingBackendConfig | TorchServeBackendConfig | OipBackendConfig,
+    Field(discriminator="kind"),
 ]
+AnyBackendConfig = TFServingBackendConfig | TorchServeBackendConfig | OipBackendConfig
 
 
 class VariantConfig(_Strict):
@@ -182,7 +195,7 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for item in error.errors(include_url=False):
         # Tagged unions put the tag into the location; users never wrote it.
-        loc = tuple(p for p in item["loc"] if p not in ("tfserving", "torchserve"))
+        loc = tuple(p for p in item["loc"] if p not in ("tfserving", "torchserve", "oip"))
         problems.append((key_path(loc), item["msg"]))
     return problems
 
@@ -210,7 +223,7 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"{path}.version", "TF Serving versions are integers, got " + variant.version)
                 )
-            endpoint = backend.grpc if backend.protocol == "grpc" else _rest_endpoint(backend)
+            endpoint = _endpoint(backend)
             if endpoint is None:
                 problems.append(
                     (
@@ -225,7 +238,12 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def _rest_endpoint(backend: TFServingBackendConfig | TorchServeBackendConfig) -> str | None:
+def _endpoint(backend: AnyBackendConfig) -> str | None:
+    """The address inference uses, given the backend's protocol."""
+    if isinstance(backend, OipBackendConfig):
+        return backend.url
+    if backend.protocol == "grpc":
+        return backend.grpc
     return backend.rest if isinstance(backend, TFServingBackendConfig) else backend.inference
 
 

@@ -40,7 +40,8 @@ class Formats:
     """Names of the wire formats a :class:`Payload` can be in."""
 
     OIP_JSON = "oip_json"
-    """An Open Inference Protocol JSON body without a binary part (also TorchServe's kservev2)."""
+    """An Open Inference Protocol REST body: JSON, or JSON and binary tensors (``json_length``).
+    Without a binary part it is also what TorchServe's kservev2 handlers read."""
     TFS_PREDICT_PB = "tfs_predict_pb"
     """A serialized ``tensorflow.serving.PredictRequest`` / ``PredictResponse``."""
     TFS_PREDICT_JSON = "tfs_predict_json"
@@ -62,6 +63,8 @@ class Payload:
     format: str
     body: bytes
     content_type: str | None = None
+    json_length: int | None = None
+    """For OIP bodies with binary tensors: where the JSON ends (Inference-Header-Content-Length)."""
 
 
 @dataclass(slots=True)

@@ -115,6 +115,18 @@ class InferenceService:
         route, selection = self.select(name, version, label)
         return self.readiness.model_ready(route, selection)
 
+    def version_readiness(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> list[tuple[str, bool]]:
+        """Each version of the selection, newest first, and whether a variant of it is ready."""
+        route, selection = self.select(name, version, label)
+        ready: dict[str, bool] = {}
+        for variant in selection.variants(route):
+            ready[variant.version] = ready.get(variant.version, False) or (
+                self.readiness.variant_ready(variant)
+            )
+        return sorted(ready.items(), key=lambda item: version_order(item[0]), reverse=True)
+
     async def model_view(
         self, name: str, version: str | None = None, label: str | None = None
     ) -> ModelView:

@@ -18,6 +18,8 @@ class HttpReply:
     status: int
     body: bytes
     content_type: str | None
+    header_length: int | None = None
+    """Inference-Header-Content-Length of an OIP reply with binary tensors."""
 
 
 class HttpPool:
@@ -54,4 +56,11 @@ class HttpPool:
                 method, url, data=body, headers=headers, timeout=timeout
             ) as response:
                 payload = await response.read()
-                return HttpReply(response.status, payload, response.headers.get("content-type"))
+                headers = response.headers
+                length = headers.get("inference-header-content-length")
+                return HttpReply(
+                    response.status,
+                    payload,
+                    headers.get("content-type"),
+                    int(length) if length is not None and length.isdigit() else None,
+                )

@@ -57,7 +57,7 @@ class TFServingGrpcBackend:
         self._options = channel_options(max_message_bytes)
         self._apis = TFServingApis(
             name,
-            None,
+            config.grpc,
             config.rest,
             self._options,
             config.max_connections,
@@ -97,9 +97,10 @@ class TFServingGrpcBackend:
         if payload is not None and payload.format == Formats.TFS_PREDICT_PB:
             body = retarget_predict_request(payload.body, target.name, int(target.version))
         else:
+            inputs = await request.input_tensors()  # may set the signature_name parameter
             signature = request.parameters.get("signature_name")
             message = predict_request_from_tensors(
-                await request.input_tensors(),
+                inputs,
                 [wanted.name for wanted in request.outputs],
                 target.name,
                 int(target.version),

@@ -38,7 +38,7 @@ class TFServingRestBackend:
         self._apis = TFServingApis(
             name,
             config.grpc,
-            None,
+            config.rest,
             channel_options(max_message_bytes),
             config.max_connections,
             config.connect_timeout_s,
@@ -68,9 +68,10 @@ class TFServingRestBackend:
         if payload is not None and payload.format == Formats.TFS_PREDICT_JSON:
             body = payload.body
         else:
+            inputs = await request.input_tensors()  # may set the signature_name parameter
             signature = request.parameters.get("signature_name")
             body = encode_predict_request(
-                await request.input_tensors(),
+                inputs,
                 signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
             )
         reply = await self._pool.request(

@@ -57,9 +57,9 @@ class TorchServeGrpcBackend:
         if payload is not None and payload.format == Formats.TORCHSERVE_PB:
             body = retarget_predictions_request(payload.body, target.name, target.version)
         else:
-            if payload is not None and payload.format in (
-                Formats.OIP_JSON,
-                Formats.TORCHSERVE_BODY,
+            if payload is not None and (
+                payload.format == Formats.TORCHSERVE_BODY
+                or (payload.format == Formats.OIP_JSON and payload.json_length is None)
             ):
                 data = payload.body
             else:

@@ -58,7 +58,7 @@ class TorchServeRestBackend:
 async def _body(request: InferRequest) -> tuple[bytes, str | None]:
     payload = request.payload
     if payload is not None:
-        if payload.format == Formats.OIP_JSON:
+        if payload.format == Formats.OIP_JSON and payload.json_length is None:
             return payload.body, JSON
         if payload.format == Formats.TORCHSERVE_BODY:
             return payload.body, payload.content_type
@@ -75,7 +75,7 @@ def torchserve_response(
     backend: str,
 ) -> InferResponse:
     async def decode() -> list[Tensor]:
-        return oip_json.decode_response(body, backend).outputs or []
+        return oip_json.decode_response(body, None, backend).outputs or []
 
     return InferResponse(
         target.name,

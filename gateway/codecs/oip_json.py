@@ -32,24 +32,86 @@ _NUMPY_JSON = orjson.OPT_SERIALIZE_NUMPY
 
 
 def decode_request(
-    body: bytes, json_length: int | None, model: str, version: str | None
+    body: bytes, json_length: int | None, model: str, version: str | None, lazy: bool = False
 ) -> InferRequest:
-    """Parse a client's inference request; raise InvalidInput naming what is wrong."""
-    head: bytes | memoryview
-    if json_length is None:
-        head, tail = body, memoryview(b"")
-    else:
-        if not 0 < json_length <= len(body):
-            raise InvalidInput(
-                f"Inference-Header-Content-Length is {json_length} but the body has "
-                f"{len(body)} bytes"
-            )
-        view = memoryview(body)
-        head, tail = view[:json_length], view[json_length:]
+    """Parse a client's inference request; raise InvalidInput naming what is wrong.
+
+    With ``lazy`` only the JSON is parsed now; tensors are converted (and checked) when a backend
+    first needs them, so a body forwarded as it is never pays for it.
+    """
+    head, tail = _split(body, json_length)
     doc = _load_object(head, "request body")
     inputs_doc = doc.get("inputs")
     if not isinstance(inputs_doc, list) or not inputs_doc:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
+    parameters = _parameters(doc.get("parameters"), "request parameters")
+    binary_output = parameters.get("binary_data_output", False)
+    if not isinstance(binary_output, bool):
+        raise InvalidInput("parameters.binary_data_output must be true or false")
+    request = InferRequest(
+        model=model,
+        version=version,
+        outputs=_requested_outputs(doc.get("outputs")),
+        id=_optional_str(doc.get("id"), "id"),
+        parameters=parameters,
+        binary_output=binary_output,
+        payload=Payload(Formats.OIP_JSON, body, json_length=json_length),
+    )
+    if lazy:
+        _check_inputs(inputs_doc, len(tail))
+
+        async def decode() -> list[Tensor]:
+            return _decode_inputs(inputs_doc, tail)
+
+        request.decode_inputs = decode
+    else:
+        request.inputs = _decode_inputs(inputs_doc, tail)
+    return request
+
+
+def _split(body: bytes, json_length: int | None) -> tuple[bytes | memoryview, memoryview]:
+    if json_length is None:
+        return body, memoryview(b"")
+    if not 0 < json_length <= len(body):
+        raise InvalidInput(
+            f"Inference-Header-Content-Length is {json_length} but the body has {len(body)} bytes"
+        )
+    view = memoryview(body)
+    return view[:json_length], view[json_length:]
+
+
+def _check_inputs(inputs_doc: list[Any], binary_bytes: int) -> None:
+    """What can be checked without converting a value: names, datatypes, shapes, sizes."""
+    claimed = 0
+    for index, item in enumerate(inputs_doc):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"inputs[{index}] must be an object")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"inputs[{index}].name must be a non-empty string")
+        where = f"input {name!r}"
+        _, shape = _datatype_and_shape(item, where)
+        size = _parameters(item.get("parameters"), f"{where} parameters").get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise InvalidInput(f"{where}: binary_data_size must be a non-negative integer")
+            claimed += size
+            continue
+        data = item.get("data")
+        if not isinstance(data, list):
+            raise InvalidInput(f"{where} has neither 'data' nor parameters.binary_data_size")
+        count = math.prod(shape)
+        if (not data or not isinstance(data[0], list)) and len(data) != count:
+            raise InvalidInput(
+                f"{where}: shape {list(shape)} needs {count} values, data has {len(data)}"
+            )
+    if claimed != binary_bytes:
+        raise InvalidInput(
+            f"inputs claim {claimed} bytes of binary data, the body carries {binary_bytes}"
+        )
+
+
+def _decode_inputs(inputs_doc: list[Any], tail: memoryview) -> list[Tensor]:
     inputs: list[Tensor] = []
     offset = 0
     for index, item in enumerate(inputs_doc):
@@ -60,20 +122,7 @@ def decode_request(
         raise InvalidInput(
             f"{len(tail) - offset} bytes of binary data follow the JSON that no input claims"
         )
-    parameters = _parameters(doc.get("parameters"), "request parameters")
-    binary_output = parameters.get("binary_data_output", False)
-    if not isinstance(binary_output, bool):
-        raise InvalidInput("parameters.binary_data_output must be true or false")
-    return InferRequest(
-        model=model,
-        version=version,
-        inputs=inputs,
-        outputs=_requested_outputs(doc.get("outputs")),
-        id=_optional_str(doc.get("id"), "id"),
-        parameters=parameters,
-        binary_output=binary_output,
-        payload=Payload(Formats.OIP_JSON, body) if json_length is None else None,
-    )
+    return inputs
 
 
 def select_outputs(
@@ -148,14 +197,54 @@ def encode_request(request: InferRequest, inputs: list[Tensor]) -> bytes:
     return orjson.dumps(doc, option=_NUMPY_JSON)
 
 
-def decode_response(body: bytes, backend: str) -> InferResponse:
-    """Parse a backend's OIP JSON response; anything unreadable is the backend's fault (502)."""
+def encode_binary_request(request: InferRequest, inputs: list[Tensor]) -> tuple[bytes, int]:
+    """OIP REST for an OIP backend, every input in the binary extension; also the JSON length."""
+    entries: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for tensor in inputs:
+        blob = tensor_bytes(tensor)
+        blobs.append(blob)
+        entries.append(
+            {
+                "name": tensor.name,
+                "shape": list(tensor.shape),
+                "datatype": tensor.datatype,
+                "parameters": {"binary_data_size": len(blob)},
+            }
+        )
+    doc: dict[str, Any] = {}
+    if request.id is not None:
+        doc["id"] = request.id
+    if request.parameters:
+        doc["parameters"] = request.parameters
+    doc["inputs"] = entries
+    if request.outputs:
+        doc["outputs"] = [
+            {"name": wanted.name, "parameters": {"binary_data": True}} for wanted in request.outputs
+        ]
+    else:
+        doc.setdefault("parameters", {})["binary_data_output"] = True
+    head = orjson.dumps(doc)
+    return b"".join([head, *blobs]), len(head)
+
+
+def decode_response(body: bytes, json_length: int | None, backend: str) -> InferResponse:
+    """Parse a backend's OIP response (JSON, or JSON plus binary outputs).
+
+    Anything unreadable is the backend's fault (502).
+    """
     try:
-        doc = _load_object(body, f"response of backend {backend!r}")
+        head, tail = _split(body, json_length)
+        doc = _load_object(head, f"response of backend {backend!r}")
         outputs_doc = doc.get("outputs")
         if not isinstance(outputs_doc, list):
             raise InvalidInput("'outputs' is missing")
-        outputs = [_decode_output(item) for item in outputs_doc]
+        outputs = []
+        offset = 0
+        for item in outputs_doc:
+            tensor, used = _decode_output(item, tail, offset)
+            outputs.append(tensor)
+            offset += used
     except InvalidInput as error:
         raise BackendError(f"backend {backend!r} sent an unreadable response: {error}") from None
     version = doc.get("model_version")
@@ -220,14 +309,21 @@ def _decode_input(index: int, item: Any, tail: memoryview, offset: int) -> tuple
     return Tensor(name, datatype, data, parameters or None), 0
 
 
-def _decode_output(item: Any) -> Tensor:
+def _decode_output(item: Any, tail: memoryview, offset: int) -> tuple[Tensor, int]:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise InvalidInput("every output needs a name")
     where = f"output {item['name']!r}"
     datatype, shape = _datatype_and_shape(item, where)
+    parameters = _parameters(item.get("parameters"), f"{where} parameters")
+    size = parameters.get("binary_data_size")
+    if isinstance(size, int) and not isinstance(size, bool):
+        if offset + size > len(tail):
+            raise InvalidInput(f"{where}: binary_data_size {size} runs past the body")
+        data = _binary_data(tail[offset : offset + size], datatype, shape, where)
+        return Tensor(item["name"], datatype, data), size
     if "data" not in item:
         raise InvalidInput(f"{where} has no 'data'")
-    return Tensor(item["name"], datatype, _data_from_json(item["data"], datatype, shape, where))
+    return Tensor(item["name"], datatype, _data_from_json(item["data"], datatype, shape, where)), 0
 
 
 def _datatype_and_shape(item: dict[str, Any], where: str) -> tuple[str, tuple[int, ...]]:

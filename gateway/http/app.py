@@ -1,4 +1,4 @@
-"""The HTTP front end as one ASGI app: a raw-ASGI hot path for inference, FastAPI for the rest."""
+"""The HTTP front end as one ASGI app: raw-ASGI hot paths for inference, FastAPI for the rest."""
 
 from __future__ import annotations
 
@@ -12,12 +12,21 @@ from starlette.exceptions import HTTPException
 from gateway.config import ServerConfig
 from gateway.errors import GatewayError
 from gateway.http.asgi import Receive, Scope, Send
+from gateway.http.compat_routes import compat_router
+from gateway.http.endpoint import RawEndpoint
 from gateway.http.errors import error_response
 from gateway.http.oip_infer import OipInferEndpoint
 from gateway.http.oip_routes import oip_router
+from gateway.http.tfserving_rest import TFServingRestEndpoint
+from gateway.http.torchserve_rest import TorchServeRestEndpoint
 from gateway.service import InferenceService
 
-INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+OIP_INFER = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
+TF_PREDICT = re.compile(
+    r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+    r":(?P<verb>predict|classify|regress)$"
+)
+TORCHSERVE_PREDICT = re.compile(r"^/predictions/(?P<model>[^/]+)(?:/(?P<version>[^/]+))?$")
 
 
 def build_fastapi(service: InferenceService) -> FastAPI:
@@ -29,6 +38,7 @@ def build_fastapi(service: InferenceService) -> FastAPI:
         default_response_class=ORJSONResponse,
     )
     app.include_router(oip_router(service))
+    app.include_router(compat_router(service))
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, error: GatewayError) -> ORJSONResponse:
@@ -52,16 +62,23 @@ def build_fastapi(service: InferenceService) -> FastAPI:
 
 
 class HttpFrontEnd:
-    """Dispatches inference straight to its endpoint; everything else goes through FastAPI."""
+    """Inference goes straight to its endpoint (first match wins); the rest goes to FastAPI."""
 
     def __init__(self, service: InferenceService, server: ServerConfig) -> None:
-        self._infer = OipInferEndpoint(service, server)
+        self._routes: list[tuple[str, re.Pattern[str], RawEndpoint]] = [
+            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server)),
+            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server)),
+            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server)),
+        ]
         self._app = build_fastapi(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = INFER_PATH.match(scope["path"])
-            if match is not None:
-                await self._infer(scope, receive, send, match[1], match[2])
-                return
+            path: str = scope["path"]
+            for prefix, pattern, endpoint in self._routes:
+                if path.startswith(prefix):
+                    match = pattern.match(path)
+                    if match is not None:
+                        await endpoint(scope, receive, send, match.groupdict())
+                        return
         await self._app(scope, receive, send)

@@ -1,3 +1,4 @@
+import asyncio
 import struct
 
 import numpy as np
@@ -59,7 +60,8 @@ def test_binary_request_round_trip():
     request = oip_json.decode_request(head + blob, len(head), "m", None)
     np.testing.assert_array_equal(first_input(request).data, array)
     assert request.binary_output is True
-    assert request.payload is None
+    assert request.payload is not None
+    assert request.payload.json_length == len(head)
     forwarded = orjson.loads(oip_json.encode_request(request, [first_input(request)]))
     assert forwarded["inputs"][0]["data"] == array.ravel().tolist()
 
@@ -204,7 +206,45 @@ def test_unknown_requested_output_is_named():
 def test_unreadable_backend_response_is_a_backend_error():
     with pytest.raises(BackendError, match="backend 'ts' sent an unreadable response"):
         oip_json.decode_response(
-            b'{"outputs": [{"name": "p", "datatype": "FP32", "shape": [2], "data": [1]}]}', "ts"
+            b'{"outputs": [{"name": "p", "datatype": "FP32", "shape": [2], "data": [1]}]}',
+            None,
+            "ts",
         )
     with pytest.raises(BackendError):
-        oip_json.decode_response(b"<html>", "ts")
+        oip_json.decode_response(b"<html>", None, "ts")
+
+
+def test_binary_backend_response_and_lazy_request():
+    blob = np.arange(4, dtype=np.float32).tobytes()
+    head = orjson.dumps(
+        {
+            "model_name": "m",
+            "outputs": [
+                {
+                    "name": "y",
+                    "datatype": "FP32",
+                    "shape": [2, 2],
+                    "parameters": {"binary_data_size": 16},
+                }
+            ],
+        }
+    )
+    response = oip_json.decode_response(head + blob, len(head), "oip")
+    assert response.outputs is not None
+    np.testing.assert_array_equal(response.outputs[0].data, np.arange(4).reshape(2, 2))
+    lazy = oip_json.decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
+    assert lazy.inputs is None  # parsed and sized, but values are only converted when needed
+    with pytest.raises(InvalidInput, match="needs 4 values, data has 3"):
+        oip_json.decode_request(body([fp32_input([1, 2, 3])]), None, "m", None, lazy=True)
+
+
+def test_lazy_inputs_raise_when_needed():
+    lazy = oip_json.decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
+    with pytest.raises(InvalidInput, match="data must hold FP32 values"):
+        asyncio.run(lazy.input_tensors())
+    binary, length = oip_json.encode_binary_request(
+        oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None),
+        [Tensor("input", "FP32", np.ones((1, 4), dtype=np.float32))],
+    )
+    again = oip_json.decode_request(binary, length, "m", None)
+    np.testing.assert_array_equal(first_input(again).data, np.ones((1, 4)))

@@ -1,0 +1,120 @@
+"""Any Open Inference Protocol REST server (Triton, KServe, MLServer) as a backend.
+
+A client's OIP body, JSON or binary, is forwarded byte for byte; tensors from other protocols are
+sent in the binary extension. The reply is kept as it came and decoded only if the client needs
+tensors.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.backends.base import BackendModel
+from gateway.backends.boundary import http_error
+from gateway.backends.http_pool import HttpPool
+from gateway.codecs import oip_json
+from gateway.config import OipBackendConfig
+from gateway.errors import BackendError, GatewayError
+from gateway.inference import (
+    Formats,
+    InferRequest,
+    InferResponse,
+    ModelMetadata,
+    Payload,
+    Tensor,
+    TensorSpec,
+)
+
+READY_TIMEOUT_S = 2.0
+HEADER_LENGTH = "inference-header-content-length"
+
+
+class OipRestBackend:
+    kind = "oip"
+    protocol = "rest"
+
+    def __init__(self, name: str, config: OipBackendConfig, max_message_bytes: int) -> None:
+        self.name = name
+        self.base_url = config.url
+        self.timeout_s = config.timeout_s
+        self._versioned = config.versioned_urls
+        self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
+
+    async def start(self) -> None:
+        await self._pool.start()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def _url(self, target: BackendModel) -> str:
+        if self._versioned:
+            return f"{self.base_url}/v2/models/{target.name}/versions/{target.version}"
+        return f"{self.base_url}/v2/models/{target.name}"
+
+    async def infer(
+        self, target: BackendModel, request: InferRequest, timeout_s: float
+    ) -> InferResponse:
+        payload = request.payload
+        if payload is not None and payload.format == Formats.OIP_JSON:
+            body, json_length = payload.body, payload.json_length
+        else:
+            body, json_length = oip_json.encode_binary_request(
+                request, await request.input_tensors()
+            )
+        headers = {"content-type": "application/json"}
+        if json_length is not None:
+            headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(json_length)}
+        reply = await self._pool.request(
+            "POST", self._url(target) + "/infer", timeout_s, body, headers
+        )
+        if reply.status != 200:
+            raise http_error(reply.status, _error(reply.body), self.name)
+        reply_length = reply.header_length
+
+        async def decode() -> list[Tensor]:
+            return oip_json.decode_response(reply.body, reply_length, self.name).outputs or []
+
+        return InferResponse(
+            target.name,
+            target.version,
+            decode_outputs=decode,
+            id=request.id,
+            payload=Payload(Formats.OIP_JSON, reply.body, reply.content_type, reply_length),
+        )
+
+    async def metadata(self, target: BackendModel) -> ModelMetadata:
+        reply = await self._pool.request("GET", self._url(target), self.timeout_s)
+        if reply.status != 200:
+            raise http_error(reply.status, _error(reply.body), self.name)
+        try:
+            doc = orjson.loads(reply.body)
+            return ModelMetadata(
+                platform=str(doc.get("platform", "")),
+                inputs=tuple(_spec(item) for item in doc.get("inputs", [])),
+                outputs=tuple(_spec(item) for item in doc.get("outputs", [])),
+            )
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            raise BackendError(f"backend {self.name!r} sent unreadable model metadata") from None
+
+    async def ready(self, target: BackendModel) -> bool:
+        try:
+            reply = await self._pool.request("GET", self._url(target) + "/ready", READY_TIMEOUT_S)
+        except GatewayError:
+            return False
+        return reply.status == 200
+
+
+def _spec(item: dict[str, object]) -> TensorSpec:
+    shape = item["shape"]
+    assert isinstance(shape, list)
+    return TensorSpec(str(item["name"]), str(item["datatype"]), tuple(int(d) for d in shape))
+
+
+def _error(body: bytes) -> str:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode(errors="replace")
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        return str(doc["error"])
+    return body[:200].decode(errors="replace")

@@ -1,0 +1,125 @@
+"""The shared skeleton of every raw-ASGI hot-path endpoint (OIP, TF Serving and TorchServe REST).
+
+It reads the headers that matter and the body (bounded, decompressed), runs the endpoint's
+``handle``, renders any gateway error in the endpoint's protocol, adds ``x-gateway-variant``, and
+reports the request to the metrics exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from gateway.config import ServerConfig
+from gateway.errors import GatewayError, InternalError, InvalidInput
+from gateway.http.asgi import (
+    ClientDisconnected,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    decode_content,
+    read_body,
+    send_response,
+)
+from gateway.http.errors import error_response
+from gateway.metrics import RequestRecord
+from gateway.service import InferenceService, RouteHints
+
+log = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499  # nginx's status for "the client went away"
+JSON_TYPE = [(b"content-type", b"application/json")]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request as the endpoint sees it: path parameters, relevant headers, body."""
+
+    params: dict[str, str | None]
+    body: bytes
+    content_type: str | None
+    json_length: int | None
+    hints: RouteHints
+
+
+class RawEndpoint(ABC):
+    protocol: str
+    """The ``protocol`` label of this endpoint's requests in the metrics."""
+
+    def __init__(self, service: InferenceService, server: ServerConfig) -> None:
+        self.service = service
+        self._metrics = service.metrics
+        self._sticky_header = server.sticky_header.encode()
+        self._variant_header = server.variant_header.encode()
+        self._limit = server.max_request_bytes
+
+    @abstractmethod
+    async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
+        """Serve the request; raise GatewayError for anything the client should hear about."""
+
+    def render_error(self, error: GatewayError) -> tuple[int, Headers, bytes]:
+        status, body = error_response(error)
+        return status, list(JSON_TYPE), body
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, params: dict[str, str | None]
+    ) -> None:
+        record = RequestRecord(self.protocol, time.perf_counter())
+        try:
+            incoming = await self._read(scope, receive, params)
+            status, out, body = await self.handle(incoming, record)
+        except ClientDisconnected:
+            self._metrics.finish(record, CLIENT_CLOSED)
+            return
+        except GatewayError as error:
+            status, out, body = self.render_error(error)
+        except Exception:
+            log.exception("%s request to %s failed", self.protocol, scope["path"])
+            status, out, body = self.render_error(
+                InternalError("internal gateway error; see its log")
+            )
+        if record.variant is not None:
+            out.append((self._variant_header, record.variant.name.encode()))
+        try:
+            await send_response(send, status, out, body)
+        finally:
+            self._metrics.finish(record, status)
+
+    async def _read(
+        self, scope: Scope, receive: Receive, params: dict[str, str | None]
+    ) -> Incoming:
+        json_length: int | None = None
+        declared: int | None = None
+        encoding: bytes | None = None
+        content_type: str | None = None
+        pin: str | None = None
+        sticky: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"inference-header-content-length":
+                json_length = _int_header(name, value)
+            elif name == b"content-length":
+                declared = _int_header(name, value)
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == self._sticky_header:
+                sticky = value.decode("latin-1")
+            elif name == self._variant_header:
+                pin = value.decode("latin-1")
+            elif name == b"content-encoding":
+                encoding = value.lower()
+        body = await read_body(receive, self._limit, declared)
+        body = decode_content(body, encoding, self._limit)
+        return Incoming(params, body, content_type, json_length, RouteHints(pin, sticky))
+
+
+def _int_header(name: bytes, value: bytes) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InvalidInput(f"header {name.decode()} must be a non-negative integer")
+    return number

@@ -1,0 +1,61 @@
+"""TF Serving's REST API: ``POST /v1/models/{m}[/versions/{v}|/labels/{l}]:{verb}``.
+
+The verb is ``predict``, ``classify`` or ``regress``.
+
+``:predict`` bodies go to a TF Serving REST backend untouched; any other backend gets the tensors,
+decoded with the model's metadata (JSON has no dtypes), and the answer is rendered back in the
+client's format (row or columnar). ``:classify`` and ``:regress`` are forwarded to TF Serving.
+"""
+
+from __future__ import annotations
+
+from gateway.codecs.tfserving_json import (
+    PredictBody,
+    decode_predict_request,
+    encode_predict_response,
+    load_body,
+)
+from gateway.http.asgi import Headers
+from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
+from gateway.inference import Formats, InferRequest, Payload, Tensor
+from gateway.metrics import RequestRecord
+
+
+class TFServingRestEndpoint(RawEndpoint):
+    protocol = "tfs_rest"
+
+    async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
+        params = incoming.params
+        model, version, label = params["model"], params["version"], params["label"]
+        verb = params["verb"]
+        assert model is not None
+        if verb != "predict":
+            assert verb is not None
+            payload = Payload(Formats.TFS_INPUT_JSON, incoming.body, incoming.content_type)
+            reply, _ = await self.service.tf_api(
+                verb, model, version, label, payload, incoming.hints, record
+            )
+            return 200, list(JSON_TYPE), reply.body
+        decoded: list[PredictBody] = []
+
+        async def decode() -> list[Tensor]:
+            view = await self.service.model_view(model, version, label)
+            body = decode_predict_request(incoming.body, view.metadata)
+            if body.signature_name is not None:
+                request.parameters["signature_name"] = body.signature_name
+            decoded.append(body)
+            return body.inputs
+
+        request = InferRequest(
+            model,
+            version,
+            label,
+            decode_inputs=decode,
+            payload=Payload(Formats.TFS_PREDICT_JSON, incoming.body, incoming.content_type),
+        )
+        response, _ = await self.service.infer(request, incoming.hints, record)
+        if response.payload is not None and response.payload.format == Formats.TFS_PREDICT_JSON:
+            return 200, list(JSON_TYPE), response.payload.body
+        row_format = decoded[0].row_format if decoded else "instances" in load_body(incoming.body)
+        outputs = await response.output_tensors()
+        return 200, list(JSON_TYPE), encode_predict_response(outputs, row_format)

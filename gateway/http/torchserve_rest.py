@@ -1,0 +1,91 @@
+"""TorchServe's inference API: ``POST /predictions/{m}[/{v}]``.
+
+Bodies for TorchServe variants are forwarded untouched, whatever their content type, and the
+backend's answer comes back untouched. A TF Serving variant needs tensors: the body must be Open
+Inference Protocol JSON (TorchServe's kservev2 format) or TF Serving JSON, else a 415/400 says so.
+Errors take TorchServe's shape: ``{"code": 404, "type": "...", "message": "..."}``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.codecs import oip_json
+from gateway.codecs.tfserving_json import decode_predict_request
+from gateway.errors import ErrorCode, GatewayError, InvalidInput, UnsupportedMediaType, http_status
+from gateway.http.asgi import Headers
+from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
+from gateway.inference import Formats, InferRequest, Payload, Tensor
+from gateway.metrics import RequestRecord
+from gateway.service import InferenceService
+
+# The exception names TorchServe puts in "type", for clients that look at them.
+ERROR_TYPES = {
+    ErrorCode.INVALID_ARGUMENT: "BadRequestException",
+    ErrorCode.NOT_FOUND: "ModelNotFoundException",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "BadRequestException",
+    ErrorCode.PAYLOAD_TOO_LARGE: "BadRequestException",
+    ErrorCode.NOT_READY: "ServiceUnavailableException",
+    ErrorCode.BAD_UPSTREAM: "InternalServerException",
+    ErrorCode.UPSTREAM_UNAVAILABLE: "ServiceUnavailableException",
+    ErrorCode.UPSTREAM_TIMEOUT: "RequestTimeoutException",
+    ErrorCode.INTERNAL: "InternalServerException",
+}
+
+
+def torchserve_error(error: GatewayError) -> tuple[int, bytes]:
+    status = http_status(error)
+    body = {"code": status, "type": ERROR_TYPES[error.code], "message": error.message}
+    return status, orjson.dumps(body)
+
+
+async def tensors_from_body(
+    service: InferenceService, body: bytes, model: str, version: str | None
+) -> list[Tensor]:
+    """The tensors in a TorchServe-shaped body, for a variant that is not TorchServe."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UnsupportedMediaType(
+            "this model version runs on TF Serving, which needs tensors: send Open Inference "
+            'Protocol JSON ({"inputs": [...]}) or TF Serving JSON ({"instances": [...]})'
+        ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
+        return oip_json.decode_request(body, None, model, version).inputs or []
+    if isinstance(doc, dict) and ("instances" in doc or "inputs" in doc):
+        metadata = (await service.model_view(model, version)).metadata
+        return decode_predict_request(body, metadata).inputs
+    raise InvalidInput(
+        "this model version runs on TF Serving, which needs tensors: the JSON body is neither "
+        'Open Inference Protocol ({"inputs": [...]}) nor TF Serving ({"instances": [...]})'
+    )
+
+
+class TorchServeRestEndpoint(RawEndpoint):
+    protocol = "torchserve_rest"
+
+    def render_error(self, error: GatewayError) -> tuple[int, Headers, bytes]:
+        status, body = torchserve_error(error)
+        return status, list(JSON_TYPE), body
+
+    async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
+        model, version = incoming.params["model"], incoming.params["version"]
+        assert model is not None
+
+        async def decode() -> list[Tensor]:
+            return await tensors_from_body(self.service, incoming.body, model, version)
+
+        request = InferRequest(
+            model,
+            version,
+            decode_inputs=decode,
+            payload=Payload(Formats.TORCHSERVE_BODY, incoming.body, incoming.content_type),
+        )
+        response, _ = await self.service.infer(request, incoming.hints, record)
+        payload = response.payload
+        if payload is not None and payload.format == Formats.TORCHSERVE_BODY:
+            content_type = (payload.content_type or "application/json").encode()
+            return 200, [(b"content-type", content_type)], payload.body
+        outputs = await response.output_tensors()
+        body, _ = oip_json.encode_response(outputs, response, request)
+        return 200, list(JSON_TYPE), body
