@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.backends import Backend, create_backend
 from gateway.config import GatewayConfig
+from gateway.grpc import GrpcFrontEnd
 from gateway.http.app import HttpFrontEnd
 from gateway.metrics import GatewayMetrics
 from gateway.readiness import Readiness
@@ -62,9 +63,11 @@ class Gateway:
         self.readiness = Readiness(self.router, self.metrics, server.readiness_interval_s)
         self.service = InferenceService(self.router, self.readiness, self.metrics)
         self.http_app = HttpFrontEnd(self.service, server)
+        self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
         self._uvicorn: _EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
+        self.grpc_port: int | None = None
 
     async def start(self, reuse_port: bool = False) -> None:
         """Open backend pools, start probing, and listen. Returns once accepting requests."""
@@ -82,6 +85,7 @@ class Gateway:
             access_log=False,
             log_level="warning",
             server_header=False,
+            proxy_headers=False,  # nothing to trust here; and it costs every request
             timeout_keep_alive=KEEP_ALIVE_S,
             timeout_graceful_shutdown=round(self.config.server.graceful_shutdown_s),
         )
@@ -93,14 +97,29 @@ class Gateway:
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
         log.info("HTTP on %s:%d", listen.host, self.http_port)
+        grpc_listen = self.config.server.grpc
+        if self.grpc_app is not None and grpc_listen is not None:
+            try:
+                self.grpc_port = await self.grpc_app.start(reuse_port)
+            except BaseException:
+                await self.stop()
+                raise
+            log.info("gRPC on %s:%d", grpc_listen.host, self.grpc_port)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), then close backends."""
+        await asyncio.gather(self._stop_http(), self._stop_grpc())
+        await self.readiness.stop()
+        for backend in self.backends.values():
+            await backend.close()
+
+    async def _stop_http(self) -> None:
         if self._uvicorn is not None and self._uvicorn_task is not None:
             self._uvicorn.should_exit = True
             await self._uvicorn_task
             self._uvicorn = None
             self._uvicorn_task = None
-        await self.readiness.stop()
-        for backend in self.backends.values():
-            await backend.close()
+
+    async def _stop_grpc(self) -> None:
+        if self.grpc_app is not None:
+            await self.grpc_app.stop(self.config.server.graceful_shutdown_s)

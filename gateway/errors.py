@@ -1,8 +1,8 @@
 """The gateway's one exception tree.
 
-Every layer raises these; third-party errors (aiohttp, grpc) are translated at the backend
-boundary. Each class carries a protocol-neutral ``code``; ``HTTP_STATUS`` and ``GRPC_STATUS`` map
-that code once, for the HTTP front end and the gRPC front end respectively.
+Every layer raises these; transport errors (sockets, HTTP parsing, gRPC) are translated at the
+backend boundary. Each class carries a protocol-neutral ``code``; ``HTTP_STATUS`` and
+``GRPC_STATUS`` map that code once, for the HTTP front end and the gRPC front end respectively.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ async def serve(config: GatewayConfig, reuse_port: bool, ready: Connection | Non
         ready.send(gateway.http_port)
         ready.close()
     else:
-        _announce(config, 1)
+        _announce(config, 1, gateway.http_port, gateway.grpc_port)
     await stop.wait()
     log.info("stopping: letting in-flight requests finish")
     await gateway.stop()
@@ -57,9 +57,15 @@ def _worker_entry(config: GatewayConfig, ready: Connection, log_level: int) -> N
     run_worker(config, ready, reuse_port=True)
 
 
-def _announce(config: GatewayConfig, workers: int) -> None:
-    http = config.server.http
-    print(f"gateway ready: http://{http.host}:{http.port} ({workers} worker(s))", flush=True)
+def _announce(
+    config: GatewayConfig, workers: int, http_port: int | None = None, grpc_port: int | None = None
+) -> None:
+    """One line once every worker listens, with the ports actually bound (port 0 = any)."""
+    http, grpc = config.server.http, config.server.grpc
+    listening = f"http://{http.host}:{http_port if http_port is not None else http.port}"
+    if grpc is not None:
+        listening += f", grpc {grpc.host}:{grpc_port if grpc_port is not None else grpc.port}"
+    print(f"gateway ready: {listening} ({workers} worker(s))", flush=True)
 
 
 def run(config: GatewayConfig) -> int:
@@ -77,21 +83,23 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, BaseProcess] = {}
         self._stopping = False
-        self._reserved: socket.socket | None = None
+        self._reserved: list[socket.socket] = []
 
     def _resolve_port(self) -> GatewayConfig:
         """Port 0 means any free port: reserve one here so every worker binds the same one."""
-        http = self._config.server.http
-        if http.port != 0:
+        server = self._config.server
+        update = {}
+        for key, listen in (("http", server.http), ("grpc", server.grpc)):
+            if listen is None or listen.port != 0:
+                continue
+            sock = socket.socket(socket.AF_INET6 if ":" in listen.host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((listen.host, 0))
+            self._reserved.append(sock)
+            update[key] = Listen(host=listen.host, port=sock.getsockname()[1])
+        if not update:
             return self._config
-        sock = socket.socket(socket.AF_INET6 if ":" in http.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((http.host, 0))
-        self._reserved = sock
-        server = self._config.server.model_copy(
-            update={"http": Listen(host=http.host, port=sock.getsockname()[1])}
-        )
-        return self._config.model_copy(update={"server": server})
+        return self._config.model_copy(update={"server": server.model_copy(update=update)})
 
     def _spawn(self, config: GatewayConfig) -> Connection:
         receiver, sender = self._context.Pipe(duplex=False)
@@ -171,5 +179,5 @@ class Supervisor:
                 process.kill()
                 process.join()
         self._workers.clear()
-        if self._reserved is not None:
-            self._reserved.close()
+        for sock in self._reserved:
+            sock.close()

@@ -32,6 +32,7 @@ PARTS = ("torchserve", "tfserving", "gateway")
 @dataclass(frozen=True)
 class StackPorts:
     gateway_http: int = 8000
+    gateway_grpc: int | None = 8001
     torchserve: TorchServePorts = field(default_factory=TorchServePorts)
     tfserving_grpc: int = 8500
     tfserving_rest: int = 8501
@@ -121,7 +122,8 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
         f"  {tf_name:<12} gRPC :{ports.tfserving_grpc}  REST :{ports.tfserving_rest}  "
         f"(ready in {waited['tfserving']:.1f}s)"
     )
-    print(f"  gateway      http://127.0.0.1:{ports.gateway_http}  (metrics at /metrics)")
+    grpc = f"  gRPC :{ports.gateway_grpc}" if ports.gateway_grpc is not None else ""
+    print(f"  gateway      http://127.0.0.1:{ports.gateway_http}{grpc}  (metrics at /metrics)")
     print(f"logs and pids under {run_dir}; `make down` stops it all")
     return 0
 
@@ -140,13 +142,17 @@ def down(run_dir: Path = RUN_DIR) -> int:
 
 
 def _ports(config: GatewayConfig) -> StackPorts:
-    return StackPorts(gateway_http=config.server.http.port)
+    grpc = config.server.grpc
+    return StackPorts(
+        gateway_http=config.server.http.port, gateway_grpc=grpc.port if grpc is not None else None
+    )
 
 
 def _all_ports(ports: StackPorts) -> list[int]:
     ts = ports.torchserve
     return [
         ports.gateway_http,
+        *([ports.gateway_grpc] if ports.gateway_grpc is not None else []),
         ts.inference,
         ts.management,
         ts.metrics,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import aiohttp
 import grpc
+import httptools
 
 from gateway.errors import (
     BackendError,
@@ -15,6 +16,11 @@ from gateway.errors import (
     GatewayError,
     InvalidInput,
 )
+
+
+class ConnectTimeout(ConnectionError):
+    """No connection within the connect timeout: the backend is unreachable, not slow."""
+
 
 _REJECTED = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -30,21 +36,21 @@ _UNAVAILABLE = {
 
 @contextmanager
 def http_boundary(backend: str, timeout_s: float) -> Iterator[None]:
-    """aiohttp and socket errors -> 503 (unreachable), 504 (too slow) or 502 (garbled)."""
+    """Socket and HTTP errors -> 503 (unreachable), 504 (too slow) or 502 (garbled)."""
     try:
         yield
     except GatewayError:
         raise
-    except aiohttp.ConnectionTimeoutError:
-        raise BackendUnavailable(f"backend {backend!r}: timed out connecting") from None
+    except ConnectTimeout as error:
+        raise BackendUnavailable(f"backend {backend!r} unreachable: {error}") from None
     except TimeoutError:
         raise BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s") from None
-    except aiohttp.ClientConnectorError as error:
-        raise BackendUnavailable(f"backend {backend!r} unreachable: {error.os_error}") from None
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+    except httptools.HttpParserError as error:
+        raise BackendError(f"backend {backend!r} sent a bad HTTP response: {error}") from None
+    except (ConnectionRefusedError, socket.gaierror) as error:
+        raise BackendUnavailable(f"backend {backend!r} unreachable: {error}") from None
+    except OSError as error:
         raise BackendUnavailable(f"backend {backend!r} dropped the connection: {error}") from None
-    except aiohttp.ClientError as error:
-        raise BackendError(f"backend {backend!r} sent a bad response: {error}") from None
 
 
 @contextmanager

@@ -72,7 +72,7 @@ def to_tensor_proto(tensor: Tensor, proto: tf.TensorProto) -> None:
     """Fill ``proto`` (typically a map entry of a PredictRequest) from ``tensor``."""
     dtype = DATATYPE_TO_DT.get(tensor.datatype)
     if dtype is None:
-        raise InvalidInput(f"input {tensor.name!r}: TF Serving has no {tensor.datatype} tensors")
+        raise InvalidInput(f"tensor {tensor.name!r}: TF Serving has no {tensor.datatype} tensors")
     proto.dtype = dtype  # type: ignore[assignment]
     dims = proto.tensor_shape.dim
     for size in tensor.data.shape:

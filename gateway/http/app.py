@@ -6,7 +6,6 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway.config import ServerConfig
@@ -14,7 +13,7 @@ from gateway.errors import GatewayError
 from gateway.http.asgi import Receive, Scope, Send
 from gateway.http.compat_routes import compat_router
 from gateway.http.endpoint import RawEndpoint
-from gateway.http.errors import error_response
+from gateway.http.errors import JSONResponse, error_response
 from gateway.http.oip_infer import OipInferEndpoint
 from gateway.http.oip_routes import oip_router
 from gateway.http.tfserving_rest import TFServingRestEndpoint
@@ -35,28 +34,28 @@ def build_fastapi(service: InferenceService) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONResponse,
     )
     app.include_router(oip_router(service))
     app.include_router(compat_router(service))
 
     @app.exception_handler(GatewayError)
-    async def gateway_error(request: Request, error: GatewayError) -> ORJSONResponse:
+    async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
         status, _ = error_response(error)
-        return ORJSONResponse({"error": error.message}, status_code=status)
+        return JSONResponse({"error": error.message}, status_code=status)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> ORJSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
         if error.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path}"
         elif error.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
-        return ORJSONResponse({"error": message}, status_code=error.status_code)
+        return JSONResponse({"error": message}, status_code=error.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, error: RequestValidationError) -> ORJSONResponse:
-        return ORJSONResponse({"error": str(error)}, status_code=400)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=400)
 
     return app
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import orjson
 
 from gateway.codecs import oip_json
-from gateway.codecs.tfserving_json import decode_predict_request
-from gateway.errors import ErrorCode, GatewayError, InvalidInput, UnsupportedMediaType, http_status
+from gateway.codecs.torchserve import body_tensors
+from gateway.errors import ErrorCode, GatewayError, http_status
 from gateway.http.asgi import Headers
 from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
-from gateway.inference import Formats, InferRequest, Payload, Tensor
+from gateway.inference import Formats, InferRequest, ModelMetadata, Payload, Tensor
 from gateway.metrics import RequestRecord
-from gateway.service import InferenceService
 
 # The exception names TorchServe puts in "type", for clients that look at them.
 ERROR_TYPES = {
@@ -39,28 +38,6 @@ def torchserve_error(error: GatewayError) -> tuple[int, bytes]:
     return status, orjson.dumps(body)
 
 
-async def tensors_from_body(
-    service: InferenceService, body: bytes, model: str, version: str | None
-) -> list[Tensor]:
-    """The tensors in a TorchServe-shaped body, for a variant that is not TorchServe."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UnsupportedMediaType(
-            "this model version runs on TF Serving, which needs tensors: send Open Inference "
-            'Protocol JSON ({"inputs": [...]}) or TF Serving JSON ({"instances": [...]})'
-        ) from None
-    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
-        return oip_json.decode_request(body, None, model, version).inputs or []
-    if isinstance(doc, dict) and ("instances" in doc or "inputs" in doc):
-        metadata = (await service.model_view(model, version)).metadata
-        return decode_predict_request(body, metadata).inputs
-    raise InvalidInput(
-        "this model version runs on TF Serving, which needs tensors: the JSON body is neither "
-        'Open Inference Protocol ({"inputs": [...]}) nor TF Serving ({"instances": [...]})'
-    )
-
-
 class TorchServeRestEndpoint(RawEndpoint):
     protocol = "torchserve_rest"
 
@@ -73,7 +50,10 @@ class TorchServeRestEndpoint(RawEndpoint):
         assert model is not None
 
         async def decode() -> list[Tensor]:
-            return await tensors_from_body(self.service, incoming.body, model, version)
+            return await body_tensors(incoming.body, request, metadata)
+
+        async def metadata() -> ModelMetadata:
+            return (await self.service.model_view(model, version)).metadata
 
         request = InferRequest(
             model,

@@ -88,3 +88,7 @@ def running_gateway(
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop()
+    # Nothing may go wrong silently: a traceback or a warning in the gateway's log fails the test.
+    log = process.log_path.read_text(errors="replace")
+    for marker in ("Traceback", "Warning:", "ERROR"):
+        assert marker not in log, f"gateway log {process.log_path} has {marker!r}:\n{log[-3000:]}"

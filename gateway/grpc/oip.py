@@ -1,0 +1,75 @@
+"""The Open Inference Protocol over gRPC: ``inference.GRPCInferenceService``."""
+
+from __future__ import annotations
+
+from gateway import __version__
+from gateway.codecs import oip_grpc
+from gateway.grpc.call import Call, Method, parse
+from gateway.inference import TensorSpec
+from gateway.service import InferenceService
+from gateway.wire import oip_pb2 as oip
+
+SERVICE = "inference.GRPCInferenceService"
+PROTOCOL = "oip_grpc"
+
+
+class OipService:
+    def __init__(self, service: InferenceService) -> None:
+        self._service = service
+
+    def methods(self) -> dict[str, dict[str, Method]]:
+        return {
+            SERVICE: {
+                "ServerLive": Method(self.server_live),
+                "ServerReady": Method(self.server_ready),
+                "ModelReady": Method(self.model_ready),
+                "ServerMetadata": Method(self.server_metadata),
+                "ModelMetadata": Method(self.model_metadata),
+                "ModelInfer": Method(self.model_infer, PROTOCOL),
+            }
+        }
+
+    async def server_live(self, body: bytes, call: Call) -> bytes:
+        return oip.ServerLiveResponse(live=True).SerializeToString()
+
+    async def server_ready(self, body: bytes, call: Call) -> bytes:
+        ready = self._service.readiness.server_ready()
+        return oip.ServerReadyResponse(ready=ready).SerializeToString()
+
+    async def model_ready(self, body: bytes, call: Call) -> bytes:
+        request = parse(oip.ModelReadyRequest, body)
+        ready = self._service.model_ready(request.name, request.version or None)
+        return oip.ModelReadyResponse(ready=ready).SerializeToString()
+
+    async def server_metadata(self, body: bytes, call: Call) -> bytes:
+        # Raw tensors are part of the gRPC protocol itself, not an extension as over HTTP.
+        reply = oip.ServerMetadataResponse(name="gateway", version=__version__)
+        return reply.SerializeToString()
+
+    async def model_metadata(self, body: bytes, call: Call) -> bytes:
+        request = parse(oip.ModelMetadataRequest, body)
+        view = await self._service.model_view(request.name, request.version or None)
+        reply = oip.ModelMetadataResponse(
+            name=view.name,
+            versions=view.versions,
+            platform=view.platform,
+            inputs=[_tensor_metadata(spec) for spec in view.metadata.inputs],
+            outputs=[_tensor_metadata(spec) for spec in view.metadata.outputs],
+        )
+        return reply.SerializeToString()
+
+    async def model_infer(self, body: bytes, call: Call) -> bytes:
+        message = parse(oip.ModelInferRequest, body)
+        request = oip_grpc.decode_request(message)
+        hints = call.hints(oip_grpc.timeout_s(request.parameters))
+        response, _ = await self._service.infer(request, hints, call.record)
+        outputs = await response.output_tensors()
+        # Answer in kind: tritonclient sends raw tensors and reads raw ones.
+        raw = len(message.raw_input_contents) > 0
+        return oip_grpc.encode_response(outputs, response, request, raw).SerializeToString()
+
+
+def _tensor_metadata(spec: TensorSpec) -> oip.ModelMetadataResponse.TensorMetadata:
+    return oip.ModelMetadataResponse.TensorMetadata(
+        name=spec.name, datatype=spec.datatype, shape=spec.shape
+    )

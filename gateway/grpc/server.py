@@ -1,0 +1,187 @@
+"""The gRPC front end: one ``grpc.aio`` server in the worker's event loop, serving the Open
+Inference Protocol, TF Serving's and TorchServe's APIs, health checking and reflection.
+
+Every handler runs inside :meth:`GrpcFrontEnd._behavior`, the one place where a gateway error
+becomes a gRPC status, any other exception becomes INTERNAL, ``x-gateway-variant`` is sent and
+an inference request is reported to the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from gateway.config import ServerConfig
+from gateway.errors import GatewayError, InternalError, grpc_status, http_status
+from gateway.grpc.call import Call, Method
+from gateway.grpc.oip import OipService
+from gateway.grpc.tfserving import TFServingService
+from gateway.grpc.torchserve import TorchServeService
+from gateway.metrics import RequestRecord
+from gateway.service import InferenceService
+from gateway.wire.reflection import public_pool, public_services
+
+log = logging.getLogger(__name__)
+
+HEALTH_POLL_S = 0.5
+CLIENT_CLOSED = 499  # as over HTTP: the client cancelled or went away
+TIMED_OUT = 504
+
+Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str
+) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("grpc.aio's abort() raises")
+
+
+def _reflection_pool() -> descriptor_pool.DescriptorPool:
+    """The public services, plus health and reflection so that they can be described too."""
+    pool = public_pool()
+    for module in (health_pb2, reflection_pb2):
+        proto = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(proto)
+        pool.Add(proto)
+    return pool
+
+
+class GrpcFrontEnd:
+    def __init__(self, service: InferenceService, config: ServerConfig) -> None:
+        assert config.grpc is not None
+        self._service = service
+        self._listen = config.grpc
+        self._limit = config.max_request_bytes
+        self._sticky_key = config.sticky_header
+        self._variant_key = config.variant_header
+        self._services: dict[str, dict[str, Method]] = {
+            **OipService(service).methods(),
+            **TFServingService(service).methods(),
+            **TorchServeService(service).methods(),
+        }
+        self._server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
+        self._health_task: asyncio.Task[None] | None = None
+
+    async def start(self, reuse_port: bool) -> int:
+        """Listen and serve; returns the bound port. With ``reuse_port`` off, a port in use is
+        an error instead of a silently shared accept queue."""
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self._limit),
+                ("grpc.max_send_message_length", self._limit),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ]
+        )
+        for name, methods in self._services.items():
+            handlers = {
+                method: grpc.unary_unary_rpc_method_handler(self._behavior(spec))
+                for method, spec in methods.items()
+            }
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+            server.add_registered_method_handlers(name, handlers)
+        health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        names = public_services()
+        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+        reflection.enable_server_reflection(
+            [*names, health_name, reflection.SERVICE_NAME], server, pool=_reflection_pool()
+        )
+        address = _address(self._listen.host, self._listen.port)
+        try:
+            port = int(server.add_insecure_port(address))
+        except RuntimeError as error:
+            raise OSError(f"cannot listen for gRPC on {address}: {error}") from None
+        serving = self._service.readiness.server_ready()
+        await self._publish(health, names, serving)
+        await server.start()
+        self._server, self._health = server, health
+        self._health_task = asyncio.create_task(
+            self._track_readiness(health, names, serving), name="grpc-health"
+        )
+        return port
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, stop accepting, and give in-flight calls ``grace`` seconds."""
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+            self._health = None
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def _publish(
+        self, health: health_aio.HealthServicer, names: list[str], serving: bool
+    ) -> None:
+        status = health_pb2.HealthCheckResponse
+        for name in ("", *names):
+            await health.set(name, status.SERVING if serving else status.NOT_SERVING)
+
+    async def _track_readiness(
+        self, health: health_aio.HealthServicer, names: list[str], serving: bool
+    ) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_POLL_S)
+            ready = self._service.readiness.server_ready()
+            if ready != serving:
+                await self._publish(health, names, ready)
+                serving = ready
+
+    def _behavior(self, method: Method) -> Behavior:
+        metrics = self._service.metrics
+        handler, protocol = method.handler, method.protocol
+
+        async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            record = RequestRecord(protocol, time.perf_counter()) if protocol else None
+            status = 500
+            try:
+                reply = await handler(
+                    body, Call(context, self._sticky_key, self._variant_key, record)
+                )
+                await self._send_variant(context, record)
+                status = 200
+                return reply
+            except asyncio.CancelledError:
+                # The client cancelled, or its deadline passed while the backend worked.
+                remaining = context.time_remaining()
+                status = TIMED_OUT if remaining is not None and remaining <= 0 else CLIENT_CLOSED
+                raise
+            except Exception as caught:
+                error = caught if isinstance(caught, GatewayError) else None
+                if error is None:
+                    log.exception("gRPC call %s failed", handler.__qualname__)
+                    error = InternalError("internal gateway error; see its log")
+                status = http_status(error)
+                await self._send_variant(context, record)
+                await _abort(context, grpc_status(error), error.message)
+            finally:
+                if record is not None:
+                    metrics.finish(record, status)
+
+        return behavior
+
+    async def _send_variant(
+        self, context: grpc.aio.ServicerContext, record: RequestRecord | None
+    ) -> None:
+        if record is not None and record.variant is not None:
+            await context.send_initial_metadata(((self._variant_key, record.variant.name),))
