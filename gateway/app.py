@@ -19,7 +19,7 @@ from gateway.backends import Backend, create_backend
 from gateway.config import GatewayConfig
 from gateway.grpc import GrpcFrontEnd
 from gateway.http.app import HttpFrontEnd
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, VariantCollector
 from gateway.readiness import Readiness
 from gateway.routing.router import Router
 from gateway.service import InferenceService
@@ -60,7 +60,13 @@ class Gateway:
             for name, backend in config.backends.items()
         }
         self.router = Router.from_config(config, self.backends)
-        self.readiness = Readiness(self.router, self.metrics, server.readiness_interval_s)
+        self.readiness = Readiness(self.router, server.readiness_interval_s)
+        self.metrics.watch_variants(
+            VariantCollector(
+                lambda: (v for r in self.router.models for v in r.variants.values()),
+                self.readiness.variant_ready,
+            )
+        )
         self.service = InferenceService(self.router, self.readiness, self.metrics)
         self.http_app = HttpFrontEnd(self.service, server)
         self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
@@ -73,7 +79,6 @@ class Gateway:
         """Open backend pools, start probing, and listen. Returns once accepting requests."""
         for backend in self.backends.values():
             await backend.start()
-        self.metrics.set_variants(v for r in self.router.models for v in r.variants.values())
         await self.readiness.start()
         listen = self.config.server.http
         sock = listen_socket(listen.host, listen.port, reuse_port)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from gateway.routing.router import Variant
 
@@ -84,20 +86,6 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
-        self.variant_weight = Gauge(
-            "gateway_variant_weight",
-            "Configured relative weight of each variant (0 = drained).",
-            ["model", "variant", "backend", "version"],
-            multiprocess_mode="livemax",
-            registry=registry,
-        )
-        self.variant_ready = Gauge(
-            "gateway_variant_ready",
-            "1 when the variant's backend reports its model version ready.",
-            ["model", "variant", "backend", "version"],
-            multiprocess_mode="livemin",
-            registry=registry,
-        )
         self.worker_start = Gauge(
             "gateway_worker_start_time_seconds",
             "Start time of each live worker process (one series per pid when there are several).",
@@ -106,6 +94,7 @@ class GatewayMetrics:
         )
         self.worker_start.set_to_current_time()
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._variants: VariantCollector | None = None
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # labels() takes a lock and re-validates on every call; requests reuse their children.
@@ -115,15 +104,10 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def set_variants(self, variants: Iterable[Variant]) -> None:
-        for v in variants:
-            labels = (v.model, v.name, v.backend.name, v.version)
-            self.variant_weight.labels(*labels).set(v.weight)
-            self.variant_ready.labels(*labels).set(0)
-
-    def set_ready(self, variant: Variant, ready: bool) -> None:
-        labels = (variant.model, variant.name, variant.backend.name, variant.version)
-        self._child(self.variant_ready, *labels).set(1 if ready else 0)
+    def watch_variants(self, collector: VariantCollector) -> None:
+        """Export the catalog's weights and readiness, read at scrape time."""
+        self._variants = collector
+        self.registry.register(collector)
 
     def inflight_child(self, backend: str) -> Any:
         return self._child(self.inflight, backend)
@@ -149,5 +133,39 @@ class GatewayMetrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            if self._variants is not None:
+                merged.register(self._variants)
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class VariantCollector(Collector):
+    """``gateway_variant_weight`` and ``gateway_variant_ready``, computed when scraped.
+
+    No series objects per variant: start-up stays fast with thousands of models, and the values
+    are the configuration and the latest readiness probe, whichever worker answers the scrape.
+    """
+
+    LABELS = ("model", "variant", "backend", "version")
+
+    def __init__(self, variants: Callable[[], Iterable[Variant]], ready: Callable[[Variant], bool]):
+        self._variants = variants
+        self._ready = ready
+
+    def collect(self) -> Iterator[Metric]:
+        weight = GaugeMetricFamily(
+            "gateway_variant_weight",
+            "Configured relative weight of each variant (0 = drained).",
+            labels=self.LABELS,
+        )
+        ready = GaugeMetricFamily(
+            "gateway_variant_ready",
+            "1 when the variant's backend reports its model version ready.",
+            labels=self.LABELS,
+        )
+        for v in self._variants():
+            labels = [v.model, v.name, v.backend.name, v.version]
+            weight.add_metric(labels, v.weight)
+            ready.add_metric(labels, 1.0 if self._ready(v) else 0.0)
+        yield weight
+        yield ready

@@ -11,16 +11,14 @@ import contextlib
 import logging
 
 from gateway.backends.base import Backend, BackendModel
-from gateway.metrics import GatewayMetrics
 from gateway.routing.router import ModelRoute, Router, Selection, Variant
 
 log = logging.getLogger(__name__)
 
 
 class Readiness:
-    def __init__(self, router: Router, metrics: GatewayMetrics, interval_s: float) -> None:
+    def __init__(self, router: Router, interval_s: float) -> None:
         self._router = router
-        self._metrics = metrics
         self._interval_s = interval_s
         self._targets: dict[tuple[str, BackendModel], tuple[Backend, list[Variant]]] = {}
         for route in router.models:
@@ -59,8 +57,6 @@ class Readiness:
             if ready != self._ready[key]:
                 log.info("%s %s/%s ready=%s", key[0], key[1].name, key[1].version, ready)
             self._ready[key] = ready
-            for variant in self._targets[key][1]:
-                self._metrics.set_ready(variant, ready)
 
     def variant_ready(self, variant: Variant) -> bool:
         return self._ready.get((variant.backend.name, variant.target), False)

@@ -7,6 +7,7 @@ spreads connections across workers (a shared accept queue lets one worker take t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -35,8 +36,16 @@ async def serve(config: GatewayConfig, reuse_port: bool, ready: Connection | Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(config)
-    await gateway.start(reuse_port=reuse_port)
+    # Start-up allocates everything the worker keeps (routes for every model, codecs, servers):
+    # collecting in the middle of it is wasted work, and freezing the result keeps later
+    # collections from walking it again.
+    gc.disable()
+    try:
+        gateway = Gateway(config)
+        await gateway.start(reuse_port=reuse_port)
+    finally:
+        gc.freeze()
+        gc.enable()
     if ready is not None:
         ready.send(gateway.http_port)
         ready.close()
