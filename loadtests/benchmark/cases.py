@@ -1,0 +1,121 @@
+"""One measurement each: interleaved rounds over several targets, medians out."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from loadtests.benchmark.wrk import WrkResult, lua_script, run_wrk
+
+BIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def summarize(results: list[WrkResult]) -> Summary:
+    return Summary(
+        statistics.median(r.requests_per_s for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def interleaved(targets: dict[str, Callable[[], WrkResult]], rounds: int) -> dict[str, Summary]:
+    """A B C, A B C, ...: drift in the machine's load spreads over every target alike."""
+    results: dict[str, list[WrkResult]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, measure in targets.items():
+            results[name].append(measure())
+            time.sleep(0.5)
+    return {name: summarize(values) for name, values in results.items()}
+
+
+def small_body(run: Path) -> Path:
+    """The ~300-byte OIP JSON request of the anchor measurements."""
+    doc = {
+        "id": "42",
+        "inputs": [
+            {
+                "name": "input0",
+                "datatype": "FP32",
+                "shape": [1, 24],
+                "data": [round(0.1 * i, 1) for i in range(1, 25)],
+            }
+        ],
+        "outputs": [{"name": "output0"}],
+        "parameters": {
+            "binary_data_output": False,
+            "priority": 1,
+            "timeout": 1000000,
+            "sequence_id": 7,
+        },
+    }
+    path = run / "body.json"
+    path.write_bytes(orjson.dumps(doc))
+    return path
+
+
+def big_body(run: Path) -> tuple[Path, int]:
+    """A 1 MiB FP32 tensor in the binary extension; returns the file and its JSON length."""
+    count = BIG_BYTES // 4
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input0",
+                    "datatype": "FP32",
+                    "shape": [1, count],
+                    "parameters": {"binary_data_size": BIG_BYTES},
+                }
+            ]
+        }
+    )
+    data = np.random.default_rng(0).random(count, dtype=np.float32).tobytes()
+    path = run / "big.bin"
+    path.write_bytes(head + data)
+    return path, len(head)
+
+
+def digits_body(run: Path) -> Path:
+    from model_store.digits import load_test_set
+
+    row = load_test_set().inputs[0]
+    doc = {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": row.tolist()}]
+    }
+    path = run / "digits.json"
+    path.write_bytes(orjson.dumps(doc))
+    return path
+
+
+@dataclass(frozen=True)
+class Load:
+    """How one wrk run is shaped."""
+
+    url_path: str
+    body: Path
+    headers: dict[str, str]
+    connections: int
+    seconds: float
+    rate: float | None = None  # requests/s across all connections; None = closed loop
+
+    def measure(self, base_url: str, scripts: Path, threads: int = 1) -> Callable[[], WrkResult]:
+        mean_delay_ms = None if self.rate is None else self.connections * 1000.0 / self.rate
+        name = f"{self.body.stem}-{self.connections}-{self.rate or 'closed'}.lua"
+        script = lua_script(scripts / name, self.body, self.url_path, self.headers, mean_delay_ms)
+        return lambda: run_wrk(
+            base_url + self.url_path, script, self.connections, self.seconds, threads
+        )

@@ -1,0 +1,140 @@
+"""The benchmark's tables, ratios and targets (the load-test issue's latency budget)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from loadtests.benchmark.cases import Summary
+
+
+@dataclass
+class Report:
+    closed: dict[str, Summary] = field(default_factory=dict)
+    fixed_rate: dict[int, dict[str, Summary]] = field(default_factory=dict)
+    big: dict[str, Summary] = field(default_factory=dict)
+    big_bytes: int = 1 << 20
+    rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    startup: dict[str, tuple[float, float]] = field(default_factory=dict)
+    routing: dict[str, Any] = field(default_factory=dict)
+    torchserve: dict[str, Summary] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def targets(self) -> list[tuple[str, str, bool]]:
+        """(target, measured, met) for every figure the issue sets."""
+        rows: list[tuple[str, str, bool]] = []
+        c = self.closed
+        if {"gateway-2", "envoy-2"} <= c.keys():
+            ratio = c["gateway-2"].requests_per_s / c["envoy-2"].requests_per_s
+            rows.append(
+                ("throughput, 2 workers vs Envoy 2 threads >= 40%", f"{ratio:.0%}", ratio >= 0.4)
+            )
+        if {"gateway-1", "naive"} <= c.keys():
+            ratio = c["gateway-1"].requests_per_s / c["naive"].requests_per_s
+            rows.append(
+                (
+                    "throughput vs naive FastAPI+httpx (1 worker each) >= 15x",
+                    f"{ratio:.1f}x",
+                    ratio >= 15,
+                )
+            )
+        for rate, results in sorted(self.fixed_rate.items()):
+            direct, envoy = results["direct"], results["envoy-2"]
+            for name in ("gateway-1", "gateway-2"):
+                if name not in results:
+                    continue
+                ours = results[name]
+                for label, attr, bound in (("p50", "p50_ms", 1.5), ("p99", "p99_ms", 2.0)):
+                    added = getattr(ours, attr) - getattr(direct, attr)
+                    envoy_added = max(getattr(envoy, attr) - getattr(direct, attr), 1e-3)
+                    ratio = added / envoy_added
+                    rows.append(
+                        (
+                            f"{rate} req/s: {name} added {label} <= {bound}x Envoy's",
+                            f"{added:.3f} ms vs {envoy_added:.3f} ms ({ratio:.2f}x)",
+                            ratio <= bound,
+                        )
+                    )
+        if {"gateway-2", "envoy-2"} <= self.big.keys():
+            ratio = self.big["gateway-2"].requests_per_s / self.big["envoy-2"].requests_per_s
+            rows.append(("1 MiB binary tensors vs Envoy >= 75%", f"{ratio:.0%}", ratio >= 0.75))
+        ts = self.torchserve
+        key = "100 req/s"
+        if f"direct, {key}" in ts:
+            direct_p50, via_p50 = ts[f"direct, {key}"].p50_ms, ts[f"gateway, {key}"].p50_ms
+            added = via_p50 / direct_p50 - 1
+            rows.append(
+                (
+                    "through TorchServe: added to direct p50 <= 5%",
+                    f"{direct_p50:.2f} -> {via_p50:.2f} ms ({added:+.1%})",
+                    added <= 0.05,
+                )
+            )
+        for name, values in self.rss_mb.items():
+            worst = max(values)
+            rows.append((f"RSS per worker ({name}) <= 120 MB", f"{worst:.0f} MB", worst <= 120))
+        for label, (live, ready) in self.startup.items():
+            rows.append(
+                (
+                    f"ready after start ({label}) <= 1.5 s",
+                    f"live {live:.2f} s, ready {ready:.2f} s",
+                    ready <= 1.5,
+                )
+            )
+        e2e = self.routing.get("end_to_end", {})
+        if "gateway-1" in c and "10k models, /m" in e2e:
+            ratio = e2e["10k models, /model-9999"].requests_per_s / c["gateway-1"].requests_per_s
+            rows.append(
+                (
+                    "routing flat from 1 to 10,000 models (throughput ratio >= 90%)",
+                    f"{ratio:.0%}",
+                    ratio >= 0.9,
+                )
+            )
+        return rows
+
+    def render(self) -> str:
+        out: list[str] = []
+
+        def table(
+            title: str, rows: dict[str, Summary], unit: str = "req/s", scale: float = 1.0
+        ) -> None:
+            out.append(f"\n{title}")
+            out.append(f"  {'target':<26}{unit:>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+            for name, s in rows.items():
+                rate = s.requests_per_s * scale
+                out.append(
+                    f"  {name:<26}{rate:>12.1f}{s.p50_ms:>10.3f}{s.p99_ms:>10.3f}{s.errors:>8}"
+                )
+
+        table(
+            "Closed loop, 32 connections, 300-byte OIP JSON, no-op upstream (medians)", self.closed
+        )
+        for rate, results in sorted(self.fixed_rate.items()):
+            table(f"Fixed rate {rate} req/s (open loop, Poisson arrivals)", results)
+        table("1 MiB binary tensor, 8 connections", self.big, "MB/s", self.big_bytes / 1e6)
+        table("Real digits through TorchServe", self.torchserve)
+        e2e = self.routing.get("end_to_end")
+        if e2e:
+            table("10,000 configured models, closed loop 32 connections", e2e)
+        out.append("\nRouting decision, in process (us/op)")
+        for label, us in self.routing.get("in_process_us", {}).items():
+            out.append(f"  {label:<30}{us:>8.2f}")
+        out.append("\nFootprint")
+        for name, values in self.rss_mb.items():
+            out.append(f"  RSS {name:<22}" + ", ".join(f"{v:.0f} MB" for v in values))
+        for label, (live, ready) in self.startup.items():
+            out.append(f"  start-up ({label}): live {live:.2f} s, ready {ready:.2f} s")
+        c = self.closed
+        out.append("\nRatios (closed loop throughput)")
+        for ours in ("gateway-1", "gateway-2"):
+            for peer in ("envoy-1", "envoy-2", "nginx", "direct", "naive"):
+                if ours in c and peer in c:
+                    ratio = c[ours].requests_per_s / c[peer].requests_per_s
+                    out.append(f"  {ours}/{peer:<10}{ratio:>8.2f}")
+        out.append("\nTargets")
+        for target, measured, met in self.targets():
+            out.append(f"  [{'met' if met else 'MISSED'}] {target}: {measured}")
+        return "\n".join(out)
