@@ -250,7 +250,12 @@ class ConfiguredModel:
 def _numeric_subdirs(base_path: Path) -> list[int]:
     if not base_path.is_dir():
         return []
-    return [int(child.name) for child in base_path.iterdir() if child.name.isdigit()]
+    # Version directories only, named in ASCII digits, as the server itself reads them.
+    return [
+        int(child.name)
+        for child in base_path.iterdir()
+        if child.is_dir() and child.name.isascii() and child.name.isdigit()
+    ]
 
 
 def _policy(config: TextMessage) -> tuple[str, tuple[int, ...], int]:
