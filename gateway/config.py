@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import orjson
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -261,15 +262,28 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     return config
 
 
+# libyaml's parser when PyYAML was built with it: several times faster on large configs.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a YAML file; raise :class:`ConfigError` naming every problem."""
+    """Read and validate a YAML (or, for generated configs, JSON) file.
+
+    Raises :class:`ConfigError` naming every problem. JSON is YAML too, but a ``.json`` file is
+    read by a JSON parser: a config with 10,000 models loads in milliseconds instead of seconds.
+    """
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes()
     except OSError as error:
         raise ConfigError(source, [("<file>", error.strerror or str(error))]) from None
+    if str(path).endswith(".json"):
+        try:
+            return parse_config(orjson.loads(text), source)
+        except orjson.JSONDecodeError as error:
+            raise ConfigError(source, [("<file>", f"not valid JSON: {error}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"

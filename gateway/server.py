@@ -23,6 +23,7 @@ import uvloop
 
 from gateway.app import Gateway
 from gateway.config import GatewayConfig, Listen
+from gateway.memory import keep_large_buffers_in_heap
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ async def serve(config: GatewayConfig, reuse_port: bool, ready: Connection | Non
 
 
 def run_worker(config: GatewayConfig, ready: Connection | None, reuse_port: bool) -> None:
+    keep_large_buffers_in_heap()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(config, reuse_port, ready))
 

@@ -1,3 +1,4 @@
+import json
 import textwrap
 from typing import Any
 
@@ -132,3 +133,17 @@ def test_cli_validate(tmp_path, capsys):
 def test_shipped_configs_validate():
     for path in ["deploy/local/gateway.yaml"]:
         load_config(path)
+
+
+def test_json_configs_load_with_the_same_checks(tmp_path):
+    good = tmp_path / "generated.json"
+    good.write_text(json.dumps(VALID))
+    assert load_config(good).models["digits"].variants[1].version == "2"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(with_variant(weight=-1)))
+    with pytest.raises(ConfigError, match=r"models\.digits\.variants\[0\]\.weight"):
+        load_config(bad)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(broken)

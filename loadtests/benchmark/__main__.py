@@ -19,7 +19,6 @@ from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import TorchServePorts, torchserve_process
 from loadtests.benchmark import footprint, peers
 from loadtests.benchmark.cases import (
-    BIG_BYTES,
     Load,
     Summary,
     big_body,
@@ -31,6 +30,7 @@ from loadtests.benchmark.report import Report
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"Content-Type": "application/json"}
+CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     parser.add_argument("--out", type=Path, default=REPO / ".run/bench/results.json")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated subset of: {', '.join(CASES)}",
+    )
     args = parser.parse_args(argv)
+    cases = set(args.cases.split(","))
+    if not cases <= set(CASES):
+        parser.error(f"unknown cases: {', '.join(sorted(cases - set(CASES)))}")
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
     for tool in ("wrk", "nginx"):
@@ -79,40 +87,33 @@ def main(argv: list[str] | None = None) -> int:
         scripts = run / "scripts"
         small = small_body(run)
 
-        closed = Load("/v2/models/m/infer", small, JSON_HEADERS, 32, args.seconds)
-        report.closed = interleaved(
-            {name: closed.measure(url, scripts) for name, url in urls.items()}, args.rounds
-        )
+        if "closed" in cases:
+            closed = Load("/v2/models/m/infer", small, JSON_HEADERS, 32, args.seconds)
+            report.closed = interleaved(
+                {name: closed.measure(url, scripts) for name, url in urls.items()}, args.rounds
+            )
         for rate, connections in ((200, 20), (2000, 50)):
+            if "fixed" not in cases:
+                break
             load = Load("/v2/models/m/infer", small, JSON_HEADERS, connections, args.seconds, rate)
             chosen = ("direct", "envoy-2", "nginx", "gateway-1", "gateway-2")
             report.fixed_rate[rate] = interleaved(
                 {name: load.measure(urls[name], scripts) for name in chosen}, args.rounds
             )
-        big, json_length = big_body(run)
-        big_headers = {
-            "Content-Type": "application/octet-stream",
-            "Inference-Header-Content-Length": str(json_length),
-        }
-        load = Load("/v2/models/big/infer", big, big_headers, 8, args.seconds)
-        report.big = interleaved(
-            {
-                name: load.measure(urls[name], scripts)
-                for name in ("direct", "envoy-2", "nginx", "gateway-2")
-            },
-            args.rounds,
-        )
-        report.big_bytes = BIG_BYTES
-
-        for name in ("gateway-1", "gateway-2"):
-            process = proxies[name][0]
-            assert process.popen is not None
-            report.rss_mb[name] = [
-                footprint.rss_mb(pid) for pid in footprint.worker_pids(process.popen.pid)
-            ]
-        report.startup = measure_startup(run, ups)
-        report.routing = measure_routing(run, ups, scripts, args, start)
-        report.torchserve = measure_torchserve(run, scripts, args, start)
+        if "big" in cases:
+            report.big = measure_big(run, scripts, urls, args)
+        if "footprint" in cases:
+            for name in ("gateway-1", "gateway-2"):
+                process = proxies[name][0]
+                assert process.popen is not None
+                report.rss_mb[name] = [
+                    footprint.rss_mb(pid) for pid in footprint.worker_pids(process.popen.pid)
+                ]
+            report.startup = measure_startup(run, ups)
+        if "routing" in cases:
+            report.routing = measure_routing(run, ups, scripts, args, start)
+        if "torchserve" in cases:
+            report.torchserve = measure_torchserve(run, scripts, args, start)
     finally:
         for process in reversed(started):
             process.stop()
@@ -121,6 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report.as_dict(), indent=2, default=_plain))
     print(f"\nraw results: {args.out}")
     return 0
+
+
+def measure_big(
+    run: Path, scripts: Path, urls: dict[str, str], args: argparse.Namespace
+) -> dict[str, Summary]:
+    """A 1 MiB binary tensor per request, 8 connections, in MB/s."""
+    big, json_length = big_body(run)
+    big_headers = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(json_length),
+    }
+    load = Load("/v2/models/big/infer", big, big_headers, 8, args.seconds)
+    chosen = ("direct", "envoy-2", "nginx", "gateway-2")
+    return interleaved({name: load.measure(urls[name], scripts) for name in chosen}, args.rounds)
 
 
 def _plain(value: object) -> object:
