@@ -197,27 +197,39 @@ def measure_routing(
 def measure_torchserve(
     run: Path, scripts: Path, args: argparse.Namespace, start: Starter
 ) -> dict[str, Summary]:
-    """Real digits in real TorchServe: direct vs through the gateway, fixed rate and closed loop."""
+    """Real digits in real TorchServe: direct, through Envoy, and through the gateway (its OIP
+    endpoint, and its TorchServe endpoint, which forwards bodies both ways untouched)."""
     ports = TorchServePorts(*(free_port() for _ in range(5)))
     torchserve = torchserve_process(run / "torchserve", REPO / "model_store/torchserve", ports)
     start(torchserve, timeout=120)
     direct = f"http://127.0.0.1:{ports.inference}"
-    config = peers.gateway_config(peers.Upstreams(1, 1, (1, 1)), free_port(), 1, torchserve=direct)
+    ts_ports = peers.Upstreams(ports.inference, ports.inference, (0, 0))
+    envoy_process, envoy_port = peers.envoy(run / "envoy-ts", ts_ports, threads=2, prefix="/")
+    start(envoy_process)
+    config = peers.gateway_config(
+        peers.Upstreams(1, 1, (1, 1)),
+        free_port(),
+        1,
+        torchserve=(direct, f"http://127.0.0.1:{ports.management}"),
+    )
     process, port = peers.gateway(run / "gw-ts", config, "gateway-torchserve")
     start(process)
+    gateway = f"http://127.0.0.1:{port}"
     body = digits_body(run)
     results: dict[str, Summary] = {}
     for label, connections, rate in (("100 req/s", 4, 100.0), ("closed c4", 4, None)):
         to_torchserve = Load(
             "/predictions/digits/1", body, JSON_HEADERS, connections, args.seconds, rate
         )
-        to_gateway = Load(
+        to_oip = Load(
             "/v2/models/digits/infer", body, JSON_HEADERS, connections, args.seconds, rate
         )
         pair = interleaved(
             {
                 "direct": to_torchserve.measure(direct, scripts),
-                "gateway": to_gateway.measure(f"http://127.0.0.1:{port}", scripts),
+                "envoy-2": to_torchserve.measure(f"http://127.0.0.1:{envoy_port}", scripts),
+                "gateway torchserve api": to_torchserve.measure(gateway, scripts),
+                "gateway oip api": to_oip.measure(gateway, scripts),
             },
             args.rounds,
         )

