@@ -1,7 +1,10 @@
 """Periodic readiness probes of every backend model version the routes use.
 
 Each worker probes on its own (no shared state); the results drive ``/v2/health/ready``, the
-per-model ready endpoints and the ``gateway_variant_ready`` gauge.
+per-model ready endpoints and the ``gateway_variant_ready`` gauge. Probes are paced: at most
+``CONCURRENT_PROBES`` at once and ``PROBES_PER_S`` per second, so a catalog of thousands of model
+versions is swept over several seconds instead of stalling the event loop (and the backends)
+every interval.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from gateway.routing.router import ModelRoute, Router, Selection, Variant
 
 log = logging.getLogger(__name__)
 
+CONCURRENT_PROBES = 32
+PROBES_PER_S = 1000.0
+
 
 class Readiness:
     def __init__(self, router: Router, interval_s: float) -> None:
@@ -26,6 +32,7 @@ class Readiness:
                 key = (variant.backend.name, variant.target)
                 self._targets.setdefault(key, (variant.backend, []))[1].append(variant)
         self._ready: dict[tuple[str, BackendModel], bool] = {key: False for key in self._targets}
+        self._server_ready = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -48,15 +55,28 @@ class Readiness:
             await asyncio.sleep(self._interval_s)
 
     async def probe(self) -> None:
+        """One sweep over every target, paced; readiness is updated as each batch answers."""
         keys = list(self._targets)
-        results = await asyncio.gather(
-            *(self._targets[key][0].ready(key[1]) for key in keys), return_exceptions=True
-        )
-        for key, result in zip(keys, results, strict=True):
-            ready = result is True
-            if ready != self._ready[key]:
-                log.info("%s %s/%s ready=%s", key[0], key[1].name, key[1].version, ready)
-            self._ready[key] = ready
+        loop = asyncio.get_running_loop()
+        changed = False
+        for start in range(0, len(keys), CONCURRENT_PROBES):
+            began = loop.time()
+            batch = keys[start : start + CONCURRENT_PROBES]
+            results = await asyncio.gather(
+                *(self._targets[key][0].ready(key[1]) for key in batch), return_exceptions=True
+            )
+            for key, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("readiness probe of %s %s raised %r", key[0], key[1], result)
+                ready = result is True
+                if ready != self._ready[key]:
+                    log.info("%s %s/%s ready=%s", key[0], key[1].name, key[1].version, ready)
+                    changed = True
+                self._ready[key] = ready
+            if start + CONCURRENT_PROBES < len(keys):
+                await asyncio.sleep(max(0.0, len(batch) / PROBES_PER_S - (loop.time() - began)))
+        if changed:
+            self._server_ready = all(self.model_ready(route) for route in self._router.models)
 
     def variant_ready(self, variant: Variant) -> bool:
         return self._ready.get((variant.backend.name, variant.target), False)
@@ -73,4 +93,5 @@ class Readiness:
         return any(self.variant_ready(v) for v in candidates)
 
     def server_ready(self) -> bool:
-        return all(self.model_ready(route) for route in self._router.models)
+        """Every model has a ready variant, as of the latest probes (cached: O(1) per call)."""
+        return self._server_ready

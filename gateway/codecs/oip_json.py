@@ -197,6 +197,28 @@ def encode_request(request: InferRequest, inputs: list[Tensor]) -> bytes:
     return orjson.dumps(doc, option=_NUMPY_JSON)
 
 
+def rename_response(
+    body: bytes, json_length: int | None, model: str, version: str
+) -> tuple[bytes, int | None]:
+    """An OIP server's response under the public model name and version, tensors untouched.
+
+    Only the JSON part is parsed and written again; a binary part is appended as it came.
+    """
+    head, tail = _split(body, json_length)
+    try:
+        doc = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        raise BackendError("backend sent a response that is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BackendError("backend sent a response that is not a JSON object")
+    doc["model_name"] = model
+    doc["model_version"] = version
+    renamed = orjson.dumps(doc)
+    if json_length is None:
+        return renamed, None
+    return b"".join([renamed, tail]), len(renamed)
+
+
 def encode_binary_request(request: InferRequest, inputs: list[Tensor]) -> tuple[bytes, int]:
     """OIP REST for an OIP backend, every input in the binary extension; also the JSON length."""
     entries: list[dict[str, Any]] = []

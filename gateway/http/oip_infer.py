@@ -27,14 +27,14 @@ class OipInferEndpoint(RawEndpoint):
         hints = replace(incoming.hints, timeout_s=_timeout_s(request.parameters))
         response, variant = await self.service.infer(request, hints, record)
         forwarded = response.payload
-        if (
-            forwarded is not None
-            and forwarded.format == Formats.OIP_JSON
-            and variant.target.name == variant.model
-        ):
-            # An OIP backend answered the client's own body: its reply already names this model
-            # and version, in the client's requested encoding.
+        if forwarded is not None and forwarded.format == Formats.OIP_JSON:
+            # An OIP backend answered the client's own body, in the encoding the client asked
+            # for; only a variant whose backend model has another name needs its reply renamed.
             payload, binary_from = forwarded.body, forwarded.json_length
+            if variant.target.name != variant.model:
+                payload, binary_from = oip_json.rename_response(
+                    payload, binary_from, variant.model, variant.version
+                )
         else:
             outputs = await response.output_tensors()
             payload, binary_from = oip_json.encode_response(outputs, response, request)

@@ -165,9 +165,19 @@ Starter = Callable[..., None]
 
 
 def measure_routing(
-    run: Path, ups: peers.Upstreams, scripts: Path, args: argparse.Namespace, start: Starter
+    run: Path,
+    ups: peers.Upstreams,
+    scripts: Path,
+    args: argparse.Namespace,
+    start: Starter,
 ) -> dict[str, object]:
-    """The same request with 1 and with 10,000 configured models, end to end and in process."""
+    """The same request with 1 and with 10,000 configured models (two fresh 1-worker gateways,
+    interleaved), end to end and in process."""
+    single, single_port = peers.gateway(
+        run / "gw-1model", peers.gateway_config(ups, free_port(), 1), "gateway-1model"
+    )
+    start(single)
+    one_model_url = f"http://127.0.0.1:{single_port}"
     config = peers.gateway_config(ups, free_port(), 1, extra_models=10_000)
     process, port = peers.gateway(run / "gw-10k", config, "gateway-10k")
     start(process)
@@ -177,6 +187,7 @@ def measure_routing(
     far = Load("/v2/models/model-9999/infer", small, JSON_HEADERS, 32, args.seconds)
     end_to_end = interleaved(
         {
+            "1 model, /m": one.measure(one_model_url, scripts),
             "10k models, /m": one.measure(url, scripts),
             "10k models, /model-9999": far.measure(url, scripts),
         },

@@ -114,7 +114,8 @@ class Load:
 
     def measure(self, base_url: str, scripts: Path, threads: int = 1) -> Callable[[], WrkResult]:
         mean_delay_ms = None if self.rate is None else self.connections * 1000.0 / self.rate
-        name = f"{self.body.stem}-{self.connections}-{self.rate or 'closed'}.lua"
+        model = self.url_path.strip("/").replace("/", "_")
+        name = f"{model}-{self.body.stem}-{self.connections}-{self.rate or 'closed'}.lua"
         script = lua_script(scripts / name, self.body, self.url_path, self.headers, mean_delay_ms)
         return lambda: run_wrk(
             base_url + self.url_path, script, self.connections, self.seconds, threads

@@ -64,7 +64,8 @@ def upstream_nginx(run: Path) -> tuple[ManagedProcess, Upstreams]:
         answer = ANSWER % name
         servers.append(f"""    server {{
         listen 127.0.0.1:{port} backlog=4096;
-        location = /v2/models/m/infer {{ return 200 '{answer}'; }}
+        # Any model: the routing benchmark configures thousands of them.
+        location ~ ^/v2/models/[^/]+/infer$ {{ return 200 '{answer}'; }}
         location ~ ^/v2/(health|models/[^/]+)/ready$ {{ return 200; }}
         location = /v2/models/big/infer {{
             # Buffer the whole body (proxy_pass reads it), then let the sink answer.
@@ -279,7 +280,7 @@ def gateway_config(
         }
 
     models: dict[str, object] = {"m": split("m"), "big": split("big")}
-    models.update({f"model-{i}": split("m") for i in range(extra_models)})
+    models.update({f"model-{i}": split(f"model-{i}") for i in range(extra_models)})
     if torchserve is not None:
         inference, management = torchserve
         backends["torchserve"] = {

@@ -248,3 +248,29 @@ def test_lazy_inputs_raise_when_needed():
     )
     again = oip_json.decode_request(binary, length, "m", None)
     np.testing.assert_array_equal(first_input(again).data, np.ones((1, 4)))
+
+
+def test_rename_response_keeps_tensors_untouched():
+    blob = np.arange(4, dtype=np.float32).tobytes()
+    head = orjson.dumps(
+        {
+            "model_name": "m",
+            "model_version": "7",
+            "outputs": [
+                {
+                    "name": "y",
+                    "datatype": "FP32",
+                    "shape": [4],
+                    "parameters": {"binary_data_size": 16},
+                }
+            ],
+        }
+    )
+    renamed, length = oip_json.rename_response(head + blob, len(head), "public", "1")
+    assert renamed.endswith(blob)
+    doc = orjson.loads(renamed[:length])
+    assert (doc["model_name"], doc["model_version"]) == ("public", "1")
+    assert doc["outputs"][0]["parameters"] == {"binary_data_size": 16}
+    as_json, none = oip_json.rename_response(b'{"model_name": "m", "outputs": []}', None, "p", "2")
+    assert none is None
+    assert orjson.loads(as_json) == {"model_name": "p", "outputs": [], "model_version": "2"}

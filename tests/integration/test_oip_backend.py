@@ -103,3 +103,42 @@ def test_unversioned_urls_for_servers_that_route_only_by_model(backends, gateway
         assert reply.status == 200, reply.body
         # The regional gateway chose the version (its split); its answer is passed through as is.
         assert reply.json()["model_version"] in ("1", "2")
+
+
+def test_a_renamed_model_answers_under_its_public_name(backends, gateway_url, tmp_path):
+    config = gateway_config(
+        backends,
+        backends={"regional": {"kind": "oip", "url": gateway_url}},
+        models={
+            "numbers": {
+                "variants": [
+                    {
+                        "name": "n1",
+                        "backend": "regional",
+                        "model": "digits",
+                        "version": 1,
+                        "weight": 1,
+                    }
+                ]
+            }
+        },
+    )
+    with running_gateway(tmp_path, config) as url:
+        reply = infer(url, DIGITS.inputs[:2], "/v2/models/numbers/infer")
+        assert reply.status == 200, reply.body
+        assert reply.json()["model_name"] == "numbers"
+        assert reply.json()["model_version"] == "1"
+        direct = infer(gateway_url, DIGITS.inputs[:2], "/v2/models/digits/versions/1/infer")
+        np.testing.assert_allclose(probabilities(reply), probabilities(direct), atol=1e-5)
+        httpclient = pytest.importorskip("tritonclient.http")
+        client = httpclient.InferenceServerClient(url.removeprefix("http://"))
+        try:
+            tensor = httpclient.InferInput("input", [2, 64], "FP32")
+            tensor.set_data_from_numpy(DIGITS.inputs[:2], binary_data=True)
+            result = client.infer("numbers", [tensor])
+            assert result.get_response()["model_name"] == "numbers"
+            np.testing.assert_allclose(
+                result.as_numpy("probabilities"), probabilities(direct), atol=1e-5
+            )
+        finally:
+            client.close()
