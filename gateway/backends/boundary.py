@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import grpc
 import httptools
+import orjson
 
 from gateway.errors import (
     BackendError,
@@ -85,3 +86,14 @@ def http_error(status: int, message: str, backend: str) -> GatewayError:
     if status in (400, 413, 422):
         return InvalidInput(f"backend {backend!r} rejected the request: {message}")
     return BackendError(f"backend {backend!r} answered {status}: {message}")
+
+
+def error_text(body: bytes, key: str) -> str:
+    """The message in a backend's JSON error body (``{key: "..."}``), else the body's start."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get(key), str):
+        return str(doc[key])
+    return body[:200].decode(errors="replace")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import http_error
+from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
 from gateway.codecs import oip_json
+from gateway.codecs.oip_raw import tensor_spec
 from gateway.config import OipBackendConfig
 from gateway.errors import BackendError, GatewayError
 from gateway.inference import (
@@ -22,7 +23,6 @@ from gateway.inference import (
     ModelMetadata,
     Payload,
     Tensor,
-    TensorSpec,
 )
 
 READY_TIMEOUT_S = 2.0
@@ -68,7 +68,7 @@ class OipRestBackend:
             "POST", self._url(target) + "/infer", timeout_s, body, headers
         )
         if reply.status != 200:
-            raise http_error(reply.status, _error(reply.body), self.name)
+            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
         reply_length = reply.header_length
 
         async def decode() -> list[Tensor]:
@@ -85,13 +85,13 @@ class OipRestBackend:
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         reply = await self._pool.request("GET", self._url(target), self.timeout_s)
         if reply.status != 200:
-            raise http_error(reply.status, _error(reply.body), self.name)
+            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
         try:
             doc = orjson.loads(reply.body)
             return ModelMetadata(
                 platform=str(doc.get("platform", "")),
-                inputs=tuple(_spec(item) for item in doc.get("inputs", [])),
-                outputs=tuple(_spec(item) for item in doc.get("outputs", [])),
+                inputs=tuple(tensor_spec(item) for item in doc.get("inputs", [])),
+                outputs=tuple(tensor_spec(item) for item in doc.get("outputs", [])),
             )
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
             raise BackendError(f"backend {self.name!r} sent unreadable model metadata") from None
@@ -102,19 +102,3 @@ class OipRestBackend:
         except GatewayError:
             return False
         return reply.status == 200
-
-
-def _spec(item: dict[str, object]) -> TensorSpec:
-    shape = item["shape"]
-    assert isinstance(shape, list)
-    return TensorSpec(str(item["name"]), str(item["datatype"]), tuple(int(d) for d in shape))
-
-
-def _error(body: bytes) -> str:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode(errors="replace")
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return str(doc["error"])
-    return body[:200].decode(errors="replace")

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import grpc_boundary, http_error
+from gateway.backends.boundary import error_text, grpc_boundary, http_error
 from gateway.backends.http_pool import HttpPool
 from gateway.codecs.tfserving_grpc import retarget_input_request
 from gateway.errors import BackendError, InvalidInput
@@ -79,16 +78,5 @@ class TFServingApis:
         url = f"{self._rest_url}/v1/models/{target.name}/versions/{target.version}:{api}"
         answer = await self._pool.request("POST", url, timeout_s, payload.body, JSON)
         if answer.status != 200:
-            raise http_error(answer.status, error_text(answer.body), self._name)
+            raise http_error(answer.status, error_text(answer.body, "error"), self._name)
         return Payload(Formats.TFS_INPUT_JSON, answer.body, answer.content_type)
-
-
-def error_text(payload: bytes) -> str:
-    """TF Serving's REST errors are ``{"error": "..."}``."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload[:200].decode(errors="replace")
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return str(doc["error"])
-    return payload[:200].decode(errors="replace")

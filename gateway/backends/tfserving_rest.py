@@ -10,9 +10,9 @@ from __future__ import annotations
 import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import http_error
+from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
-from gateway.backends.tfserving_apis import TFServingApis, error_text
+from gateway.backends.tfserving_apis import TFServingApis
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.tfserving_json import decode_predict_response, encode_predict_request
 from gateway.codecs.tfserving_metadata import metadata_from_json
@@ -78,7 +78,7 @@ class TFServingRestBackend:
             "POST", self._url(target) + ":predict", timeout_s, body, JSON
         )
         if reply.status != 200:
-            raise http_error(reply.status, error_text(reply.body), self.name)
+            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
         wanted = [output.name for output in request.outputs]
 
         async def decode() -> list[Tensor]:
@@ -97,7 +97,7 @@ class TFServingRestBackend:
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         reply = await self._pool.request("GET", self._url(target) + "/metadata", self.timeout_s)
         if reply.status != 200:
-            raise http_error(reply.status, error_text(reply.body), self.name)
+            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
         try:
             doc = orjson.loads(reply.body)
         except orjson.JSONDecodeError:

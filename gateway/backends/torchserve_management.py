@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import http_error
+from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
+from gateway.codecs.oip_raw import tensor_spec
 from gateway.errors import BackendError, GatewayError
-from gateway.inference import ModelMetadata, TensorSpec
+from gateway.inference import ModelMetadata
 
 READY_TIMEOUT_S = 2.0
 PLATFORM = "pytorch_torchscript"
@@ -34,7 +33,7 @@ class TorchServeManagement:
             "GET", self._url(target) + "?customized=true", self._timeout_s
         )
         if reply.status != 200:
-            raise http_error(reply.status, error_message(reply.body), self._backend)
+            raise http_error(reply.status, error_text(reply.body, "message"), self._backend)
         try:
             description = orjson.loads(reply.body)[0]
             custom = description.get("customizedMetadata") or {}
@@ -42,8 +41,8 @@ class TorchServeManagement:
                 custom = orjson.loads(custom)
             return ModelMetadata(
                 platform=str(custom.get("platform", PLATFORM)),
-                inputs=tuple(_spec(item) for item in custom.get("inputs", [])),
-                outputs=tuple(_spec(item) for item in custom.get("outputs", [])),
+                inputs=tuple(tensor_spec(item) for item in custom.get("inputs", [])),
+                outputs=tuple(tensor_spec(item) for item in custom.get("outputs", [])),
             )
         except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, AttributeError):
             raise BackendError(
@@ -61,20 +60,3 @@ class TorchServeManagement:
         except (GatewayError, orjson.JSONDecodeError, IndexError, KeyError, AttributeError):
             return False
         return any(worker.get("status") == "READY" for worker in workers)
-
-
-def _spec(item: dict[str, Any]) -> TensorSpec:
-    return TensorSpec(
-        str(item["name"]), str(item["datatype"]), tuple(int(d) for d in item["shape"])
-    )
-
-
-def error_message(payload: bytes) -> str:
-    """TorchServe errors are ``{"code": 400, "type": "...", "message": "..."}``."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload[:200].decode(errors="replace")
-    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-        return str(doc["message"])
-    return payload[:200].decode(errors="replace")

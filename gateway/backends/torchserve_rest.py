@@ -8,9 +8,9 @@ The reply is kept as TorchServe sent it and read as OIP JSON only if the client 
 from __future__ import annotations
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import http_error
+from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
-from gateway.backends.torchserve_management import TorchServeManagement, error_message
+from gateway.backends.torchserve_management import TorchServeManagement
 from gateway.codecs import oip_json
 from gateway.codecs.torchserve import single_body
 from gateway.config import TorchServeBackendConfig
@@ -45,7 +45,7 @@ class TorchServeRestBackend:
         headers = {"content-type": content_type} if content_type else None
         reply = await self._pool.request("POST", url, timeout_s, body, headers)
         if reply.status != 200:
-            raise http_error(reply.status, error_message(reply.body), self.name)
+            raise http_error(reply.status, error_text(reply.body, "message"), self.name)
         return torchserve_response(target, request, reply.body, reply.content_type, self.name)
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:

@@ -9,14 +9,14 @@ wrapped with ``np.frombuffer``, never copied.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 import orjson
 
-from gateway.codecs.oip_json import select_outputs, tensor_bytes
+from gateway.codecs.oip_json import select_outputs
+from gateway.codecs.oip_raw import tensor_bytes, tensor_data
 from gateway.errors import InvalidInput
 from gateway.inference import (
     DATATYPES,
@@ -122,16 +122,6 @@ def fill_parameters(target: MutableMapping[str, oip.InferParameter], values: Par
             parameter.string_param = orjson.dumps(value).decode()
 
 
-def timeout_s(parameters: Parameters) -> float | None:
-    """Triton's ``timeout`` request parameter, in microseconds."""
-    value = parameters.get("timeout")
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidInput("parameter 'timeout' must be a positive integer of microseconds")
-    return value / 1_000_000
-
-
 def _decode_input(item: oip.ModelInferRequest.InferInputTensor, raw: bytes | None) -> Tensor:
     if not item.name:
         raise InvalidInput("every input needs a name")
@@ -148,7 +138,7 @@ def _decode_input(item: oip.ModelInferRequest.InferInputTensor, raw: bytes | Non
     if raw is not None:
         if item.HasField("contents"):
             raise InvalidInput(f"{where} has both contents and raw_input_contents")
-        data = _raw_data(raw, datatype, shape, where)
+        data = tensor_data(raw, datatype, shape, where, "raw content")
     elif item.HasField("contents"):
         data = _typed_data(item.contents, datatype, shape, where)
     else:
@@ -160,43 +150,6 @@ def _refuse_extensions(entries: Mapping[str, oip.InferParameter], where: str) ->
     for key, extension in _UNSUPPORTED.items():
         if key in entries:
             raise InvalidInput(f"{where}: {extension} is not supported by the gateway")
-
-
-def _raw_data(
-    blob: bytes, datatype: str, shape: tuple[int, ...], where: str
-) -> np.ndarray[Any, Any]:
-    count = math.prod(shape)
-    if datatype == "BYTES":
-        return _length_prefixed(blob, count, where).reshape(shape)
-    dtype = DATATYPES[datatype].newbyteorder("<")
-    needed = count * dtype.itemsize
-    if len(blob) != needed:
-        raise InvalidInput(
-            f"{where}: raw content has {len(blob)} bytes, shape {list(shape)} of {datatype} "
-            f"needs {needed}"
-        )
-    return np.frombuffer(blob, dtype=dtype).reshape(shape)
-
-
-def _length_prefixed(blob: bytes, count: int, where: str) -> np.ndarray[Any, Any]:
-    items: list[bytes] = []
-    position = 0
-    while position < len(blob):
-        if position + 4 > len(blob):
-            raise InvalidInput(f"{where}: a BYTES element's 4-byte length prefix is cut short")
-        (length,) = struct.unpack_from("<I", blob, position)
-        position += 4
-        if position + length > len(blob):
-            raise InvalidInput(f"{where}: a BYTES element of {length} bytes is cut short")
-        items.append(blob[position : position + length])
-        position += length
-    if len(items) != count:
-        raise InvalidInput(
-            f"{where}: shape needs {count} BYTES elements, raw content has {len(items)}"
-        )
-    array = np.empty(count, dtype=object)
-    array[:] = items
-    return array
 
 
 def _typed_data(

@@ -9,12 +9,12 @@ binary when asked for per output (``parameters.binary_data``) or per request
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import numpy as np
 import orjson
 
+from gateway.codecs.oip_raw import tensor_bytes, tensor_data
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import (
     DATATYPES,
@@ -84,17 +84,9 @@ def _check_inputs(inputs_doc: list[Any], binary_bytes: int) -> None:
     """What can be checked without converting a value: names, datatypes, shapes, sizes."""
     claimed = 0
     for index, item in enumerate(inputs_doc):
-        if not isinstance(item, dict):
-            raise InvalidInput(f"inputs[{index}] must be an object")
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidInput(f"inputs[{index}].name must be a non-empty string")
-        where = f"input {name!r}"
-        _, shape = _datatype_and_shape(item, where)
-        size = _parameters(item.get("parameters"), f"{where} parameters").get("binary_data_size")
+        _, where, _, shape, parameters = _input_header(index, item)
+        size = _binary_size(parameters, where)
         if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise InvalidInput(f"{where}: binary_data_size must be a non-negative integer")
             claimed += size
             continue
         data = item.get("data")
@@ -279,21 +271,6 @@ def decode_response(body: bytes, json_length: int | None, backend: str) -> Infer
     )
 
 
-def tensor_bytes(tensor: Tensor) -> bytes:
-    """The binary-extension encoding of a tensor: raw little-endian, BYTES length-prefixed."""
-    if tensor.datatype == "BYTES":
-        parts: list[bytes] = []
-        for item in tensor.data.ravel():
-            raw = item if isinstance(item, bytes) else str(item).encode()
-            parts.append(struct.pack("<I", len(raw)))
-            parts.append(raw)
-        return b"".join(parts)
-    data = tensor.data
-    if data.dtype.byteorder == ">":
-        data = data.astype(data.dtype.newbyteorder("<"))
-    return data.tobytes()
-
-
 def _load_object(raw: bytes | memoryview, what: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
@@ -304,7 +281,8 @@ def _load_object(raw: bytes | memoryview, what: str) -> dict[str, Any]:
     return doc
 
 
-def _decode_input(index: int, item: Any, tail: memoryview, offset: int) -> tuple[Tensor, int]:
+def _input_header(index: int, item: Any) -> tuple[str, str, str, tuple[int, ...], Parameters]:
+    """Name, how errors call it, datatype, shape and parameters of ``inputs[index]``."""
     if not isinstance(item, dict):
         raise InvalidInput(f"inputs[{index}] must be an object")
     name = item.get("name")
@@ -312,18 +290,28 @@ def _decode_input(index: int, item: Any, tail: memoryview, offset: int) -> tuple
         raise InvalidInput(f"inputs[{index}].name must be a non-empty string")
     where = f"input {name!r}"
     datatype, shape = _datatype_and_shape(item, where)
-    parameters = _parameters(item.get("parameters"), f"{where} parameters")
-    size = parameters.pop("binary_data_size", None)
+    return name, where, datatype, shape, _parameters(item.get("parameters"), f"{where} parameters")
+
+
+def _binary_size(parameters: Parameters, where: str) -> int | None:
+    size = parameters.get("binary_data_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise InvalidInput(f"{where}: binary_data_size must be a non-negative integer")
+    return size
+
+
+def _decode_input(index: int, item: Any, tail: memoryview, offset: int) -> tuple[Tensor, int]:
+    name, where, datatype, shape, parameters = _input_header(index, item)
+    size = _binary_size(parameters, where)
+    parameters.pop("binary_data_size", None)
     if size is not None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidInput(f"{where}: binary_data_size must be a non-negative integer")
         if offset + size > len(tail):
             raise InvalidInput(
                 f"{where}: binary_data_size is {size} but only {len(tail) - offset} bytes "
                 "of binary data remain"
             )
         chunk = tail[offset : offset + size]
-        data = _binary_data(chunk, datatype, shape, where)
+        data = tensor_data(chunk, datatype, shape, where, "binary data")
         return Tensor(name, datatype, data, parameters or None), size
     if "data" not in item:
         raise InvalidInput(f"{where} has neither 'data' nor parameters.binary_data_size")
@@ -341,7 +329,7 @@ def _decode_output(item: Any, tail: memoryview, offset: int) -> tuple[Tensor, in
     if isinstance(size, int) and not isinstance(size, bool):
         if offset + size > len(tail):
             raise InvalidInput(f"{where}: binary_data_size {size} runs past the body")
-        data = _binary_data(tail[offset : offset + size], datatype, shape, where)
+        data = tensor_data(tail[offset : offset + size], datatype, shape, where, "binary data")
         return Tensor(item["name"], datatype, data), size
     if "data" not in item:
         raise InvalidInput(f"{where} has no 'data'")
@@ -360,41 +348,6 @@ def _datatype_and_shape(item: dict[str, Any], where: str) -> tuple[str, tuple[in
     ):
         raise InvalidInput(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
     return datatype, tuple(shape)
-
-
-def _binary_data(
-    chunk: memoryview, datatype: str, shape: tuple[int, ...], where: str
-) -> np.ndarray[Any, Any]:
-    count = math.prod(shape)
-    if datatype == "BYTES":
-        return _length_prefixed(chunk, count, where).reshape(shape)
-    dtype = DATATYPES[datatype].newbyteorder("<")
-    expected = count * dtype.itemsize
-    if len(chunk) != expected:
-        raise InvalidInput(
-            f"{where}: shape {list(shape)} of {datatype} needs {expected} bytes, "
-            f"binary_data_size is {len(chunk)}"
-        )
-    return np.frombuffer(chunk, dtype=dtype).reshape(shape)
-
-
-def _length_prefixed(chunk: memoryview, count: int, where: str) -> np.ndarray[Any, Any]:
-    items: list[bytes] = []
-    position = 0
-    while position < len(chunk):
-        if position + 4 > len(chunk):
-            raise InvalidInput(f"{where}: BYTES element length prefix is cut short")
-        (length,) = struct.unpack_from("<I", chunk, position)
-        position += 4
-        if position + length > len(chunk):
-            raise InvalidInput(f"{where}: BYTES element of {length} bytes is cut short")
-        items.append(bytes(chunk[position : position + length]))
-        position += length
-    if len(items) != count:
-        raise InvalidInput(f"{where}: shape needs {count} BYTES elements, data has {len(items)}")
-    array = np.empty(count, dtype=object)
-    array[:] = items
-    return array
 
 
 def _data_from_json(

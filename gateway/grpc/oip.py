@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway import __version__
 from gateway.codecs import oip_grpc
+from gateway.codecs.oip_raw import timeout_s
 from gateway.grpc.call import Call, Method, parse
 from gateway.inference import TensorSpec
 from gateway.service import InferenceService
@@ -61,7 +62,7 @@ class OipService:
     async def model_infer(self, body: bytes, call: Call) -> bytes:
         message = parse(oip.ModelInferRequest, body)
         request = oip_grpc.decode_request(message)
-        hints = call.hints(oip_grpc.timeout_s(request.parameters))
+        hints = call.hints(timeout_s(request.parameters))
         response, _ = await self._service.infer(request, hints, call.record)
         outputs = await response.output_tensors()
         # Answer in kind: tritonclient sends raw tensors and reads raw ones.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway.codecs import oip_json
-from gateway.errors import InvalidInput
+from gateway.codecs.oip_raw import timeout_s
 from gateway.http.asgi import Headers
 from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
 from gateway.inference import Formats
@@ -24,7 +24,7 @@ class OipInferEndpoint(RawEndpoint):
         request = oip_json.decode_request(
             incoming.body, incoming.json_length, model, incoming.params["version"], lazy=True
         )
-        hints = replace(incoming.hints, timeout_s=_timeout_s(request.parameters))
+        hints = replace(incoming.hints, timeout_s=timeout_s(request.parameters))
         response, variant = await self.service.infer(request, hints, record)
         forwarded = response.payload
         if forwarded is not None and forwarded.format == Formats.OIP_JSON:
@@ -45,13 +45,3 @@ class OipInferEndpoint(RawEndpoint):
             (b"inference-header-content-length", str(binary_from).encode()),
         ]
         return 200, headers, payload
-
-
-def _timeout_s(parameters: dict[str, object]) -> float | None:
-    """Triton's ``timeout`` request parameter, in microseconds."""
-    value = parameters.get("timeout")
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidInput("parameters.timeout must be a positive integer of microseconds")
-    return value / 1_000_000

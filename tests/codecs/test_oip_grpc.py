@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gateway.codecs import oip_grpc
+from gateway.codecs.oip_raw import timeout_s
 from gateway.errors import InvalidInput
 from gateway.inference import InferRequest, InferResponse, RequestedOutput, Tensor
 from gateway.wire import oip_pb2 as oip
@@ -173,10 +174,10 @@ def test_request_fields_parameters_and_requested_outputs():
         "ratio": 0.5,
         "who": "me",
     }
-    assert oip_grpc.timeout_s(decoded.parameters) == 0.0025
-    assert oip_grpc.timeout_s({}) is None
+    assert timeout_s(decoded.parameters) == 0.0025
+    assert timeout_s({}) is None
     with pytest.raises(InvalidInput, match="positive integer of microseconds"):
-        oip_grpc.timeout_s({"timeout": "soon"})
+        timeout_s({"timeout": "soon"})
 
 
 def response_of(*outputs: Tensor, **fields) -> InferResponse:

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from gateway.codecs import oip_json
+from gateway.codecs.oip_raw import tensor_bytes
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import InferRequest, InferResponse, Tensor
 
@@ -90,7 +91,7 @@ def test_bytes_tensor_binary_and_json():
         None,
     )
     assert first_input(as_json).data.tolist() == items
-    assert oip_json.tensor_bytes(first_input(as_json)) == blob
+    assert tensor_bytes(first_input(as_json)) == blob
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,9 @@ def test_binary_size_mismatch_is_named():
             ]
         }
     )
-    with pytest.raises(InvalidInput, match="needs 16 bytes, binary_data_size is 12"):
+    with pytest.raises(
+        InvalidInput, match=r"binary data has 12 bytes, shape \[1, 4\] of FP32 needs 16"
+    ):
         oip_json.decode_request(head + b"\0" * 12, len(head), "m", None)
     exact = head.replace(b"12", b"16")
     with pytest.raises(
