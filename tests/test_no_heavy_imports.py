@@ -1,0 +1,21 @@
+"""The gateway never imports TensorFlow or PyTorch: a worker would pay seconds and 100s of MB."""
+
+import subprocess
+import sys
+
+MODULES = [
+    "gateway.cli", "gateway.server", "gateway.app", "gateway.grpc.server", "gateway.http.app",
+    "gateway.backends.tfserving_grpc", "gateway.backends.tfserving_rest",
+    "gateway.backends.torchserve_rest", "gateway.backends.torchserve_grpc",
+    "gateway.backends.oip_rest", "gateway.wire.reflection",
+]  # fmt: skip
+HEAVY = ["tensorflow", "tensorflow_serving", "torch", "tritonclient", "keras"]
+
+
+def test_gateway_modules_import_no_model_runtime():
+    code = (
+        f"import importlib, sys\nfor m in {MODULES!r}: importlib.import_module(m)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
