@@ -26,7 +26,9 @@ from loadtests.benchmark.cases import (
     interleaved,
     small_body,
 )
+from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
+from loadtests.benchmark.wrk import WrkResult
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 {name: load.measure(urls[name], scripts) for name in chosen}, args.rounds
             )
         if "big" in cases:
-            report.big = measure_big(run, scripts, urls, args)
+            report.big = measure_big(run, scripts, urls, args, start, ups)
         if "footprint" in cases:
             for name in ("gateway-1", "gateway-2"):
                 process = proxies[name][0]
@@ -125,17 +127,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_big(
-    run: Path, scripts: Path, urls: dict[str, str], args: argparse.Namespace
+    run: Path,
+    scripts: Path,
+    urls: dict[str, str],
+    args: argparse.Namespace,
+    start: Starter,
+    ups: peers.Upstreams,
 ) -> dict[str, Summary]:
-    """A 1 MiB binary tensor per request, 8 connections, in MB/s."""
+    """A 1 MiB tensor per request, 8 connections, in MB/s: binary OIP over REST through every
+    proxy, and OIP gRPC (raw_input_contents) through a 2-worker gateway with gRPC on."""
     big, json_length = big_body(run)
     big_headers = {
         "Content-Type": "application/octet-stream",
         "Inference-Header-Content-Length": str(json_length),
     }
     load = Load("/v2/models/big/infer", big, big_headers, 8, args.seconds)
-    chosen = ("direct", "envoy-2", "nginx", "gateway-2")
-    return interleaved({name: load.measure(urls[name], scripts) for name in chosen}, args.rounds)
+    grpc_port = free_port()
+    config = peers.gateway_config(ups, free_port(), 2, grpc_port=grpc_port)
+    process, _ = peers.gateway(run / "gw-grpc", config, "gateway-2-grpc")
+    start(process)
+    body = big_request("big")
+    targets: dict[str, Callable[[], WrkResult | Summary]] = {
+        name: load.measure(urls[name], scripts)
+        for name in ("direct", "envoy-2", "nginx", "gateway-2")
+    }
+    targets["gateway-2 grpc"] = lambda: run_grpc(f"127.0.0.1:{grpc_port}", body, 8, args.seconds)
+    return interleaved(targets, args.rounds)
 
 
 def _plain(value: object) -> object:

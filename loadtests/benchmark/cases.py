@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ class Summary:
     errors: int
 
 
-def summarize(results: list[WrkResult]) -> Summary:
+def summarize(results: list[WrkResult | Summary]) -> Summary:
     return Summary(
         statistics.median(r.requests_per_s for r in results),
         statistics.median(r.p50_ms for r in results),
@@ -33,9 +33,11 @@ def summarize(results: list[WrkResult]) -> Summary:
     )
 
 
-def interleaved(targets: dict[str, Callable[[], WrkResult]], rounds: int) -> dict[str, Summary]:
+def interleaved(
+    targets: Mapping[str, Callable[[], WrkResult | Summary]], rounds: int
+) -> dict[str, Summary]:
     """A B C, A B C, ...: drift in the machine's load spreads over every target alike."""
-    results: dict[str, list[WrkResult]] = {name: [] for name in targets}
+    results: dict[str, list[WrkResult | Summary]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, measure in targets.items():
             results[name].append(measure())

@@ -255,6 +255,7 @@ def gateway_config(
     workers: int,
     extra_models: int = 0,
     torchserve: tuple[str, str] | None = None,
+    grpc_port: int | None = None,
 ) -> dict[str, object]:
     """`m` and `big` split 90/10 over the two upstreams; optionally thousands more models, and
     `digits` on TorchServe (inference and management URLs)."""
@@ -292,7 +293,11 @@ def gateway_config(
             "variants": [{"name": "torch-v1", "backend": "torchserve", "version": 1, "weight": 1}]
         }
     return {
-        "server": {"http": {"host": "127.0.0.1", "port": port}, "grpc": None, "workers": workers},
+        "server": {
+            "http": {"host": "127.0.0.1", "port": port},
+            "grpc": None if grpc_port is None else {"host": "127.0.0.1", "port": grpc_port},
+            "workers": workers,
+        },
         "backends": backends,
         "models": models,
     }
