@@ -9,6 +9,7 @@ scraped, and compare PromQL results with what was sent.
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -212,10 +213,12 @@ def test_readiness_and_weights_are_scraped(live):
 
 
 def test_recording_rules_evaluate_on_the_real_metrics(live):
-    wait_for(
-        "the recording rules to see the traffic",
-        lambda: len(live.query("model_variant:gateway_request_error_ratio:rate5m")) == 3,
-    )
+    def evaluated_after_the_traffic() -> bool:
+        # An evaluation that ran between a series' first scrape and its second is 0/0 = NaN.
+        ratios = live.values("model_variant:gateway_request_error_ratio:rate5m", "variant")
+        return len(ratios) == 3 and not any(math.isnan(value) for value in ratios.values())
+
+    wait_for("the recording rules to see the traffic", evaluated_after_the_traffic)
     ratio = live.values("model_variant:gateway_request_error_ratio:rate5m", "variant")
     assert ratio == {("torch-v2",): 0.0, ("tf-v1",): 0.0, ("torch-down",): 1.0}
     share = live.values("model_variant:gateway_traffic_share:ratio_rate5m", "variant")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from deploy.local.demo import run
@@ -25,13 +27,20 @@ def test_metrics_are_exact_across_worker_processes(backends, tmp_path):
             "protocol": "oip_rest",
             "code": "200",
         }
-        workers = {
-            labels_["pid"]
-            for (name, labels_items), _ in samples(url).items()
-            if name == "gateway_worker_start_time_seconds"
-            for labels_ in [dict(labels_items)]
-        }
-        assert len(workers) == 2
+        # Each worker reports its start time; poll briefly so that a scrape racing a worker's
+        # metrics file does not count as a missing worker (a missing one stays missing).
+        deadline = time.monotonic() + 5
+        while True:
+            workers = {
+                labels_["pid"]
+                for (name, labels_items), _ in samples(url).items()
+                if name == "gateway_worker_start_time_seconds"
+                for labels_ in [dict(labels_items)]
+            }
+            if len(workers) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2, call(url + "/metrics").body.decode()[-3000:]
         # Whichever worker answers the scrape, it reports every worker's counts.
         for _ in range(4):
             assert value(samples(url), "gateway_requests_total", **labels) == 40
