@@ -14,6 +14,8 @@ from gateway.wire import tensorflow_serving_pb2 as tfs
 
 DEFAULT_SIGNATURE = "serving_default"
 
+_View = views.PredictResponseView | views.InputRequestView | views.ResultResponseView
+
 
 def set_model_spec(spec: tfs.ModelSpec, name: str, version: int, signature: str | None) -> None:
     spec.name = name
@@ -58,25 +60,27 @@ def parse_predict_view(body: bytes) -> views.PredictRequestView:
         raise InvalidInput(f"not a valid PredictRequest: {error}") from None
 
 
+def _retarget(
+    view_type: type[_View], body: bytes, name: str, version: int, signature: str | None
+) -> bytes:
+    view = view_type.FromString(body)
+    set_model_spec(view.model_spec, name, version, signature)
+    return view.SerializeToString()
+
+
 def retarget_predict_request(body: bytes, name: str, version: int) -> bytes:
-    view = parse_predict_view(body)
+    view = parse_predict_view(body)  # a malformed request is the client's error, named as such
     set_model_spec(view.model_spec, name, version, None)
     return view.SerializeToString()
 
 
 def retarget_predict_response(body: bytes, name: str, version: int, signature: str) -> bytes:
-    view = views.PredictResponseView.FromString(body)
-    set_model_spec(view.model_spec, name, version, signature)
-    return view.SerializeToString()
+    return _retarget(views.PredictResponseView, body, name, version, signature)
 
 
 def retarget_input_request(body: bytes, name: str, version: int) -> bytes:
-    view = views.InputRequestView.FromString(body)
-    set_model_spec(view.model_spec, name, version, None)
-    return view.SerializeToString()
+    return _retarget(views.InputRequestView, body, name, version, None)
 
 
 def retarget_result_response(body: bytes, name: str, version: int, signature: str) -> bytes:
-    view = views.ResultResponseView.FromString(body)
-    set_model_spec(view.model_spec, name, version, signature)
-    return view.SerializeToString()
+    return _retarget(views.ResultResponseView, body, name, version, signature)

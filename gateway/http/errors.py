@@ -10,8 +10,6 @@ from starlette.responses import Response
 
 from gateway.errors import GatewayError, http_status
 
-JSON_HEADERS = [(b"content-type", b"application/json")]
-
 
 def error_body(message: str) -> bytes:
     return orjson.dumps({"error": message})

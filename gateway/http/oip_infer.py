@@ -5,14 +5,13 @@ Decode the body once, route, call the backend, encode once.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from gateway.codecs import oip_json
 from gateway.codecs.oip_raw import timeout_s
 from gateway.http.asgi import Headers
 from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
 from gateway.inference import Formats
 from gateway.metrics import RequestRecord
+from gateway.service import RouteHints
 
 
 class OipInferEndpoint(RawEndpoint):
@@ -24,7 +23,8 @@ class OipInferEndpoint(RawEndpoint):
         request = oip_json.decode_request(
             incoming.body, incoming.json_length, model, incoming.params["version"], lazy=True
         )
-        hints = replace(incoming.hints, timeout_s=timeout_s(request.parameters))
+        pin, sticky = incoming.hints.pin, incoming.hints.sticky_key
+        hints = RouteHints(pin, sticky, timeout_s(request.parameters))
         response, variant = await self.service.infer(request, hints, record)
         forwarded = response.payload
         if forwarded is not None and forwarded.format == Formats.OIP_JSON:

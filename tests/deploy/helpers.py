@@ -14,6 +14,7 @@ import promql_parser
 import yaml
 
 from deploy.devtools import find_kubectl, require_tool
+from gateway.config import GatewayConfig, TFServingBackendConfig, TorchServeBackendConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -141,3 +142,16 @@ def _names(node: Any) -> set[str]:
     ):
         return _names(node.expr)
     return set()  # number and string literals
+
+
+def backend_addresses(config: GatewayConfig) -> list[str]:
+    """Every address a config's TF Serving and TorchServe backends point at (all must be set)."""
+    addresses: list[str | None] = []
+    for backend in config.backends.values():
+        if isinstance(backend, TFServingBackendConfig):
+            addresses += [backend.grpc, backend.rest]
+        else:
+            assert isinstance(backend, TorchServeBackendConfig)
+            addresses += [backend.inference, backend.management, backend.grpc]
+    assert None not in addresses, addresses
+    return [address for address in addresses if address is not None]

@@ -20,12 +20,13 @@ from deploy.devtools import require_tool
 from deploy.local.stack import StackPorts
 from deploy.local.tfserving import parse_text_format
 from deploy.local.torchserve import archive_model_version
-from gateway.config import TFServingBackendConfig, TorchServeBackendConfig, load_config
+from gateway.config import load_config
 from tests.deploy.helpers import (
     COMPOSE_CPU,
     COMPOSE_GPU,
     DEPLOY,
     REPO,
+    backend_addresses,
     compose_config,
     run,
     unescape_compose,
@@ -221,15 +222,7 @@ def test_gateway_config_reaches_the_runtimes_by_service_name(services, monkeypat
     assert config.server.grpc.host == "0.0.0.0"
     published = {(port["target"], port["published"]) for port in gateway["ports"]}
     assert published == {(8000, "8000"), (8001, "8001")}
-    addresses = []
-    for backend in config.backends.values():
-        if isinstance(backend, TFServingBackendConfig):
-            addresses += [backend.grpc, backend.rest]
-        else:
-            assert isinstance(backend, TorchServeBackendConfig)
-            addresses += [backend.inference, backend.management, backend.grpc]
-    for address in addresses:
-        assert address is not None
+    for address in backend_addresses(config):
         host, port = address.removeprefix("http://").split(":")
         assert host in services, address
         assert int(port) in {p["target"] for p in services[host]["ports"]}, address

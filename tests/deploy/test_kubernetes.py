@@ -14,12 +14,13 @@ import pytest
 import yaml
 
 from deploy.local.tfserving import parse_text_format
-from gateway.config import TFServingBackendConfig, TorchServeBackendConfig, parse_config
+from gateway.config import parse_config
 from tests.deploy.helpers import (
     COMPOSE_CPU,
     COMPOSE_GPU,
     DEPLOY,
     OVERLAYS,
+    backend_addresses,
     by_kind,
     compose_config,
     kustomize,
@@ -140,15 +141,7 @@ def test_gateway_config_comes_from_the_generated_configmap_and_reaches_the_servi
     assert config.server.http.host == "0.0.0.0"
     assert container(deployment)["args"][-1] == "/etc/gateway/gateway.yaml"
     services = by_kind(docs, "Service")
-    addresses: list[str | None] = []
-    for backend in config.backends.values():
-        if isinstance(backend, TFServingBackendConfig):
-            addresses += [backend.grpc, backend.rest]
-        else:
-            assert isinstance(backend, TorchServeBackendConfig)
-            addresses += [backend.inference, backend.management, backend.grpc]
-    for address in addresses:
-        assert address is not None
+    for address in backend_addresses(config):
         host, port = address.removeprefix("http://").split(":")
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, address
     graceful = config.server.graceful_shutdown_s
