@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup tools up down demo test test-docker lint typecheck protos models bench loadtest clean
+.PHONY: setup tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml requirements.lock
 # deploy/devtools.py. Silent when all are there.
 tools: setup
 	@$(BIN)/python -m deploy.devtools ensure
+
+# The interpreters of the images our code runs in (the TorchServe image's Python 3.9, with its
+# numpy and TorchServe's envelope), for the tests of that code; see deploy/image_python.py.
+image-pythons: setup
+	@$(BIN)/python -m deploy.image_python venv
 
 up: setup
 	$(BIN)/python -m deploy.local.stack up --config $(CONFIG)
@@ -40,11 +45,13 @@ loadtest: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m deploy.image_python check
 
 typecheck: setup
 	$(BIN)/mypy gateway deploy model_store loadtests tests
+	cd model_store/torchserve && ../../$(BIN)/mypy --explicit-package-bases digits_protocol.py digits_handler.py
 
-test: setup lint typecheck tools
+test: setup lint typecheck tools image-pythons
 	$(BIN)/python -m pytest
 
 # The stack's official images (CPU) under a Docker engine; fails rather than skips without one.
@@ -66,4 +73,4 @@ models: setup
 	$(BIN)/python -m model_store.build
 
 clean: down
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	rm -rf $(VENV) .venv-images .mypy_cache .ruff_cache .pytest_cache build

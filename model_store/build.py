@@ -49,6 +49,8 @@ from model_store.digits import (
 STORE = Path(__file__).resolve().parent
 TORCHSERVE_DIR = STORE / "torchserve"
 HANDLER = TORCHSERVE_DIR / "digits_handler.py"
+# Imported by the handler from the archive's own directory, which TorchServe puts on sys.path.
+HANDLER_MODULES = (TORCHSERVE_DIR / "digits_protocol.py",)
 TFSERVING_DIR = STORE / "tfserving" / "digits"
 TEST_SET = STORE / "digits_test.npz"
 
@@ -188,6 +190,7 @@ def export_mar(model: Any, version: str, work_dir: Path) -> Path:
         ModelArchiverConfig(
             model_name=MODEL_NAME,
             handler=str(HANDLER),
+            extra_files=",".join(str(path) for path in HANDLER_MODULES),
             version=version,
             serialized_file=str(serialized),
             export_path=str(export_dir),
