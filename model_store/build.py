@@ -1,17 +1,25 @@
-"""Train both ``digits`` versions and regenerate every artifact in the model store.
+"""Train every ``digits`` version and regenerate every artifact in the model store.
 
 Run ``python -m model_store.build`` from the repository root. It
 
-1. trains version 1 (softmax regression, 64 -> 10) and version 2 (an MLP, 64 -> 64 -> 10 with
-   ReLU) in PyTorch on the fixed training split, with fixed seeds and deterministic algorithms;
+1. trains version 1 (softmax regression, 64 -> 10), version 2 (an MLP, 64 -> 64 -> 10 with ReLU)
+   and version 3 (a wider MLP, 64 -> 128 -> 10) in PyTorch on the fixed training split, with
+   fixed seeds and deterministic algorithms, and makes version 4, a deliberately *bad* version:
+   version 3's network with seeded noise on its weights (it still answers every request, with
+   wrong digits), for the rollout demo's failed canary;
 2. exports each as TorchScript inside a TorchServe archive ``torchserve/digits_v<N>.mar``
    (model name ``digits``, version ``<N>``, handler ``torchserve/digits_handler.py``);
 3. rebuilds the same weights as a plain TensorFlow module and saves it as the TF Serving
    SavedModel ``tfserving/digits/<N>/`` (signature ``serving_default``: ``input`` float32
    ``[None, 64]`` -> ``probabilities`` float32 ``[None, 10]``);
-4. writes the test split to ``digits_test.npz``;
+4. writes the test split to ``digits_test.npz``, and each version's own answers to it
+   (TorchScript probabilities) to ``digits_reference.npz``, which the load tests judge against;
 5. reloads the written artifacts and checks, on the whole test split, each version's accuracy
-   and the largest difference between the TensorFlow and the TorchScript probabilities.
+   and the largest difference between the TensorFlow and the TorchScript probabilities (and that
+   version 4 really does disagree with version 3).
+
+The local stack serves versions 1 and 2 from the start; 3 and 4 are on disk for
+``gateway deploy`` to load.
 
 It exits non-zero when a check fails. Both models output softmax probabilities ``[N, 10]``.
 """
@@ -41,8 +49,10 @@ from model_store.digits import (
     NUM_CLASSES,
     NUM_FEATURES,
     OUTPUT_NAME,
+    REFERENCE_PATH,
     DigitsSet,
     load_split,
+    save_arrays,
     save_test_set,
 )
 
@@ -58,6 +68,8 @@ MODEL_NAME = "digits"
 MANIFEST = "MAR-INF/MANIFEST.json"
 MAX_TF_TORCH_DIFF = 1e-5
 MIN_ACCURACY = 0.9
+# A bad version must be visibly bad: its top class differs from its base's on this share of inputs.
+MIN_BAD_DISAGREEMENT = 0.2
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -73,6 +85,13 @@ class Recipe:
     learning_rate: float
     weight_decay: float
     seed: int
+    perturb: float = 0.0
+    """Relative size of the seeded Gaussian noise added to every trained weight (0: none); a
+    version with noise is deliberately bad and exempt from the accuracy floor."""
+
+    @property
+    def bad(self) -> bool:
+        return self.perturb > 0
 
 
 RECIPES: tuple[Recipe, ...] = (
@@ -80,7 +99,20 @@ RECIPES: tuple[Recipe, ...] = (
         "1", hidden=None, epochs=60, batch_size=64, learning_rate=0.02, weight_decay=1e-4, seed=1
     ),
     Recipe("2", hidden=64, epochs=40, batch_size=32, learning_rate=3e-3, weight_decay=0.0, seed=2),
+    Recipe("3", hidden=128, epochs=60, batch_size=32, learning_rate=2e-3, weight_decay=0.0, seed=5),
+    Recipe(
+        "4",
+        hidden=128,
+        epochs=60,
+        batch_size=32,
+        learning_rate=2e-3,
+        weight_decay=0.0,
+        seed=5,
+        perturb=1.5,
+    ),
 )
+# Which good version each bad one was made from (the same network before the noise).
+BAD_BASE = {"4": "3"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +187,12 @@ def train(recipe: Recipe, train_set: DigitsSet) -> Any:
             loss.backward()
             optimizer.step()
     model.eval()
+    if recipe.perturb:
+        noise = torch.Generator().manual_seed(recipe.seed + 1000)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                scale = recipe.perturb * float(parameter.std())
+                parameter.add_(torch.randn(parameter.shape, generator=noise) * scale)
     return model
 
 
@@ -346,8 +384,18 @@ def accuracy(probabilities: FloatArray, labels: np.ndarray[Any, Any]) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
-def verify(version: str, test: DigitsSet) -> Outcome:
-    torch_out = torch_probabilities(torchscript_from_mar(mar_path(version)), test.inputs)
+def reference_outputs(test: DigitsSet) -> dict[str, FloatArray]:
+    """Each version's own answers to the test split, from its exported TorchScript."""
+    return {
+        f"v{recipe.version}": torch_probabilities(
+            torchscript_from_mar(mar_path(recipe.version)), test.inputs
+        )
+        for recipe in RECIPES
+    }
+
+
+def verify(version: str, test: DigitsSet, references: dict[str, FloatArray]) -> Outcome:
+    torch_out = references[f"v{version}"]
     tf_out = tf_probabilities(saved_model_path(version), test.inputs)
     for label, out in (("TorchScript", torch_out), ("TensorFlow", tf_out)):
         if out.dtype != np.float32 or out.shape != (len(test), NUM_CLASSES):
@@ -389,10 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             export_saved_model(dense_layers(model), recipe.version, Path(work))
     save_test_set(split.test, TEST_SET)
     print(f"  {TEST_SET.relative_to(STORE)}: written")
+    references = reference_outputs(split.test)
+    save_arrays(REFERENCE_PATH, dict(references))
+    print(f"  {REFERENCE_PATH.relative_to(STORE)}: written")
 
     failures: list[str] = []
     for recipe in RECIPES:
-        outcome = verify(recipe.version, split.test)
+        outcome = verify(recipe.version, split.test, references)
         print(
             f"v{outcome.version}: accuracy torch={outcome.torch_accuracy:.4f} "
             f"tf={outcome.tf_accuracy:.4f}; max |tf - torch| = {outcome.max_abs_diff:.3g}"
@@ -401,7 +452,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             failures.append(
                 f"v{outcome.version}: TF and Torch differ by {outcome.max_abs_diff:.3g}"
             )
-        if min(outcome.torch_accuracy, outcome.tf_accuracy) < MIN_ACCURACY:
+        if recipe.bad:
+            base = BAD_BASE[recipe.version]
+            disagreement = float(
+                np.mean(
+                    np.argmax(references[f"v{recipe.version}"], axis=1)
+                    != np.argmax(references[f"v{base}"], axis=1)
+                )
+            )
+            print(
+                f"v{recipe.version}: deliberately bad; top class differs from v{base} on "
+                f"{disagreement:.1%} of the test split"
+            )
+            if disagreement < MIN_BAD_DISAGREEMENT:
+                failures.append(f"v{recipe.version}: too close to v{base} to be a bad version")
+        elif min(outcome.torch_accuracy, outcome.tf_accuracy) < MIN_ACCURACY:
             failures.append(f"v{outcome.version}: accuracy below {MIN_ACCURACY}")
     print(f"built in {time.monotonic() - started:.1f}s")
     for failure in failures:

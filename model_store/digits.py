@@ -24,6 +24,7 @@ SPLIT_SEED = 20240601
 TEST_FRACTION = 0.25
 
 TEST_SET_PATH = Path(__file__).resolve().parent / "digits_test.npz"
+REFERENCE_PATH = Path(__file__).resolve().parent / "digits_reference.npz"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
@@ -71,18 +72,22 @@ def load_split() -> DigitsSplit:
     )
 
 
-def save_test_set(test: DigitsSet, path: Path = TEST_SET_PATH) -> None:
+def save_arrays(path: Path, arrays: dict[str, np.ndarray[Any, Any]]) -> None:
     """Write the ``.npz`` that ``np.load`` reads, byte-for-byte the same on every build.
 
     ``np.savez`` stamps each member with the current time; this writes the same uncompressed
     ``.npy`` members with a fixed timestamp instead, so a rebuild leaves the committed file alone.
     """
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in (("inputs", test.inputs), ("labels", test.labels)):
+        for name, array in arrays.items():
             member = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_ZIP_TIME)
             member.external_attr = 0o644 << 16
             with archive.open(member, "w") as handle:
                 np.lib.format.write_array(handle, array, allow_pickle=False)
+
+
+def save_test_set(test: DigitsSet, path: Path = TEST_SET_PATH) -> None:
+    save_arrays(path, {"inputs": test.inputs, "labels": test.labels})
 
 
 def load_test_set(path: Path | str = TEST_SET_PATH) -> DigitsSet:
@@ -106,3 +111,19 @@ def _check(inputs: np.ndarray[Any, Any], labels: np.ndarray[Any, Any]) -> None:
         raise ValueError("inputs must lie in [0, 1]")
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES):
         raise ValueError(f"labels must lie in [0, {NUM_CLASSES})")
+
+
+def load_reference(version: str, path: Path | str = REFERENCE_PATH) -> FloatArray:
+    """What version ``version`` itself answers for each test input: probabilities ``[N, 10]``.
+
+    Computed by the build from the exported TorchScript, which TF Serving's export matches within
+    1e-6: a served answer that differs from this by more than a float tolerance was corrupted on
+    the way, whereas a wrong digit that matches it is the model's own mistake.
+    """
+    with np.load(Path(path), allow_pickle=False) as archive:
+        key = f"v{version}"
+        if key not in archive.files:
+            known = ", ".join(sorted(archive.files))
+            raise KeyError(f"no reference outputs for version {version!r} (have: {known})")
+        outputs: FloatArray = np.ascontiguousarray(archive[key])
+    return outputs

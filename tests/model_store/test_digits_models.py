@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from model_store.digits import NUM_CLASSES, NUM_FEATURES, TEST_SET_PATH, DigitsSet, load_test_set
+from model_store.digits import (
+    NUM_CLASSES,
+    NUM_FEATURES,
+    TEST_SET_PATH,
+    DigitsSet,
+    load_reference,
+    load_test_set,
+)
 
 pytestmark = pytest.mark.filterwarnings(
     # TorchServe's handler format is TorchScript, which this torch release deprecates.
@@ -26,7 +33,9 @@ pytestmark = pytest.mark.filterwarnings(
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = REPO / "model_store"
-VERSIONS = ("1", "2")
+VERSIONS = ("1", "2", "3", "4")
+GOOD_VERSIONS = ("1", "2", "3")
+BAD_VERSIONS = {"4": "3"}  # the deliberately bad version -> the good one it was made from
 MAX_TF_TORCH_DIFF = 1e-5
 MIN_ACCURACY = 0.9
 
@@ -158,7 +167,7 @@ def test_tensorflow_matches_torch(
     assert float(np.max(np.abs(tf_out - torch_out))) <= MAX_TF_TORCH_DIFF
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", GOOD_VERSIONS)
 @pytest.mark.parametrize("runtime", ["torch", "tf"])
 def test_outputs_are_accurate_probabilities(
     torch_outputs: dict[str, np.ndarray[Any, Any]],
@@ -180,3 +189,32 @@ def test_versions_differ(
 ) -> None:
     for outputs in (torch_outputs, tf_outputs):
         assert float(np.max(np.abs(outputs["1"] - outputs["2"]))) > 1e-2
+
+
+@pytest.mark.parametrize(("bad", "base"), BAD_VERSIONS.items())
+def test_bad_version_answers_probabilities_with_wrong_digits(
+    torch_outputs: dict[str, np.ndarray[Any, Any]], test_set: DigitsSet, bad: str, base: str
+) -> None:
+    out = torch_outputs[bad]
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    disagreement = float(np.mean(out.argmax(axis=1) != torch_outputs[base].argmax(axis=1)))
+    assert disagreement >= 0.2
+    assert float(np.mean(out.argmax(axis=1) == test_set.labels)) < MIN_ACCURACY
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_reference_outputs_are_each_versions_own_answers(
+    torch_outputs: dict[str, np.ndarray[Any, Any]],
+    tf_outputs: dict[str, np.ndarray[Any, Any]],
+    version: str,
+) -> None:
+    reference = load_reference(version)
+    assert reference.dtype == np.float32
+    assert reference.shape == torch_outputs[version].shape
+    for served in (torch_outputs[version], tf_outputs[version]):
+        assert float(np.max(np.abs(served - reference))) <= MAX_TF_TORCH_DIFF
+
+
+def test_reference_names_what_it_lacks() -> None:
+    with pytest.raises(KeyError, match=r"no reference outputs for version '9' \(have: v1, v2"):
+        load_reference("9")
