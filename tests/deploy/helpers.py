@@ -26,6 +26,8 @@ OVERLAYS = ("gpu", "cpu")
 
 # Variables the compose files read; the checks use the defaults written in the files.
 COMPOSE_VARIABLES = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+UNITS_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -35,9 +37,16 @@ def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def compose_environment() -> dict[str, str]:
     """This process' environment minus every variable the compose files interpolate."""
     names: set[str] = set()
-    for name in COMPOSE_CPU:
-        names.update(COMPOSE_VARIABLES.findall((REPO / name).read_text()))
+    for path in REPO.glob("docker-compose*.yml"):
+        names.update(COMPOSE_VARIABLES.findall(path.read_text()))
     return {key: value for key, value in os.environ.items() if key not in names}
+
+
+def nanoseconds(duration: str) -> int:
+    """A Go duration as Docker Compose prints it (``2m0s``, ``10s``) in nanoseconds."""
+    parts = DURATION.findall(duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(int(float(number) * UNITS_NS[unit]) for number, unit in parts)
 
 
 def compose_config(files: Sequence[str], project_dir: Path = REPO) -> dict[str, Any]:

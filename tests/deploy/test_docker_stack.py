@@ -42,6 +42,7 @@ from tests.deploy.helpers import (
     dashboard,
     dashboard_queries,
     metric_names,
+    nanoseconds,
     unescape_compose,
 )
 from tests.support.http import DIGITS, call, infer, probabilities
@@ -50,16 +51,7 @@ from tests.support.stack import VARIANTS, gateway_config, running_gateway
 REQUIRED = os.environ.get("GATEWAY_DOCKER_TESTS") == "required"
 HEALTHY_WITHIN_S = 600.0  # first runs pull several GB of images
 STANDIN_MARK = "stand-in"
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
-UNITS_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 RUNTIMES = ("tfserving", "torchserve")
-
-
-def nanoseconds(duration: str) -> int:
-    """A Go duration as Docker Compose prints it (``2m0s``, ``10s``) in nanoseconds."""
-    parts = DURATION.findall(duration)
-    assert "".join(number + unit for number, unit in parts) == duration, duration
-    return sum(int(float(number) * UNITS_NS[unit]) for number, unit in parts)
 
 
 def container_spec(service: dict[str, Any]) -> dict[str, Any]:
