@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ COMPOSE_GPU = ("docker-compose.yml",)
 COMPOSE_CPU = ("docker-compose.yml", "docker-compose.cpu.yml")
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "gateway.json"
 RULE_FILES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
-OVERLAYS = ("gpu", "cpu")
+OVERLAYS = ("gpu", "cpu", "ha")
+COMPONENTS = ("ha", "autoscale-on-requests", "tls")
 
 # Variables the compose files read; the checks use the defaults written in the files.
 COMPOSE_VARIABLES = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
@@ -66,15 +68,57 @@ def unescape_compose(text: str) -> str:
 
 
 def kustomize(overlay: str) -> list[dict[str, Any]]:
+    """The documents ``kubectl kustomize`` renders from an overlay's name, or a directory."""
     kubectl = find_kubectl()
     assert kubectl is not None, "no kubectl with kustomize v5: run `make tools`"
-    result = run([kubectl, "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)])
+    directory = overlay if "/" in overlay else str(DEPLOY / "k8s" / "overlays" / overlay)
+    result = run([kubectl, "kustomize", directory])
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def kustomize_composition(overlay: str, components: Sequence[str]) -> list[dict[str, Any]]:
+    """An overlay with extra components, as a user's own kustomization would combine them."""
+    k8s = DEPLOY / "k8s"
+    with tempfile.TemporaryDirectory() as tmp:
+        # kustomize takes relative paths only, and resolves them from the kustomization.
+        up = os.path.relpath(k8s, tmp)
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f"{up}/overlays/{overlay}"],
+            "components": [f"{up}/components/{name}" for name in components],
+        }
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return kustomize(tmp)
+
+
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def container(deployment: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    name = name or deployment["metadata"]["name"]
+    (found,) = [c for c in containers if c["name"] == name]
+    return dict(found)
+
+
+def volume_for(
+    deployment: dict[str, Any], mount_path: str, of: str | None = None
+) -> dict[str, Any]:
+    pod = deployment["spec"]["template"]["spec"]
+    (mount,) = [
+        m for m in container(deployment, of)["volumeMounts"] if m["mountPath"] == mount_path
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return {**volume, "readOnly": mount.get("readOnly", False)}
+
+
+def configmap_file(docs: list[dict[str, Any]], volume: dict[str, Any], key: str) -> str:
+    configmaps = by_kind(docs, "ConfigMap")
+    text: str = configmaps[volume["configMap"]["name"]]["data"][key]
+    return text
 
 
 def dashboard() -> dict[str, Any]:

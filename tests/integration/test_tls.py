@@ -1,6 +1,6 @@
 """``server.tls``: both front ports speak TLS with the configured certificate, and only TLS.
 
-A self-signed certificate for localhost and 127.0.0.1 is made with the machine's openssl; real
+A self-signed certificate for localhost and 127.0.0.1 (tests/support/tls.py); real
 handshakes with httpx (HTTP) and grpcio (gRPC) verify it, and a client that does not trust it,
 or speaks plaintext, gets nowhere.
 """
@@ -8,9 +8,7 @@ or speaks plaintext, gets nowhere.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +19,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.config import ConfigError, parse_config
 from tests.support.offline_gateway import offline_config, running
+from tests.support.tls import self_signed
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is part of the base system"
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "tls.crt", where / "tls.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     return {"cert_file": cert, "key_file": key}
 
 
