@@ -121,6 +121,18 @@ def configmap_file(docs: list[dict[str, Any]], volume: dict[str, Any], key: str)
     return text
 
 
+def alertmanager_target(prometheus_config: str) -> tuple[str, int]:
+    """``(host, port)`` of the one Alertmanager a Prometheus config in deploy/prometheus names."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / prometheus_config).read_text())
+    ((target,),) = [
+        static["targets"]
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+    ]
+    host, port = target.split(":")
+    return host, int(port)
+
+
 def dashboard() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
     return loaded

@@ -28,6 +28,7 @@ from tests.deploy.helpers import (
     DEPLOY,
     REPO,
     alert_names,
+    alertmanager_target,
     backend_addresses,
     compose_config,
     compose_environment,
@@ -325,15 +326,9 @@ def test_deployed_gateway_configs_turn_reflection_off():
 
 
 def test_prometheus_sends_alerts_to_the_stacks_alertmanager(services):
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    ((target,),) = [
-        static["targets"]
-        for manager in config["alerting"]["alertmanagers"]
-        for static in manager["static_configs"]
-    ]
-    host, port = target.split(":")
+    host, port = alertmanager_target("prometheus.yml")
     alertmanager = services[host]
-    assert int(port) in {p["target"] for p in alertmanager["ports"]}
+    assert port in {p["target"] for p in alertmanager["ports"]}
     config_file = flag(alertmanager["command"], "config.file")
     assert host_path(alertmanager, config_file) == DEPLOY / "alertmanager" / "alertmanager.yml"
 

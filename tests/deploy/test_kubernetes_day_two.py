@@ -14,6 +14,7 @@ from gateway.config import load_config
 from tests.deploy.helpers import (
     COMPONENTS,
     DEPLOY,
+    alertmanager_target,
     by_kind,
     configmap_file,
     container,
@@ -262,16 +263,10 @@ def test_tls_component_serves_the_secret_and_probes_over_https(renderings):
 
 def test_prometheus_in_the_cluster_sends_alerts_to_the_alertmanager(renderings):
     docs = renderings["gpu"]
-    config = yaml.safe_load((DEPLOY / "prometheus" / "kubernetes.yml").read_text())
-    ((target,),) = [
-        static["targets"]
-        for manager in config["alerting"]["alertmanagers"]
-        for static in manager["static_configs"]
-    ]
-    host, port = target.split(":")
+    host, port = alertmanager_target("kubernetes.yml")
     service, namespace, suffix = host.split(".")
     assert (namespace, suffix) == ("gateway", "svc")
-    assert int(port) in {p["port"] for p in by_kind(docs, "Service")[service]["spec"]["ports"]}
+    assert port in {p["port"] for p in by_kind(docs, "Service")[service]["spec"]["ports"]}
     alertmanager = deployments(docs)["alertmanager"]
     args = container(alertmanager)["args"]
     (config_file,) = [a.split("=", 1)[1] for a in args if a.startswith("--config.file=")]
