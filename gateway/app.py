@@ -81,6 +81,7 @@ class Gateway:
             await backend.start()
         await self.readiness.start()
         listen = self.config.server.http
+        tls = self.config.server.tls
         sock = listen_socket(listen.host, listen.port, reuse_port)
         self.http_port = int(sock.getsockname()[1])
         config = uvicorn.Config(
@@ -93,6 +94,8 @@ class Gateway:
             proxy_headers=False,  # nothing to trust here; and it costs every request
             timeout_keep_alive=KEEP_ALIVE_S,
             timeout_graceful_shutdown=round(self.config.server.graceful_shutdown_s),
+            ssl_certfile=tls.cert_file if tls is not None else None,
+            ssl_keyfile=tls.key_file if tls is not None else None,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
@@ -101,7 +104,7 @@ class Gateway:
                 self._uvicorn_task.result()
                 raise RuntimeError("HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
-        log.info("HTTP on %s:%d", listen.host, self.http_port)
+        log.info("HTTP%s on %s:%d", "S" if tls is not None else "", listen.host, self.http_port)
         grpc_listen = self.config.server.grpc
         if self.grpc_app is not None and grpc_listen is not None:
             try:

@@ -31,6 +31,24 @@ class Listen(_Strict):
     """TCP port; 0 picks a free one (tests)."""
 
 
+def _readable_file(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"{str(value)!r} is not a readable file")
+    return value
+
+
+PemFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+class TlsConfig(_Strict):
+    """TLS on the front ports: both listeners present one certificate (PEM files)."""
+
+    cert_file: PemFile
+    """The server certificate, followed by any intermediates."""
+    key_file: PemFile
+    """Its private key (unencrypted)."""
+
+
 class ServerConfig(_Strict):
     http: Listen = Listen(port=8000)
     """Open Inference Protocol REST, health and ``/metrics``."""
@@ -48,6 +66,16 @@ class ServerConfig(_Strict):
     """How often each worker probes every backend model for readiness."""
     graceful_shutdown_s: float = Field(default=10.0, ge=0)
     """How long in-flight requests may finish after SIGTERM."""
+    tls: TlsConfig | None = None
+    """Serve HTTPS and gRPC over TLS with these files; ``null`` (the default): plaintext."""
+    grpc_reflection: bool = True
+    """gRPC server reflection (grpcurl, Postman). On for local work; the compose and Kubernetes
+    configs turn it off."""
+    grpc_max_connection_age_s: float | None = Field(default=300.0, gt=0)
+    """Close each gRPC connection (GOAWAY) after about this long, so that clients reconnect
+    through their load balancer and reach gateway replicas added since; ``null``: never."""
+    grpc_max_connection_age_grace_s: float = Field(default=30.0, ge=0)
+    """How long calls in flight on a connection that got its GOAWAY may still finish."""
 
     @field_validator("sticky_header", "variant_header")
     @classmethod
@@ -82,6 +110,12 @@ HostPort = Annotated[str, AfterValidator(_host_port)]
 HttpBase = Annotated[str, AfterValidator(_http_url)]
 
 
+GrpcLoadBalancing = Literal["pick_first", "round_robin"]
+"""How a backend's gRPC channel uses the addresses its name resolves to: ``pick_first`` keeps
+one connection (a ClusterIP Service, one process); ``round_robin`` connects to every address and
+spreads calls over them (a headless Kubernetes Service in front of several replicas)."""
+
+
 class TFServingBackendConfig(_BackendBase):
     kind: Literal["tfserving"]
     grpc: HostPort | None = "127.0.0.1:8500"
@@ -90,6 +124,8 @@ class TFServingBackendConfig(_BackendBase):
     """Base URL of TF Serving's REST API (``--rest_api_port``)."""
     protocol: Literal["grpc", "rest"] = "grpc"
     """Which of the two the gateway uses for inference."""
+    grpc_load_balancing: GrpcLoadBalancing = "pick_first"
+    """``round_robin`` over every address of ``grpc`` (several replicas behind one name)."""
 
 
 class TorchServeBackendConfig(_BackendBase):
@@ -104,6 +140,8 @@ class TorchServeBackendConfig(_BackendBase):
     """host:port of TorchServe's gRPC inference API."""
     protocol: Literal["rest", "grpc"] = "rest"
     """Which inference API the gateway uses."""
+    grpc_load_balancing: GrpcLoadBalancing = "pick_first"
+    """``round_robin`` over every address of ``grpc`` (several replicas behind one name)."""
 
 
 class OipBackendConfig(_BackendBase):

@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 import uvloop
 
 from gateway.app import Gateway
-from gateway.config import GatewayConfig, Listen
+from gateway.config import GatewayConfig
 from gateway.memory import keep_large_buffers_in_heap
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Supervisor:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((listen.host, 0))
             self._reserved.append(sock)
-            update[key] = Listen(host=listen.host, port=sock.getsockname()[1])
+            update[key] = listen.model_copy(update={"port": sock.getsockname()[1]})
         if not update:
             return self._config
         return self._config.model_copy(update={"server": server.model_copy(update=update)})

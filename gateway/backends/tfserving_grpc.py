@@ -19,7 +19,7 @@ from gateway.codecs.tfserving_grpc import (
     retarget_predict_request,
 )
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
-from gateway.config import TFServingBackendConfig
+from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
 from gateway.wire import tensorflow_serving_pb2 as tfs
@@ -31,12 +31,18 @@ DEFAULT_SIGNATURE = "serving_default"
 READY_TIMEOUT_S = 2.0
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+def channel_options(
+    max_message_bytes: int, load_balancing: GrpcLoadBalancing = "pick_first"
+) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.lb_policy_name", load_balancing),
+        # A closed connection (a replica gone, a GOAWAY from max_connection_age) makes the
+        # channel resolve the name again; gRPC's default waits up to 30 s between resolutions.
+        ("grpc.dns_min_time_between_resolutions_ms", 5_000),
     ]
 
 
@@ -54,7 +60,7 @@ class TFServingGrpcBackend:
         self.name = name
         self.address = config.grpc
         self.timeout_s = config.timeout_s
-        self._options = channel_options(max_message_bytes)
+        self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._apis = TFServingApis(
             name,
             config.grpc,

@@ -39,7 +39,7 @@ class TFServingRestBackend:
             name,
             config.grpc,
             config.rest,
-            channel_options(max_message_bytes),
+            channel_options(max_message_bytes, config.grpc_load_balancing),
             config.max_connections,
             config.connect_timeout_s,
         )

@@ -34,7 +34,7 @@ class TorchServeGrpcBackend:
         self.name = name
         self.address = config.grpc
         self.timeout_s = config.timeout_s
-        self._options = channel_options(max_message_bytes)
+        self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
         self._pool = HttpPool(name, 4, config.connect_timeout_s)
         self._management = TorchServeManagement(name, config.management, self._pool, self.timeout_s)

@@ -1,5 +1,6 @@
 """The gRPC front end: one ``grpc.aio`` server in the worker's event loop, serving the Open
-Inference Protocol, TF Serving's and TorchServe's APIs, health checking and reflection.
+Inference Protocol, TF Serving's and TorchServe's APIs, health checking and (unless turned off)
+reflection, in plaintext or over TLS.
 
 Every handler runs inside :meth:`GrpcFrontEnd._behavior`, the one place where a gateway error
 becomes a gRPC status, any other exception becomes INTERNAL, ``x-gateway-variant`` is sent and
@@ -21,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from gateway.config import ServerConfig
+from gateway.config import ServerConfig, TlsConfig
 from gateway.errors import GatewayError, InternalError, grpc_status, http_status
 from gateway.grpc.call import Call, Method
 from gateway.grpc.oip import OipService
@@ -51,6 +52,30 @@ async def _abort(
     raise AssertionError("grpc.aio's abort() raises")
 
 
+def server_options(config: ServerConfig, reuse_port: bool) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments: message limits, port sharing, connection age."""
+    options = [
+        ("grpc.max_receive_message_length", config.max_request_bytes),
+        ("grpc.max_send_message_length", config.max_request_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    if config.grpc_max_connection_age_s is not None:
+        # HTTP/2 connections outlive any number of requests: without an age, a client keeps
+        # its first gateway replica for good and replicas added later get none of its calls.
+        age_ms = round(config.grpc_max_connection_age_s * 1000)
+        grace_ms = round(config.grpc_max_connection_age_grace_s * 1000)
+        options += [
+            ("grpc.max_connection_age_ms", age_ms),
+            ("grpc.max_connection_age_grace_ms", grace_ms),
+        ]
+    return options
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    key, cert = tls.key_file.read_bytes(), tls.cert_file.read_bytes()
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
 def _reflection_pool() -> descriptor_pool.DescriptorPool:
     """The public services, plus health and reflection so that they can be described too."""
     pool = public_pool()
@@ -65,8 +90,8 @@ class GrpcFrontEnd:
     def __init__(self, service: InferenceService, config: ServerConfig) -> None:
         assert config.grpc is not None
         self._service = service
+        self._config = config
         self._listen = config.grpc
-        self._limit = config.max_request_bytes
         self._sticky_key = config.sticky_header
         self._variant_key = config.variant_header
         self._services: dict[str, dict[str, Method]] = {
@@ -81,13 +106,7 @@ class GrpcFrontEnd:
     async def start(self, reuse_port: bool) -> int:
         """Listen and serve; returns the bound port. With ``reuse_port`` off, a port in use is
         an error instead of a silently shared accept queue."""
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", self._limit),
-                ("grpc.max_send_message_length", self._limit),
-                ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ]
-        )
+        server = grpc.aio.server(options=server_options(self._config, reuse_port))
         for name, methods in self._services.items():
             handlers = {
                 method: grpc.unary_unary_rpc_method_handler(self._behavior(spec))
@@ -98,13 +117,18 @@ class GrpcFrontEnd:
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         names = public_services()
-        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-        reflection.enable_server_reflection(
-            [*names, health_name, reflection.SERVICE_NAME], server, pool=_reflection_pool()
-        )
+        if self._config.grpc_reflection:
+            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+            reflection.enable_server_reflection(
+                [*names, health_name, reflection.SERVICE_NAME], server, pool=_reflection_pool()
+            )
         address = _address(self._listen.host, self._listen.port)
+        tls = self._config.tls
         try:
-            port = int(server.add_insecure_port(address))
+            if tls is None:
+                port = int(server.add_insecure_port(address))
+            else:
+                port = int(server.add_secure_port(address, server_credentials(tls)))
         except RuntimeError as error:
             raise OSError(f"cannot listen for gRPC on {address}: {error}") from None
         serving = self._service.readiness.server_ready()

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ COMPOSE_GPU = ("docker-compose.yml",)
 COMPOSE_CPU = ("docker-compose.yml", "docker-compose.cpu.yml")
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "gateway.json"
 RULE_FILES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
-OVERLAYS = ("gpu", "cpu")
+OVERLAYS = ("gpu", "cpu", "ha")
+COMPONENTS = ("ha", "autoscale-on-requests", "tls")
 
 # Variables the compose files read; the checks use the defaults written in the files.
 COMPOSE_VARIABLES = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+UNITS_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -35,9 +39,16 @@ def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def compose_environment() -> dict[str, str]:
     """This process' environment minus every variable the compose files interpolate."""
     names: set[str] = set()
-    for name in COMPOSE_CPU:
-        names.update(COMPOSE_VARIABLES.findall((REPO / name).read_text()))
+    for path in REPO.glob("docker-compose*.yml"):
+        names.update(COMPOSE_VARIABLES.findall(path.read_text()))
     return {key: value for key, value in os.environ.items() if key not in names}
+
+
+def nanoseconds(duration: str) -> int:
+    """A Go duration as Docker Compose prints it (``2m0s``, ``10s``) in nanoseconds."""
+    parts = DURATION.findall(duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(int(float(number) * UNITS_NS[unit]) for number, unit in parts)
 
 
 def compose_config(files: Sequence[str], project_dir: Path = REPO) -> dict[str, Any]:
@@ -57,15 +68,69 @@ def unescape_compose(text: str) -> str:
 
 
 def kustomize(overlay: str) -> list[dict[str, Any]]:
+    """The documents ``kubectl kustomize`` renders from an overlay's name, or a directory."""
     kubectl = find_kubectl()
     assert kubectl is not None, "no kubectl with kustomize v5: run `make tools`"
-    result = run([kubectl, "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)])
+    directory = overlay if "/" in overlay else str(DEPLOY / "k8s" / "overlays" / overlay)
+    result = run([kubectl, "kustomize", directory])
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def kustomize_composition(overlay: str, components: Sequence[str]) -> list[dict[str, Any]]:
+    """An overlay with extra components, as a user's own kustomization would combine them."""
+    k8s = DEPLOY / "k8s"
+    with tempfile.TemporaryDirectory() as tmp:
+        # kustomize takes relative paths only, and resolves them from the kustomization.
+        up = os.path.relpath(k8s, tmp)
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f"{up}/overlays/{overlay}"],
+            "components": [f"{up}/components/{name}" for name in components],
+        }
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return kustomize(tmp)
+
+
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def container(deployment: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    name = name or deployment["metadata"]["name"]
+    (found,) = [c for c in containers if c["name"] == name]
+    return dict(found)
+
+
+def volume_for(
+    deployment: dict[str, Any], mount_path: str, of: str | None = None
+) -> dict[str, Any]:
+    pod = deployment["spec"]["template"]["spec"]
+    (mount,) = [
+        m for m in container(deployment, of)["volumeMounts"] if m["mountPath"] == mount_path
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return {**volume, "readOnly": mount.get("readOnly", False)}
+
+
+def configmap_file(docs: list[dict[str, Any]], volume: dict[str, Any], key: str) -> str:
+    configmaps = by_kind(docs, "ConfigMap")
+    text: str = configmaps[volume["configMap"]["name"]]["data"][key]
+    return text
+
+
+def alertmanager_target(prometheus_config: str) -> tuple[str, int]:
+    """``(host, port)`` of the one Alertmanager a Prometheus config in deploy/prometheus names."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / prometheus_config).read_text())
+    ((target,),) = [
+        static["targets"]
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+    ]
+    host, port = target.split(":")
+    return host, int(port)
 
 
 def dashboard() -> dict[str, Any]:

@@ -7,6 +7,7 @@ runtimes' healthcheck commands run for real against the local TorchServe and TF 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,17 @@ from tests.deploy.helpers import (
     COMPOSE_GPU,
     DEPLOY,
     REPO,
+    alert_names,
+    alertmanager_target,
     backend_addresses,
     compose_config,
+    compose_environment,
+    nanoseconds,
     run,
     unescape_compose,
 )
 
-SERVICES = {"gateway", "tfserving", "torchserve", "prometheus", "grafana"}
+SERVICES = {"gateway", "tfserving", "torchserve", "prometheus", "alertmanager", "grafana"}
 RUNTIMES = ("tfserving", "torchserve")
 
 
@@ -107,6 +112,7 @@ def test_stack_has_every_service_on_official_images(services, variant):
     assert images["torchserve"].startswith("pytorch/torchserve:")
     assert images["prometheus"].startswith("prom/prometheus:v")
     assert images["grafana"].startswith("grafana/grafana:")
+    assert images["alertmanager"].startswith("prom/alertmanager:v")
     for runtime in RUNTIMES:
         tag = images[runtime].rsplit(":", 1)[1]
         assert not tag.startswith("latest"), images[runtime]
@@ -242,8 +248,8 @@ def prometheus_jobs() -> dict[str, dict[str, Any]]:
 
 def test_prometheus_scrapes_every_service_it_should(services):
     jobs = prometheus_jobs()
-    assert set(jobs) == {"gateway", "tfserving", "torchserve", "prometheus"}
-    for name in ("gateway", "tfserving", "torchserve"):
+    assert set(jobs) == {"gateway", "tfserving", "torchserve", "prometheus", "alertmanager"}
+    for name in ("gateway", "tfserving", "torchserve", "alertmanager"):
         (target,) = jobs[name]["static_configs"][0]["targets"]
         host, port = target.split(":")
         assert host == name
@@ -288,3 +294,96 @@ def test_torchserve_healthcheck_command_works(configs, backends: StackPorts):
     missing = run([python, str(script), here, "digits/1", "digits/3"])
     assert missing.returncode == 1
     assert "digits/3" in missing.stdout
+
+
+# --- Exposure, alerting, restarts ----------------------------------------------------------------
+
+
+def test_every_published_port_is_on_loopback_by_default(services):
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", (name, port)
+
+
+def test_gateway_bind_exposes_only_the_gateway(tmp_path):
+    env = {**compose_environment(), "GATEWAY_BIND": "0.0.0.0"}
+    argv = [require_tool("docker-compose"), "--project-directory", str(REPO), "-f"]
+    result = run([*argv, str(REPO / "docker-compose.yml"), "config", "--format", "json"], env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            expected = "0.0.0.0" if name == "gateway" else "127.0.0.1"
+            assert port["host_ip"] == expected, (name, port)
+
+
+def test_deployed_gateway_configs_turn_reflection_off():
+    for path in (
+        DEPLOY / "compose" / "gateway.yaml",
+        DEPLOY / "k8s" / "base" / "gateway" / "gateway.yaml",
+    ):
+        assert load_config(path).server.grpc_reflection is False, path
+
+
+def test_prometheus_sends_alerts_to_the_stacks_alertmanager(services):
+    host, port = alertmanager_target("prometheus.yml")
+    alertmanager = services[host]
+    assert port in {p["target"] for p in alertmanager["ports"]}
+    config_file = flag(alertmanager["command"], "config.file")
+    assert host_path(alertmanager, config_file) == DEPLOY / "alertmanager" / "alertmanager.yml"
+
+
+def test_alertmanager_config_checks_and_routes_to_a_null_receiver_by_default():
+    path = DEPLOY / "alertmanager" / "alertmanager.yml"
+    result = run([require_tool("amtool"), "check-config", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(path.read_text())
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    assert config["route"]["receiver"] == "null"
+    assert receivers["null"] == {"name": "null"}, "the default receiver notifies nobody"
+    inhibited = {rule["target_matchers"][0] for rule in config["inhibit_rules"]}
+    alerts = alert_names()
+    for matcher in inhibited:
+        assert matcher.split(" = ")[1] in alerts, matcher
+
+
+def test_amtool_refuses_a_route_to_a_missing_receiver(tmp_path):
+    """The check above can fail: a route naming an undefined receiver is an error."""
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    config["route"]["receiver"] = "pager"
+    broken = tmp_path / "alertmanager.yml"
+    broken.write_text(yaml.safe_dump(config))
+    assert run([require_tool("amtool"), "check-config", str(broken)]).returncode != 0
+
+
+def test_autoheal_restarts_only_the_runtimes_when_unhealthy():
+    services = compose_config(("docker-compose.yml", "docker-compose.autoheal.yml"))["services"]
+    autoheal = services["autoheal"]
+    label = autoheal["environment"]["AUTOHEAL_CONTAINER_LABEL"]
+    watched = {name for name, s in services.items() if s.get("labels", {}).get(label) == "true"}
+    assert watched == set(RUNTIMES)
+    assert int(autoheal["environment"]["AUTOHEAL_START_PERIOD"]) >= max(
+        nanoseconds(services[name]["healthcheck"]["start_period"]) // 10**9 for name in RUNTIMES
+    )
+    (socket,) = autoheal["volumes"]
+    assert socket["target"] == "/var/run/docker.sock"
+    assert autoheal["network_mode"] == "none"
+
+
+def test_tls_file_turns_tls_on_with_mounted_files(tmp_path):
+    env = {**compose_environment(), "GATEWAY_TLS_DIR": str(tmp_path)}
+    files = ("docker-compose.yml", "docker-compose.tls.yml")
+    argv = [require_tool("docker-compose"), "--project-directory", str(REPO)]
+    for name in files:
+        argv += ["-f", str(REPO / name)]
+    result = run([*argv, "config", "--format", "json"], env=env)
+    assert result.returncode == 0, result.stderr
+    gateway = json.loads(result.stdout)["services"]["gateway"]
+    cert = gateway["environment"]["GATEWAY_SERVER__TLS__CERT_FILE"]
+    key = gateway["environment"]["GATEWAY_SERVER__TLS__KEY_FILE"]
+    assert host_path(gateway, cert) == tmp_path / "tls.crt"
+    assert host_path(gateway, key) == tmp_path / "tls.key"
+    # Without GATEWAY_TLS_DIR the file refuses to resolve, saying what to set.
+    missing = run([*argv, "config"], env=compose_environment())
+    assert missing.returncode != 0
+    assert "set GATEWAY_TLS_DIR" in missing.stderr

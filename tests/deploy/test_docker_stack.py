@@ -37,11 +37,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.helpers import (
     COMPOSE_CPU,
+    DEPLOY,
     REPO,
+    by_kind,
     compose_config,
+    container,
     dashboard,
     dashboard_queries,
+    kustomize,
     metric_names,
+    nanoseconds,
     unescape_compose,
 )
 from tests.support.http import DIGITS, call, infer, probabilities
@@ -50,16 +55,7 @@ from tests.support.stack import VARIANTS, gateway_config, running_gateway
 REQUIRED = os.environ.get("GATEWAY_DOCKER_TESTS") == "required"
 HEALTHY_WITHIN_S = 600.0  # first runs pull several GB of images
 STANDIN_MARK = "stand-in"
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
-UNITS_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 RUNTIMES = ("tfserving", "torchserve")
-
-
-def nanoseconds(duration: str) -> int:
-    """A Go duration as Docker Compose prints it (``2m0s``, ``10s``) in nanoseconds."""
-    parts = DURATION.findall(duration)
-    assert "".join(number + unit for number, unit in parts) == duration, duration
-    return sum(int(float(number) * UNITS_NS[unit]) for number, unit in parts)
 
 
 def container_spec(service: dict[str, Any]) -> dict[str, Any]:
@@ -324,3 +320,101 @@ def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
             gateway.remove(force=True)
     finally:
         engine.images.remove(tag, force=True)
+
+
+# --- The Kubernetes pods' settings on the same images ------------------------------------------
+# Nothing here runs Kubernetes; these run each runtime's rendered container (overlays/cpu) the
+# way its pod does: same command, environment, uid and gid, working directory, a read-only root
+# with a tmpfs wherever the pod has an emptyDir, no capabilities, no privilege escalation, and an
+# init as PID 1 (the pod's shared process namespace puts the pause container there). The
+# config and model volumes are the directories the ConfigMaps and the init container copy.
+
+POD_VOLUMES = {
+    "tfserving": {"config": DEPLOY / "tfserving", "models": REPO / "model_store" / "tfserving"},
+    "torchserve": {"config": DEPLOY / "torchserve", "models": REPO / "model_store" / "torchserve"},
+}
+STOPPED_WITHIN_S = {"tfserving": 10.0, "torchserve": 70.0}
+
+
+def pod_container_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``containers.create`` for a rendered runtime Deployment."""
+    name = deployment["metadata"]["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(deployment)
+    context = pod["securityContext"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    binds, tmpfs = {}, {}
+    for mount in main["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        if mount["name"] in POD_VOLUMES[name]:
+            binds[str(POD_VOLUMES[name][mount["name"]])] = {
+                "bind": mount["mountPath"],
+                "mode": "ro",
+            }
+        else:
+            assert "emptyDir" in volume, mount
+            tmpfs[mount["mountPath"]] = "exec"  # an emptyDir is not noexec, Docker's tmpfs is
+    probe = main["readinessProbe"]["exec"]["command"]
+    return {
+        "image": main["image"],
+        "entrypoint": main["command"],
+        "command": main["args"],
+        "environment": {item["name"]: item["value"] for item in main.get("env", [])},
+        "user": f"{context['runAsUser']}:{context['runAsGroup']}",
+        "working_dir": main.get("workingDir"),
+        "read_only": main["securityContext"]["readOnlyRootFilesystem"],
+        "tmpfs": tmpfs,
+        "volumes": binds,
+        "cap_drop": main["securityContext"]["capabilities"]["drop"],
+        "security_opt": ["no-new-privileges"],
+        "init": pod["shareProcessNamespace"],
+        "healthcheck": {
+            "test": ["CMD", *probe],
+            "interval": 2 * 10**9,
+            "timeout": 10 * 10**9,
+            "retries": 3,
+            "start_period": int(HEALTHY_WITHIN_S) * 10**9,
+        },
+        "detach": True,
+    }
+
+
+def test_kubernetes_pods_translate_to_containers():
+    """Runs everywhere: the translation the engine test below relies on."""
+    deployments = by_kind(kustomize("cpu"), "Deployment")
+    torchserve = pod_container_spec(deployments["torchserve"])
+    assert torchserve["user"] == "1000:1000"
+    assert torchserve["read_only"] is True
+    assert torchserve["init"] is True
+    assert {"/tmp", "/home/model-server/tmp", "/home/model-server/logs"} <= set(torchserve["tmpfs"])
+    assert torchserve["working_dir"] in torchserve["tmpfs"]
+    assert torchserve["volumes"][str(DEPLOY / "torchserve")]["bind"] == "/etc/torchserve"
+    tfserving = pod_container_spec(deployments["tfserving"])
+    assert tfserving["user"] == "65534:65534"
+    assert tfserving["environment"]["CUDA_CACHE_PATH"] in tfserving["tmpfs"]
+    assert tfserving["healthcheck"]["test"][:3] == ["CMD", "bash", "-c"]
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_runtime_pods_run_locked_down_and_stop_on_their_own(engine, network, name):
+    deployment = by_kind(kustomize("cpu"), "Deployment")[name]
+    runtime = start(engine, network, f"pod-{name}", pod_container_spec(deployment))
+    try:
+        wait_healthy(runtime)  # its readiness probe: both versions of digits served
+        started = time.monotonic()
+        if name == "torchserve":
+            # The preStop hook, without its pause for endpoint removal.
+            (hook,) = container(deployment)["lifecycle"]["preStop"]["exec"]["command"][2:]
+            stop = hook.split(";", 1)[1].strip().removeprefix("exec ")
+            result = runtime.exec_run(["sh", "-c", stop])
+            assert result.exit_code == 0, result.output.decode(errors="replace")
+        else:
+            runtime.kill(signal="SIGTERM")  # what the kubelet sends after the preStop pause
+        while True:
+            runtime.reload()
+            if runtime.attrs["State"]["Status"] == "exited":
+                break
+            assert time.monotonic() - started < STOPPED_WITHIN_S[name], "still running"
+            time.sleep(0.5)
+    finally:
+        runtime.remove(force=True)

@@ -7,6 +7,7 @@ image would install); the HEALTHCHECK command runs against real gateways.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -18,9 +19,11 @@ from docker.utils.build import exclude_paths
 from deploy.devtools import require_tool
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
-from gateway.config import load_config
+from gateway.app import Gateway
+from gateway.config import load_config, parse_config
 from tests.deploy.helpers import DEPLOY, REPO, run
 from tests.support.stack import backends_config, gateway_config, running_gateway
+from tests.support.tls import self_signed
 
 DOCKERFILE = DEPLOY / "gateway" / "Dockerfile"
 DOCKERFILES = (DOCKERFILE, DEPLOY / "model-store" / "Dockerfile")
@@ -197,6 +200,37 @@ def test_healthcheck_passes_only_when_the_gateway_is_ready(gateway_url, backends
     config = gateway_config(backends, models=models, backends=backends_down)
     with running_gateway(tmp_path, config, ready_path="/v2/health/live") as url:
         assert check(int(url.rsplit(":", 1)[1])) == 1
+
+
+def test_healthcheck_speaks_tls_when_the_gateway_does(backends, tmp_path):
+    """With GATEWAY_SERVER__TLS__CERT_FILE set (docker-compose.tls.yml sets it), the image's
+    check asks over HTTPS; plaintext against a TLS port fails, as it should."""
+    (command,) = [args for word, args in final_stage(DOCKERFILE) if word == "HEALTHCHECK"]
+    argv = [sys.executable, *json.loads(command[command.index("CMD") + 3 :].strip())[1:]]
+    cert, key = self_signed(tmp_path)
+    tls = {"cert_file": str(cert), "key_file": str(key)}
+    config = parse_config(gateway_config(backends, tls=tls))
+
+    async def scenario() -> tuple[int, int]:
+        gateway = Gateway(config)
+        await gateway.start()
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while not gateway.readiness.server_ready():
+                assert asyncio.get_running_loop().time() < deadline, "gateway never ready"
+                await asyncio.sleep(0.1)
+            env = {"GATEWAY_SERVER__HTTP__PORT": str(gateway.http_port), "PATH": "/usr/bin:/bin"}
+            codes = []
+            for extra in ({"GATEWAY_SERVER__TLS__CERT_FILE": str(cert)}, {}):
+                process = await asyncio.create_subprocess_exec(*argv, env={**env, **extra})
+                codes.append(await asyncio.wait_for(process.wait(), 30))
+            return codes[0], codes[1]
+        finally:
+            await gateway.stop()
+
+    over_tls, plaintext = asyncio.run(scenario())
+    assert over_tls == 0
+    assert plaintext != 0
 
 
 def test_default_port_is_the_compose_config_port(backends: StackPorts):

@@ -23,19 +23,24 @@ from tests.deploy.helpers import (
     backend_addresses,
     by_kind,
     compose_config,
+    configmap_file,
+    container,
     kustomize,
+    volume_for,
 )
 
 # The oldest Kubernetes release still maintained when this was written, and the newest schema.
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
 RUNTIMES = ("tfserving", "torchserve")
 GPU = "nvidia.com/gpu"
+GPU_OVERLAYS = ("gpu", "ha")
 # Files kustomize needs inside deploy/k8s/base, and the originals docker compose mounts.
 COPIES = {
     "tfserving/models.config": DEPLOY / "tfserving" / "models.config",
     "tfserving/monitoring.config": DEPLOY / "tfserving" / "monitoring.config",
     "torchserve/config.properties": DEPLOY / "torchserve" / "config.properties",
     "torchserve/healthcheck.py": DEPLOY / "torchserve" / "healthcheck.py",
+    "alertmanager/alertmanager.yml": DEPLOY / "alertmanager" / "alertmanager.yml",
 }
 
 
@@ -54,30 +59,6 @@ def docs(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> list[dict[s
     return rendered[overlay]
 
 
-def container(deployment: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    name = name or deployment["metadata"]["name"]
-    (found,) = [c for c in containers if c["name"] == name]
-    return dict(found)
-
-
-def volume_for(
-    deployment: dict[str, Any], mount_path: str, of: str | None = None
-) -> dict[str, Any]:
-    pod = deployment["spec"]["template"]["spec"]
-    (mount,) = [
-        m for m in container(deployment, of)["volumeMounts"] if m["mountPath"] == mount_path
-    ]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    return {**volume, "readOnly": mount.get("readOnly", False)}
-
-
-def configmap_file(docs: list[dict[str, Any]], volume: dict[str, Any], key: str) -> str:
-    configmaps = by_kind(docs, "ConfigMap")
-    text: str = configmaps[volume["configMap"]["name"]]["data"][key]
-    return text
-
-
 def test_every_manifest_validates_strictly_against_kubernetes_schemas(docs):
     assert {doc["kind"] for doc in docs} == {
         "Namespace",
@@ -86,6 +67,7 @@ def test_every_manifest_validates_strictly_against_kubernetes_schemas(docs):
         "Deployment",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
+        "NetworkPolicy",
     }
     for version in KUBERNETES_VERSIONS:
         for doc in docs:
@@ -110,7 +92,7 @@ def test_everything_lands_in_one_namespace(docs):
 
 def test_gateway_deployment_is_replicated_probed_bounded_and_unprivileged(docs):
     deployment = by_kind(docs, "Deployment")["gateway"]
-    assert deployment["spec"]["replicas"] >= 2
+    assert "replicas" not in deployment["spec"], "the HPA owns the gateway's replica count"
     pod = deployment["spec"]["template"]["spec"]
     gateway = container(deployment)
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -153,7 +135,8 @@ def test_disruption_budget_and_autoscaler_keep_two_gateways(docs):
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     pdb = by_kind(docs, "PodDisruptionBudget")["gateway"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert pdb["spec"]["minAvailable"] >= 1
+    assert pdb["spec"] == {**pdb["spec"], "maxUnavailable": 1}
+    assert "minAvailable" not in pdb["spec"]
     hpa = by_kind(docs, "HorizontalPodAutoscaler")["gateway"]
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
@@ -193,6 +176,7 @@ def test_prometheus_annotations_point_at_real_metrics_endpoints(docs):
             .scalar("path")  # type: ignore[union-attr]
         ),
         "torchserve": "/metrics",
+        "alertmanager": "/metrics",
     }
     for name, deployment in by_kind(docs, "Deployment").items():
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -257,13 +241,14 @@ def test_runtime_probes_use_the_compose_healthchecks(docs):
 
 def test_gpu_overlay_gives_each_runtime_a_gpu_and_cpu_overlay_none(docs, overlay):
     deployments = by_kind(docs, "Deployment")
-    compose = compose_config(COMPOSE_GPU if overlay == "gpu" else COMPOSE_CPU)["services"]
+    gpu = overlay in GPU_OVERLAYS
+    compose = compose_config(COMPOSE_GPU if gpu else COMPOSE_CPU)["services"]
     for runtime in RUNTIMES:
         deployment = deployments[runtime]
         runtime_container = container(deployment)
         limits = runtime_container["resources"]["limits"]
         tolerations = deployment["spec"]["template"]["spec"].get("tolerations", [])
-        if overlay == "gpu":
+        if gpu:
             assert limits[GPU] == 1
             assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in tolerations
         else:

@@ -1,0 +1,114 @@
+"""The gRPC front end's server options, on a real gateway and real gRPC connections.
+
+No backend is needed: the gateway starts (not ready) in front of a closed port, and the calls
+here are its own health checks and reflection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gateway.config import parse_config
+from tests.support.offline_gateway import offline_config, running
+
+
+async def departures_from_ready(
+    channel: grpc.aio.Channel, call: Callable[[], Awaitable[object]], duration_s: float
+) -> tuple[int, int, int]:
+    """Call every 50 ms for ``duration_s``; returns (calls, failed calls, times the channel left
+    READY). Each departure is a connection the server closed under the client."""
+    departures = 0
+
+    async def watch() -> None:
+        nonlocal departures
+        state = channel.get_state(try_to_connect=True)
+        while True:
+            await channel.wait_for_state_change(state)
+            if state == grpc.ChannelConnectivity.READY:
+                departures += 1
+            state = channel.get_state()
+
+    watcher = asyncio.create_task(watch())
+    calls = failed = 0
+    deadline = time.monotonic() + duration_s
+    try:
+        while time.monotonic() < deadline:
+            calls += 1
+            try:
+                await call()
+            except grpc.RpcError:
+                failed += 1
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+    return calls, failed, departures
+
+
+@pytest.mark.parametrize(("age_s", "expect_reconnects"), [(1.0, True), (None, False)])
+def test_connections_are_recycled_after_max_connection_age_without_a_failed_call(
+    age_s, expect_reconnects
+):
+    config = offline_config(grpc_max_connection_age_s=age_s, grpc_max_connection_age_grace_s=0.5)
+
+    async def scenario() -> tuple[int, int, int]:
+        async with (
+            running(config) as gateway,
+            grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+        ):
+            stub = health_pb2_grpc.HealthStub(channel)
+
+            async def check() -> object:
+                return await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+            return await departures_from_ready(channel, check, duration_s=3.5)
+
+    calls, failed, departures = asyncio.run(scenario())
+    assert calls > 20
+    assert failed == 0, f"{failed} of {calls} calls failed"
+    if expect_reconnects:
+        # About one GOAWAY per second (gRPC jitters the age by up to 10%).
+        assert departures >= 2, departures
+    else:
+        assert departures == 0, departures
+
+
+def test_server_options_carry_the_configured_age_and_grace():
+    from gateway.grpc.server import server_options
+
+    config = parse_config(offline_config(grpc_max_connection_age_s=300)).server
+    options = dict(server_options(config, reuse_port=False))
+    assert options["grpc.max_connection_age_ms"] == 300_000
+    assert options["grpc.max_connection_age_grace_ms"] == 30_000  # the default grace
+    unlimited = parse_config(offline_config(grpc_max_connection_age_s=None)).server
+    assert "grpc.max_connection_age_ms" not in dict(server_options(unlimited, reuse_port=False))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reflection_answers_only_when_enabled(enabled):
+    async def scenario() -> list[str] | grpc.StatusCode:
+        async with (
+            running(offline_config(grpc_reflection=enabled)) as gateway,
+            grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+        ):
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            try:
+                async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+                    return [s.name for s in reply.list_services_response.service]
+            except grpc.RpcError as error:
+                return error.code()
+            raise AssertionError("no reflection reply")
+
+    outcome = asyncio.run(scenario())
+    if enabled:
+        assert isinstance(outcome, list)
+        assert "inference.GRPCInferenceService" in outcome
+    else:
+        assert outcome == grpc.StatusCode.UNIMPLEMENTED
