@@ -15,7 +15,12 @@ import promql_parser
 import yaml
 
 from deploy.devtools import find_kubectl, require_tool
-from gateway.config import GatewayConfig, TFServingBackendConfig, TorchServeBackendConfig
+from gateway.config import (
+    GatewayConfig,
+    OipBackendConfig,
+    TFServingBackendConfig,
+    TorchServeBackendConfig,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -210,11 +215,14 @@ def _names(node: Any) -> set[str]:
 
 
 def backend_addresses(config: GatewayConfig) -> list[str]:
-    """Every address a config's TF Serving and TorchServe backends point at (all must be set)."""
+    """Every address a config's backends point at (for TF Serving and TorchServe, all must be
+    set)."""
     addresses: list[str | None] = []
     for backend in config.backends.values():
         if isinstance(backend, TFServingBackendConfig):
             addresses += [backend.grpc, backend.rest]
+        elif isinstance(backend, OipBackendConfig):
+            addresses += [backend.url]
         else:
             assert isinstance(backend, TorchServeBackendConfig)
             addresses += [backend.inference, backend.management, backend.grpc]

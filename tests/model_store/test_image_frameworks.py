@@ -71,7 +71,8 @@ def saved_model_writer(version: str) -> tuple[str, str]:
     from tensorflow.core.protobuf import saved_model_pb2
 
     model = saved_model_pb2.SavedModel()
-    model.ParseFromString((STORE / "tfserving" / "digits" / version / "saved_model.pb").read_bytes())
+    path = STORE / "tfserving" / "digits" / version / "saved_model.pb"
+    model.ParseFromString(path.read_bytes())
     (graph,) = model.meta_graphs
     return graph.meta_info_def.tensorflow_version, graph.meta_info_def.tensorflow_git_version
 
