@@ -297,9 +297,9 @@ def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
 
         # Triton itself serves exactly the configured versions, 3 and 4 staying on disk.
         triton = f"http://127.0.0.1:{runtimes['triton'].port(8000)}"
-        for version, ready in (("1", True), ("2", True), ("3", False), ("4", False)):
-            reply = call(f"{triton}/v2/models/digits/versions/{version}/ready")
-            assert (reply.status == 200) == ready, (version, reply.status)
+        for on_disk, ready in (("1", True), ("2", True), ("3", False), ("4", False)):
+            reply = call(f"{triton}/v2/models/digits/versions/{on_disk}/ready")
+            assert (reply.status == 200) == ready, (on_disk, reply.status)
 
     exported = sample_names(f"{rest}/monitoring/prometheus/metrics")
     exported |= sample_names(f"http://127.0.0.1:{runtimes['torchserve'].port(8082)}/metrics")
