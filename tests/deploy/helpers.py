@@ -157,20 +157,33 @@ GRAFANA_VARIABLES = {
     "$__range": "1h",
     "${model}": "digits",
     "$model": "digits",
+    # "All" of the multi-value backend (runtime) variable: its allValue.
+    "${backend}": ".*",
+    "$backend": ".*",
+}
+# Metric-name prefixes of the runtimes' own exporters, which the dashboard also queries.
+RUNTIME_EXPORTERS = {
+    ":tensorflow:serving:": "tfserving",
+    "ts_": "torchserve",
+    "nv_": "triton",
 }
 
 
 def dashboard_queries(board: dict[str, Any], **values: str) -> list[tuple[str, str]]:
     """``(panel title, PromQL)`` for every target, with Grafana's variables substituted."""
+    return [
+        (panel["title"], substitute(target["expr"], **values))
+        for panel in panels(board)
+        for target in panel.get("targets", [])
+    ]
+
+
+def substitute(expr: str, **values: str) -> str:
+    """A query as Grafana sends it: its variables filled in (``values`` overriding defaults)."""
     substitutions = {**GRAFANA_VARIABLES, **{f"${name}": value for name, value in values.items()}}
-    queries = []
-    for panel in panels(board):
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            for variable, value in sorted(substitutions.items(), key=lambda kv: -len(kv[0])):
-                expr = expr.replace(variable, value)
-            queries.append((panel["title"], expr))
-    return queries
+    for variable, value in sorted(substitutions.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(variable, value)
+    return expr
 
 
 def recorded_names() -> set[str]:
