@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from deploy.devtools import require_tool
-from deploy.image_python import IMAGES
+from deploy.image_python import TFSERVING, TORCHSERVE, TRITON
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
 from deploy.local.tfserving import parse_text_format
@@ -45,6 +45,8 @@ RUNTIMES = ("tfserving", "torchserve", "triton")
 # The runtimes the gateway waits for: those its split sends traffic to (Triton's variants carry
 # weight 0, and a Triton that does not come up must not keep the gateway down).
 WAITED_FOR = ("tfserving", "torchserve")
+# Where each runtime image's framework versions are stated, and used to check the model files.
+IMAGE_VERSIONS = {"tfserving": TFSERVING, "torchserve": TORCHSERVE, "triton": TRITON}
 
 
 @pytest.fixture(scope="module", params=["gpu", "cpu"])
@@ -128,7 +130,7 @@ def test_stack_has_every_service_on_official_images(services, variant):
         assert cuda_tag == (variant == "gpu"), images[runtime]
         # Each runtime image is one whose framework versions deploy/image_python.py states, so
         # that the artefacts are checked with what it runs (tests/model_store/).
-        assert any(images[runtime] in image.images for image in IMAGES), images[runtime]
+        assert images[runtime] in IMAGE_VERSIONS[runtime].images, images[runtime]
     assert services["gateway"]["build"]["dockerfile"] == "deploy/gateway/Dockerfile"
     assert Path(services["gateway"]["build"]["context"]) == REPO
 

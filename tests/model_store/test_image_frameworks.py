@@ -87,13 +87,3 @@ def test_saved_models_were_written_by_tf_servings_own_tensorflow(version):
     serving_tf = tuple(int(part) for part in pinned(TFSERVING, "tensorflow-cpu").split(".")[:2])
     assert tuple(int(part) for part in written_by.split(".")[:2]) <= serving_tf, written_by
     assert git_version.endswith(f"-g{TF_SERVING_TENSORFLOW_COMMIT[:11]}"), git_version
-
-
-def test_the_image_tags_are_the_ones_these_versions_describe():
-    """The compose files and the Kubernetes overlays run exactly the images named here."""
-    from tests.deploy.helpers import COMPOSE_CPU, COMPOSE_GPU, compose_config
-
-    for files in (COMPOSE_GPU, COMPOSE_CPU):
-        services = compose_config(files)["services"]
-        assert services["tfserving"]["image"] in TFSERVING.images
-        assert services["triton"]["image"] in TRITON.images
