@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml requirements.lock
 tools: setup
 	@$(BIN)/python -m deploy.devtools ensure
 
-# The interpreters of the images our code runs in (the TorchServe image's Python 3.9, with its
-# numpy and TorchServe's envelope), for the tests of that code; see deploy/image_python.py.
+# The images' own interpreters and frameworks, each in .venv-images/ (made once, then only
+# checked): the TorchServe image's Python 3.9 with its numpy and TorchServe's envelope, for the
+# code of ours that runs there; TF Serving's TensorFlow (2.20), which exports the SavedModels and
+# loads them in the tests; Triton's ONNX Runtime (1.28.0), which loads the ONNX graphs. See
+# deploy/image_python.py.
 image-pythons: setup
 	@$(BIN)/python -m deploy.image_python venv
 
@@ -69,7 +72,7 @@ bench: setup
 protos: setup
 	$(BIN)/python -m gateway.wire.build
 
-models: setup
+models: setup image-pythons
 	$(BIN)/python -m model_store.build
 
 clean: down

@@ -11,50 +11,60 @@ Run ``python -m model_store.build`` from the repository root. It
    (model name ``digits``, version ``<N>``, handler ``torchserve/digits_handler.py``);
 3. rebuilds the same weights as a plain TensorFlow module and saves it as the TF Serving
    SavedModel ``tfserving/digits/<N>/`` (signature ``serving_default``: ``input`` float32
-   ``[None, 64]`` -> ``probabilities`` float32 ``[None, 10]``);
-4. writes the test split to ``digits_test.npz``, and each version's own answers to it
+   ``[None, 64]`` -> ``probabilities`` float32 ``[None, 10]``), *with the TensorFlow release TF
+   Serving's image is built on* (``model_store/tfserving_export.py`` under that release's venv,
+   deploy/image_python.py), since TensorFlow does not promise to load newer releases' exports;
+4. writes the same weights as ONNX graphs into the Triton model repository ``triton/digits/``
+   (``config.pbtxt`` and ``<N>/model.onnx``, model_store/triton.py);
+5. writes the test split to ``digits_test.npz``, and each version's own answers to it
    (TorchScript probabilities) to ``digits_reference.npz``, which the load tests judge against;
-5. reloads the written artifacts and checks, on the whole test split, each version's accuracy
-   and the largest difference between the TensorFlow and the TorchScript probabilities (and that
-   version 4 really does disagree with version 3).
+6. reloads the written artefacts *with the images' own frameworks* (TF Serving's TensorFlow,
+   Triton's ONNX Runtime: ``model_store/image_outputs.py``) and checks, on the whole test split,
+   each version's accuracy and the largest difference from the TorchScript probabilities (and
+   that version 4 really does disagree with version 3).
 
 The local stack serves versions 1 and 2 from the start; 3 and 4 are on disk for
 ``gateway deploy`` to load.
 
-It exits non-zero when a check fails. Both models output softmax probabilities ``[N, 10]``.
+It exits non-zero when a check fails. Every export outputs softmax probabilities ``[N, 10]``.
+The images' venvs must exist first (``make models`` makes them).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
-import warnings
-import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deploy.image_python import TFSERVING, TRITON, ImagePython, run_module
+from model_store import triton
+from model_store.artifacts import (
+    install,
+    same_bytes,
+    same_mar,
+    same_saved_model,
+    torchscript_deprecation_silenced,
+    torchscript_from_mar,
+)
 from model_store.digits import (
-    INPUT_NAME,
     NUM_CLASSES,
     NUM_FEATURES,
-    OUTPUT_NAME,
     REFERENCE_PATH,
     DigitsSet,
     load_split,
     save_arrays,
     save_test_set,
 )
+from model_store.layers import Layer, save_layers
 
 STORE = Path(__file__).resolve().parent
 TORCHSERVE_DIR = STORE / "torchserve"
@@ -62,11 +72,11 @@ HANDLER = TORCHSERVE_DIR / "digits_handler.py"
 # Imported by the handler from the archive's own directory, which TorchServe puts on sys.path.
 HANDLER_MODULES = (TORCHSERVE_DIR / "digits_protocol.py",)
 TFSERVING_DIR = STORE / "tfserving" / "digits"
+TRITON_DIR = STORE / "triton" / triton.MODEL_NAME
 TEST_SET = STORE / "digits_test.npz"
 
 MODEL_NAME = "digits"
-MANIFEST = "MAR-INF/MANIFEST.json"
-MAX_TF_TORCH_DIFF = 1e-5
+MAX_EXPORT_DIFF = 1e-5  # between TorchScript and each other export
 MIN_ACCURACY = 0.9
 # A bad version must be visibly bad: its top class differs from its base's on this share of inputs.
 MIN_BAD_DISAGREEMENT = 0.2
@@ -116,19 +126,13 @@ BAD_BASE = {"4": "3"}
 
 
 @dataclass(frozen=True)
-class Layer:
-    """One dense layer in PyTorch's layout: ``y = x @ weight.T + bias``."""
-
-    weight: FloatArray  # [out, in]
-    bias: FloatArray  # [out]
-
-
-@dataclass(frozen=True)
 class Outcome:
+    """One version's accuracy under each export, and each export's largest difference from the
+    TorchScript probabilities."""
+
     version: str
-    torch_accuracy: float
-    tf_accuracy: float
-    max_abs_diff: float
+    accuracy: dict[str, float]
+    max_abs_diff: dict[str, float]
 
 
 def mar_path(version: str) -> Path:
@@ -137,17 +141,6 @@ def mar_path(version: str) -> Path:
 
 def saved_model_path(version: str) -> Path:
     return TFSERVING_DIR / version
-
-
-# TorchScript is what TorchServe's BaseHandler loads (``torch.jit.load``); this torch release marks
-# the torch.jit API deprecated, which is all this silences.
-@contextmanager
-def _torchscript_deprecation_silenced() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
-        )
-        yield
 
 
 def train(recipe: Recipe, train_set: DigitsSet) -> Any:
@@ -220,7 +213,7 @@ def export_mar(model: Any, version: str, work_dir: Path) -> Path:
     )
 
     serialized = work_dir / f"digits_v{version}.pt"
-    with _torchscript_deprecation_silenced():
+    with torchscript_deprecation_silenced():
         torch.jit.save(torch.jit.script(model), str(serialized))
     export_dir = work_dir / f"mar_v{version}"
     export_dir.mkdir()
@@ -235,133 +228,29 @@ def export_mar(model: Any, version: str, work_dir: Path) -> Path:
             force=True,
         )
     )
-    return _install(export_dir / f"{MODEL_NAME}.mar", mar_path(version), _same_mar)
+    return install(export_dir / f"{MODEL_NAME}.mar", mar_path(version), same_mar, STORE)
 
 
-def export_saved_model(layers: Sequence[Layer], version: str, work_dir: Path) -> Path:
-    """The same network in plain TensorFlow ops, saved in TF Serving's ``<name>/<version>``."""
-    import tensorflow as tf
-
-    class TfDigits(tf.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__(name="digits")
-            self.kernels = [
-                tf.Variable(layer.weight.T.copy(), trainable=False, name=f"kernel_{index}")
-                for index, layer in enumerate(layers)
-            ]
-            self.biases = [
-                tf.Variable(layer.bias.copy(), trainable=False, name=f"bias_{index}")
-                for index, layer in enumerate(layers)
-            ]
-
-        @tf.function(  # type: ignore[untyped-decorator]
-            input_signature=[tf.TensorSpec([None, NUM_FEATURES], tf.float32, name=INPUT_NAME)]
-        )
-        def serve(self, input: tf.Tensor) -> dict[str, tf.Tensor]:
-            x = input
-            last = len(self.kernels) - 1
-            for index, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
-                x = tf.matmul(x, kernel) + bias
-                if index < last:
-                    x = tf.nn.relu(x)
-            return {OUTPUT_NAME: tf.nn.softmax(x, axis=-1)}
-
-    module = TfDigits()
-    built = work_dir / f"saved_model_v{version}"
-    tf.saved_model.save(module, str(built), signatures={"serving_default": module.serve})
-    return _install(built, saved_model_path(version), _same_saved_model)
+def export_saved_models(networks: dict[str, list[Layer]], work_dir: Path) -> None:
+    """Every version's SavedModel, exported under TF Serving's own TensorFlow release."""
+    weights = work_dir / "layers.npz"
+    save_layers(weights, networks)
+    built = work_dir / "saved_models"
+    done = run_module(TFSERVING, "model_store.tfserving_export", [str(weights), str(built)])
+    if done.returncode != 0:
+        raise SystemExit(f"exporting the SavedModels failed:\n{done.stderr}")
+    print(f"  SavedModels exported by TensorFlow {done.stdout.split()[-1]} ({TFSERVING.name} venv)")
+    for version in networks:
+        install(built / version, saved_model_path(version), same_saved_model, STORE)
 
 
-# Rebuilding the same models must leave the committed artifacts alone, but three things differ on
-# every export even when nothing else does: the archive's "createdOn", TorchScript's random
-# serialization id (and its order of constants), and the SavedModel fingerprint's random UUID.
-# So a new artifact replaces the committed one only when it differs in anything else.
-
-
-def _install(built: Path, target: Path, same: Callable[[Path, Path], bool]) -> Path:
-    if target.exists() and same(built, target):
-        print(f"  {target.relative_to(STORE)}: unchanged, kept")
-        return target
-    if target.is_dir():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(built, target)
-    print(f"  {target.relative_to(STORE)}: written")
-    return target
-
-
-def _same_saved_model(built: Path, committed: Path) -> bool:
-    def files(root: Path) -> dict[str, Path]:
-        return {
-            path.relative_to(root).as_posix(): path
-            for path in sorted(root.rglob("*"))
-            if path.is_file() and path.name != "fingerprint.pb"
-        }
-
-    new, old = files(built), files(committed)
-    return new.keys() == old.keys() and all(
-        new[name].read_bytes() == old[name].read_bytes() for name in new
-    )
-
-
-def _same_mar(built: Path, committed: Path) -> bool:
-    try:
-        new, old = _read_mar(built), _read_mar(committed)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return False
-    new_manifest, old_manifest = new.pop(MANIFEST), old.pop(MANIFEST)
-    serialized = new_manifest["model"]["serializedFile"]
-    new_manifest.pop("createdOn", None)
-    old_manifest.pop("createdOn", None)
-    if new_manifest != old_manifest or new.keys() != old.keys():
-        return False
-    new_model, old_model = new.pop(serialized), old.pop(serialized)
-    return new == old and _same_torchscript(new_model, old_model)
-
-
-def _read_mar(path: Path) -> dict[str, Any]:
-    """Every member's bytes, except the manifest, which is parsed."""
-    with zipfile.ZipFile(path) as archive:
-        members: dict[str, Any] = {name: archive.read(name) for name in archive.namelist()}
-    members[MANIFEST] = json.loads(members[MANIFEST])
-    return members
-
-
-def _same_torchscript(new: bytes, old: bytes) -> bool:
-    """Same parameters, bit for bit, and the same TorchScript code in every submodule."""
-    import torch
-
-    new_module, old_module = _load_torchscript(new), _load_torchscript(old)
-    new_state, old_state = new_module.state_dict(), old_module.state_dict()
-    if new_state.keys() != old_state.keys():
-        return False
-    if not all(
-        new_state[name].dtype == old_state[name].dtype
-        and torch.equal(new_state[name], old_state[name])
-        for name in new_state
-    ):
-        return False
-
-    def code(module: Any) -> dict[str, str]:
-        return {name: str(sub.code) for name, sub in module.named_modules()}
-
-    return code(new_module) == code(old_module)
-
-
-def _load_torchscript(serialized: bytes) -> Any:
-    import torch
-
-    with _torchscript_deprecation_silenced():
-        module = torch.jit.load(io.BytesIO(serialized), map_location="cpu")  # type: ignore[no-untyped-call]
-    module.eval()
-    return module
-
-
-def torchscript_from_mar(path: Path) -> Any:
-    """The TorchScript module inside a TorchServe archive, as TorchServe will load it."""
-    with zipfile.ZipFile(path) as archive:
-        manifest = json.loads(archive.read(MANIFEST))
-        return _load_torchscript(archive.read(manifest["model"]["serializedFile"]))
+def export_triton(networks: dict[str, list[Layer]], work_dir: Path) -> None:
+    """The Triton model repository: one ONNX graph per version, and the model's config."""
+    built = work_dir / "triton"
+    for version, layers in networks.items():
+        install(triton.write_model(built, layers, version), TRITON_DIR / version, same_bytes, STORE)
+    config = triton.write_config(built)
+    install(config, TRITON_DIR / triton.CONFIG_FILE, same_bytes, STORE)
 
 
 def torch_probabilities(module: Any, inputs: FloatArray) -> FloatArray:
@@ -372,12 +261,20 @@ def torch_probabilities(module: Any, inputs: FloatArray) -> FloatArray:
     return result
 
 
-def tf_probabilities(path: Path, inputs: FloatArray) -> FloatArray:
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    result: FloatArray = serve(**{INPUT_NAME: tf.constant(inputs)})[OUTPUT_NAME].numpy()
-    return result
+def image_outputs(
+    image: ImagePython, framework: str, root: Path, test: DigitsSet, work_dir: Path
+) -> dict[str, FloatArray]:
+    """Each version's answers to the test split, computed by ``image``'s own framework."""
+    inputs, out = work_dir / f"{image.name}-inputs.npz", work_dir / f"{image.name}-outputs.npz"
+    np.savez(inputs, inputs=test.inputs)
+    versions = [recipe.version for recipe in RECIPES]
+    args = [framework, str(root), str(inputs), str(out), *versions]
+    done = run_module(image, "model_store.image_outputs", args)
+    if done.returncode != 0:
+        raise SystemExit(f"{framework} ({image.name} venv) failed:\n{done.stderr}")
+    print(f"  checked with {framework} {json.loads(done.stdout)['version']} ({image.name} venv)")
+    with np.load(out, allow_pickle=False) as archive:
+        return {name: np.ascontiguousarray(archive[name]) for name in archive.files}
 
 
 def accuracy(probabilities: FloatArray, labels: np.ndarray[Any, Any]) -> float:
@@ -394,17 +291,23 @@ def reference_outputs(test: DigitsSet) -> dict[str, FloatArray]:
     }
 
 
-def verify(version: str, test: DigitsSet, references: dict[str, FloatArray]) -> Outcome:
+def verify(
+    version: str, test: DigitsSet, references: dict[str, FloatArray], served: dict[str, Any]
+) -> Outcome:
+    """One version under each export (``served``: export name -> outputs by ``v<version>``)."""
     torch_out = references[f"v{version}"]
-    tf_out = tf_probabilities(saved_model_path(version), test.inputs)
-    for label, out in (("TorchScript", torch_out), ("TensorFlow", tf_out)):
+    outputs = {"torch": torch_out, **{name: out[f"v{version}"] for name, out in served.items()}}
+    for label, out in outputs.items():
         if out.dtype != np.float32 or out.shape != (len(test), NUM_CLASSES):
             raise SystemExit(f"v{version} {label}: got {out.dtype} {out.shape}")
     return Outcome(
         version=version,
-        torch_accuracy=accuracy(torch_out, test.labels),
-        tf_accuracy=accuracy(tf_out, test.labels),
-        max_abs_diff=float(np.max(np.abs(tf_out - torch_out))),
+        accuracy={label: accuracy(out, test.labels) for label, out in outputs.items()},
+        max_abs_diff={
+            label: float(np.max(np.abs(out - torch_out)))
+            for label, out in outputs.items()
+            if label != "torch"
+        },
     )
 
 
@@ -430,28 +333,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = load_split()
     print(f"digits: {len(split.train)} train / {len(split.test)} test images")
     with tempfile.TemporaryDirectory(prefix="digits-build-") as work:
+        networks: dict[str, list[Layer]] = {}
         for recipe in RECIPES:
             model = train(recipe, split.train)
             print(f"v{recipe.version}: trained")
             export_mar(model, recipe.version, Path(work))
-            export_saved_model(dense_layers(model), recipe.version, Path(work))
-    save_test_set(split.test, TEST_SET)
-    print(f"  {TEST_SET.relative_to(STORE)}: written")
-    references = reference_outputs(split.test)
-    save_arrays(REFERENCE_PATH, dict(references))
-    print(f"  {REFERENCE_PATH.relative_to(STORE)}: written")
+            networks[recipe.version] = dense_layers(model)
+        export_saved_models(networks, Path(work))
+        export_triton(networks, Path(work))
+        save_test_set(split.test, TEST_SET)
+        print(f"  {TEST_SET.relative_to(STORE)}: written")
+        references = reference_outputs(split.test)
+        save_arrays(REFERENCE_PATH, dict(references))
+        print(f"  {REFERENCE_PATH.relative_to(STORE)}: written")
+        served = {
+            "tf": image_outputs(TFSERVING, "tensorflow", TFSERVING_DIR, split.test, Path(work)),
+            "onnx": image_outputs(TRITON, "onnxruntime", TRITON_DIR, split.test, Path(work)),
+        }
 
     failures: list[str] = []
     for recipe in RECIPES:
-        outcome = verify(recipe.version, split.test, references)
-        print(
-            f"v{outcome.version}: accuracy torch={outcome.torch_accuracy:.4f} "
-            f"tf={outcome.tf_accuracy:.4f}; max |tf - torch| = {outcome.max_abs_diff:.3g}"
+        outcome = verify(recipe.version, split.test, references, served)
+        accuracies = " ".join(f"{name}={value:.4f}" for name, value in outcome.accuracy.items())
+        differences = ", ".join(
+            f"|{name} - torch| = {value:.3g}" for name, value in outcome.max_abs_diff.items()
         )
-        if outcome.max_abs_diff > MAX_TF_TORCH_DIFF:
-            failures.append(
-                f"v{outcome.version}: TF and Torch differ by {outcome.max_abs_diff:.3g}"
-            )
+        print(f"v{outcome.version}: accuracy {accuracies}; max {differences}")
+        for name, difference in outcome.max_abs_diff.items():
+            if difference > MAX_EXPORT_DIFF:
+                failures.append(f"v{outcome.version}: {name} and torch differ by {difference:.3g}")
         if recipe.bad:
             base = BAD_BASE[recipe.version]
             disagreement = float(
@@ -466,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if disagreement < MIN_BAD_DISAGREEMENT:
                 failures.append(f"v{recipe.version}: too close to v{base} to be a bad version")
-        elif min(outcome.torch_accuracy, outcome.tf_accuracy) < MIN_ACCURACY:
+        elif min(outcome.accuracy.values()) < MIN_ACCURACY:
             failures.append(f"v{outcome.version}: accuracy below {MIN_ACCURACY}")
     print(f"built in {time.monotonic() - started:.1f}s")
     for failure in failures:

@@ -15,7 +15,12 @@ import promql_parser
 import yaml
 
 from deploy.devtools import find_kubectl, require_tool
-from gateway.config import GatewayConfig, TFServingBackendConfig, TorchServeBackendConfig
+from gateway.config import (
+    GatewayConfig,
+    OipBackendConfig,
+    TFServingBackendConfig,
+    TorchServeBackendConfig,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -152,20 +157,33 @@ GRAFANA_VARIABLES = {
     "$__range": "1h",
     "${model}": "digits",
     "$model": "digits",
+    # "All" of the multi-value backend (runtime) variable: its allValue.
+    "${backend}": ".*",
+    "$backend": ".*",
+}
+# Metric-name prefixes of the runtimes' own exporters, which the dashboard also queries.
+RUNTIME_EXPORTERS = {
+    ":tensorflow:serving:": "tfserving",
+    "ts_": "torchserve",
+    "nv_": "triton",
 }
 
 
 def dashboard_queries(board: dict[str, Any], **values: str) -> list[tuple[str, str]]:
     """``(panel title, PromQL)`` for every target, with Grafana's variables substituted."""
+    return [
+        (panel["title"], substitute(target["expr"], **values))
+        for panel in panels(board)
+        for target in panel.get("targets", [])
+    ]
+
+
+def substitute(expr: str, **values: str) -> str:
+    """A query as Grafana sends it: its variables filled in (``values`` overriding defaults)."""
     substitutions = {**GRAFANA_VARIABLES, **{f"${name}": value for name, value in values.items()}}
-    queries = []
-    for panel in panels(board):
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            for variable, value in sorted(substitutions.items(), key=lambda kv: -len(kv[0])):
-                expr = expr.replace(variable, value)
-            queries.append((panel["title"], expr))
-    return queries
+    for variable, value in sorted(substitutions.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(variable, value)
+    return expr
 
 
 def recorded_names() -> set[str]:
@@ -210,11 +228,14 @@ def _names(node: Any) -> set[str]:
 
 
 def backend_addresses(config: GatewayConfig) -> list[str]:
-    """Every address a config's TF Serving and TorchServe backends point at (all must be set)."""
+    """Every address a config's backends point at (for TF Serving and TorchServe, all must be
+    set)."""
     addresses: list[str | None] = []
     for backend in config.backends.values():
         if isinstance(backend, TFServingBackendConfig):
             addresses += [backend.grpc, backend.rest]
+        elif isinstance(backend, OipBackendConfig):
+            addresses += [backend.url]
         else:
             assert isinstance(backend, TorchServeBackendConfig)
             addresses += [backend.inference, backend.management, backend.grpc]

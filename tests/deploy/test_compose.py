@@ -18,6 +18,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from deploy.devtools import require_tool
+from deploy.image_python import TFSERVING, TORCHSERVE, TRITON
+from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
 from deploy.local.tfserving import parse_text_format
 from deploy.local.torchserve import archive_model_version
@@ -36,9 +38,15 @@ from tests.deploy.helpers import (
     run,
     unescape_compose,
 )
+from tests.support.stack import backends_config, gateway_config, running_gateway
 
-SERVICES = {"gateway", "tfserving", "torchserve", "prometheus", "alertmanager", "grafana"}
-RUNTIMES = ("tfserving", "torchserve")
+SERVICES = {"gateway", "tfserving", "torchserve", "triton", "prometheus", "alertmanager", "grafana"}
+RUNTIMES = ("tfserving", "torchserve", "triton")
+# The runtimes the gateway waits for: those its split sends traffic to (Triton's variants carry
+# weight 0, and a Triton that does not come up must not keep the gateway down).
+WAITED_FOR = ("tfserving", "torchserve")
+# Where each runtime image's framework versions are stated, and used to check the model files.
+IMAGE_VERSIONS = {"tfserving": TFSERVING, "torchserve": TORCHSERVE, "triton": TRITON}
 
 
 @pytest.fixture(scope="module", params=["gpu", "cpu"])
@@ -110,13 +118,19 @@ def test_stack_has_every_service_on_official_images(services, variant):
     images = {name: service["image"] for name, service in services.items()}
     assert images["tfserving"].startswith("tensorflow/serving:")
     assert images["torchserve"].startswith("pytorch/torchserve:")
+    assert images["triton"].startswith("nvcr.io/nvidia/tritonserver:")
     assert images["prometheus"].startswith("prom/prometheus:v")
     assert images["grafana"].startswith("grafana/grafana:")
     assert images["alertmanager"].startswith("prom/alertmanager:v")
     for runtime in RUNTIMES:
         tag = images[runtime].rsplit(":", 1)[1]
         assert not tag.startswith("latest"), images[runtime]
-        assert tag.endswith("-gpu") == (variant == "gpu"), images[runtime]
+        # Triton's one image serves on the GPU where it finds one, else on the CPU.
+        cuda_tag = tag.endswith("-gpu") if runtime != "triton" else variant == "gpu"
+        assert cuda_tag == (variant == "gpu"), images[runtime]
+        # Each runtime image is one whose framework versions deploy/image_python.py states, so
+        # that the artefacts are checked with what it runs (tests/model_store/).
+        assert images[runtime] in IMAGE_VERSIONS[runtime].images, images[runtime]
     assert services["gateway"]["build"]["dockerfile"] == "deploy/gateway/Dockerfile"
     assert Path(services["gateway"]["build"]["context"]) == REPO
 
@@ -146,7 +160,7 @@ def test_every_service_is_health_checked_and_waited_for(services):
             assert check["test"][0] in ("CMD", "CMD-SHELL"), name
         for dependency, how in service.get("depends_on", {}).items():
             assert how["condition"] == "service_healthy", (name, dependency)
-    assert set(services["gateway"]["depends_on"]) == set(RUNTIMES)
+    assert set(services["gateway"]["depends_on"]) == set(WAITED_FOR)
     assert set(services["grafana"]["depends_on"]) == {"prometheus"}
     assert "depends_on" not in services["prometheus"]
 
@@ -160,6 +174,7 @@ def test_bind_mounts_are_read_only_and_model_store_is_mounted(services):
     assert host_path(services["tfserving"], "/models") == REPO / "model_store" / "tfserving"
     torchserve = host_path(services["torchserve"], "/home/model-server/model-store")
     assert torchserve == REPO / "model_store" / "torchserve"
+    assert host_path(services["triton"], "/models") == REPO / "model_store" / "triton"
 
 
 def test_tfserving_serves_both_versions_with_labels_and_metrics(services):
@@ -217,6 +232,46 @@ def test_torchserve_registers_both_versions_without_token_auth(services):
     ]
 
 
+def test_triton_serves_the_model_repository_with_metrics(services):
+    triton = services["triton"]
+    command = triton["command"]
+    assert triton["entrypoint"] == ["tritonserver"]
+    assert triton["init"] is True
+    repository = host_path(triton, flag(command, "model-repository"))
+    assert repository == REPO / "model_store" / "triton"
+    assert (repository / "digits" / "config.pbtxt").is_file()
+    assert flag(command, "model-control-mode") == "none"  # the repository's models, at start
+    ports = {name: int(flag(command, f"{name}-port")) for name in ("http", "grpc", "metrics")}
+    published = {port["target"]: int(port["published"]) for port in triton["ports"]}
+    assert set(published) == set(ports.values())
+    # Not on the gateway's host ports (8000, 8001).
+    gateway = {int(port["published"]) for port in services["gateway"]["ports"]}
+    assert not gateway & set(published.values())
+    scrape = prometheus_jobs()["triton"]
+    assert scrape["static_configs"][0]["targets"] == [f"triton:{ports['metrics']}"]
+    assert scrape.get("metrics_path", "/metrics") == "/metrics"
+    # Triton drains for --exit-timeout-secs after SIGTERM; compose must wait that long.
+    exit_timeout = int(flag(command, "exit-timeout-secs"))
+    assert nanoseconds(triton["stop_grace_period"]) > exit_timeout * 10**9
+
+
+def test_tritons_variants_carry_no_weight_until_given_some():
+    for path in (
+        DEPLOY / "compose" / "gateway.yaml",
+        DEPLOY / "k8s" / "base" / "gateway" / "gateway.yaml",
+    ):
+        config = load_config(path)
+        triton = config.backends["triton"]
+        assert triton.kind == "oip"
+        variants = [v for v in config.models["digits"].variants if v.backend == "triton"]
+        assert {(v.name, v.version, v.weight) for v in variants} == {
+            ("triton-v1", "1", 0),
+            ("triton-v2", "2", 0),
+        }
+        others = {(v.version, v.labels) for v in config.models["digits"].variants}
+        assert {(v.version, v.labels) for v in variants} <= others, "the same labels as theirs"
+
+
 def test_gateway_config_reaches_the_runtimes_by_service_name(services, monkeypatch):
     gateway = services["gateway"]
     for key, value in gateway["environment"].items():
@@ -248,8 +303,8 @@ def prometheus_jobs() -> dict[str, dict[str, Any]]:
 
 def test_prometheus_scrapes_every_service_it_should(services):
     jobs = prometheus_jobs()
-    assert set(jobs) == {"gateway", "tfserving", "torchserve", "prometheus", "alertmanager"}
-    for name in ("gateway", "tfserving", "torchserve", "alertmanager"):
+    assert set(jobs) == {"gateway", *RUNTIMES, "prometheus", "alertmanager"}
+    for name in ("gateway", *RUNTIMES, "alertmanager"):
         (target,) = jobs[name]["static_configs"][0]["targets"]
         host, port = target.split(":")
         assert host == name
@@ -294,6 +349,27 @@ def test_torchserve_healthcheck_command_works(configs, backends: StackPorts):
     missing = run([python, str(script), here, "digits/1", "digits/3"])
     assert missing.returncode == 1
     assert "digits/3" in missing.stdout
+
+
+def test_triton_healthcheck_command_works(configs, gateway_url, backends, tmp_path):
+    """Against the gateway's own /v2/health/ready, which answers as Triton's does (the Open
+    Inference Protocol's): 200 once every model is ready, 503 before."""
+    test = configs["gpu"]["services"]["triton"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"]
+    script, name, port = (unescape_compose(arg) for arg in test[3:])
+    assert "/v2/health/ready" in script
+    assert port == "8000"
+    bash = shutil.which("bash")
+    assert bash is not None
+    ready = gateway_url.rsplit(":", 1)[1]
+    assert run([bash, "-c", script, name, ready]).returncode == 0
+    assert run([bash, "-c", script, name, str(free_port())]).returncode != 0
+    closed = f"http://127.0.0.1:{free_port()}"
+    down = backends_config(backends, torchserve={"inference": closed, "management": closed})
+    only = {"name": "torch-v1", "backend": "torchserve", "version": 1, "weight": 1}
+    config = gateway_config(backends, models={"digits": {"variants": [only]}}, backends=down)
+    with running_gateway(tmp_path, config, ready_path="/v2/health/live") as url:
+        assert run([bash, "-c", script, name, url.rsplit(":", 1)[1]]).returncode != 0
 
 
 # --- Exposure, alerting, restarts ----------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""The stack on the official images under a real Docker engine: TF Serving, TorchServe, the gateway.
+"""The stack on the official images under a real Docker engine: TF Serving, TorchServe, Triton and
+the gateway.
 
 The runtime containers are made from docker-compose.yml + docker-compose.cpu.yml as Docker Compose
 resolves them (image, entrypoint, command, read-only mounts, healthcheck), on a private network
 where they answer to their service names, with their ports published on 127.0.0.1 only. Then:
 
-- a gateway process here, in front of the published ports, gets the same answers from both
-  runtimes for both versions, resolves the version labels, and both runtimes export the metrics
+- a gateway process here, in front of the published ports, gets the same answers from every
+  runtime for both versions, resolves the version labels, and every runtime exports the metrics
   the dashboard reads;
 - the gateway image, built from deploy/gateway/Dockerfile and run with deploy/compose/gateway.yaml
   on that network, turns healthy, serves every variant and stops cleanly on SIGTERM.
@@ -55,7 +56,15 @@ from tests.support.stack import VARIANTS, gateway_config, running_gateway
 REQUIRED = os.environ.get("GATEWAY_DOCKER_TESTS") == "required"
 HEALTHY_WITHIN_S = 600.0  # first runs pull several GB of images
 STANDIN_MARK = "stand-in"
-RUNTIMES = ("tfserving", "torchserve")
+RUNTIMES = ("tfserving", "torchserve", "triton")
+# The local stack's split, plus Triton's two variants as the deployed configs have them.
+DOCKER_VARIANTS = [
+    *VARIANTS,
+    {"name": "triton-v1", "backend": "triton", "version": 1, "weight": 0, "labels": ["stable"]},
+    {"name": "triton-v2", "backend": "triton", "version": 2, "weight": 0, "labels": ["canary"]},
+]
+# Metric names of each runtime's own exporter, as the dashboard queries them.
+RUNTIME_METRIC_PREFIXES = ("ts_", ":tensorflow:", "nv_")
 
 
 def container_spec(service: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +213,7 @@ def runtimes(engine: docker.DockerClient, network: Network) -> Iterator[dict[str
 
 
 def gateway_backends(runtimes: dict[str, Runtime]) -> dict[str, Any]:
-    tf, ts = runtimes["tfserving"], runtimes["torchserve"]
+    tf, ts, triton = runtimes["tfserving"], runtimes["torchserve"], runtimes["triton"]
     return {
         "tfserving": {
             "kind": "tfserving",
@@ -219,6 +228,13 @@ def gateway_backends(runtimes: dict[str, Runtime]) -> dict[str, Any]:
             "management": f"http://127.0.0.1:{ts.port(8081)}",
             "metrics": f"http://127.0.0.1:{ts.port(8082)}",
             "grpc": f"127.0.0.1:{ts.port(7070)}",
+            "protocol": "rest",
+            "timeout_s": 10,
+        },
+        # As deploy/compose/gateway.yaml has it (OIP over REST).
+        "triton": {
+            "kind": "oip",
+            "url": f"http://127.0.0.1:{triton.port(8000)}",
             "protocol": "rest",
             "timeout_s": 10,
         },
@@ -237,10 +253,14 @@ def sample_names(url: str) -> set[str]:
 
 def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
     rows = DIGITS.inputs[:16]
-    config = gateway_config(None, backends=gateway_backends(runtimes))  # type: ignore[arg-type]
+    config = gateway_config(
+        None,  # type: ignore[arg-type]
+        models={"digits": {"variants": DOCKER_VARIANTS}},
+        backends=gateway_backends(runtimes),
+    )
     with running_gateway(tmp_path, config) as url:
         answers = {}
-        for variant in VARIANTS:
+        for variant in DOCKER_VARIANTS:
             reply = infer(url, rows, **{"x-gateway-variant": str(variant["name"])})
             assert reply.status == 200, (variant["name"], reply.body)
             assert reply.json()["model_version"] == str(variant["version"])
@@ -248,6 +268,7 @@ def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
         for version in (1, 2):
             tf, torch = answers[f"tf-v{version}"], answers[f"torch-v{version}"]
             np.testing.assert_allclose(tf, torch, atol=1e-5)
+            np.testing.assert_allclose(answers[f"triton-v{version}"], torch, atol=1e-5)
             assert (tf.argmax(axis=1) == DIGITS.labels[:16]).mean() >= 0.9
         assert not np.allclose(answers["tf-v1"], answers["tf-v2"], atol=1e-3)
 
@@ -272,13 +293,20 @@ def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
             for sample in metrics["gateway_requests"].samples
             if sample.name == "gateway_requests_total" and sample.labels["code"] == "200"
         ]
-        assert sum(sample.value for sample in ok) == len(VARIANTS) + 2
+        assert sum(sample.value for sample in ok) == len(DOCKER_VARIANTS) + 2
+
+        # Triton itself serves exactly the configured versions, 3 and 4 staying on disk.
+        triton = f"http://127.0.0.1:{runtimes['triton'].port(8000)}"
+        for on_disk, ready in (("1", True), ("2", True), ("3", False), ("4", False)):
+            reply = call(f"{triton}/v2/models/digits/versions/{on_disk}/ready")
+            assert (reply.status == 200) == ready, (on_disk, reply.status)
 
     exported = sample_names(f"{rest}/monitoring/prometheus/metrics")
     exported |= sample_names(f"http://127.0.0.1:{runtimes['torchserve'].port(8082)}/metrics")
+    exported |= sample_names(f"http://127.0.0.1:{runtimes['triton'].port(8002)}/metrics")
     for title, expr in dashboard_queries(dashboard()):
         for name in metric_names(expr):
-            if name.startswith(("ts_", ":tensorflow:")):
+            if name.startswith(RUNTIME_METRIC_PREFIXES):
                 assert name in exported, f"{title}: the runtimes export no {name}"
 
 
@@ -307,7 +335,7 @@ def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
         try:
             wait_healthy(gateway)  # the image's own HEALTHCHECK
             url = f"http://127.0.0.1:{published_port(gateway, 8000)}"
-            for variant in VARIANTS:
+            for variant in DOCKER_VARIANTS:
                 reply = infer(url, DIGITS.inputs[:1], **{"x-gateway-variant": str(variant["name"])})
                 assert reply.status == 200, (variant["name"], reply.body)
             text = call(url + "/metrics").body.decode()
@@ -332,8 +360,9 @@ def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
 POD_VOLUMES = {
     "tfserving": {"config": DEPLOY / "tfserving", "models": REPO / "model_store" / "tfserving"},
     "torchserve": {"config": DEPLOY / "torchserve", "models": REPO / "model_store" / "torchserve"},
+    "triton": {"models": REPO / "model_store" / "triton"},
 }
-STOPPED_WITHIN_S = {"tfserving": 10.0, "torchserve": 70.0}
+STOPPED_WITHIN_S = {"tfserving": 10.0, "torchserve": 70.0, "triton": 40.0}
 
 
 def pod_container_spec(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -393,6 +422,11 @@ def test_kubernetes_pods_translate_to_containers():
     assert tfserving["user"] == "65534:65534"
     assert tfserving["environment"]["CUDA_CACHE_PATH"] in tfserving["tmpfs"]
     assert tfserving["healthcheck"]["test"][:3] == ["CMD", "bash", "-c"]
+    triton = pod_container_spec(deployments["triton"])
+    assert triton["user"] == "1000:1000"
+    repository = triton["volumes"][str(REPO / "model_store" / "triton")]
+    assert repository == {"bind": "/models", "mode": "ro"}
+    assert "/tmp" in triton["tmpfs"]
 
 
 @pytest.mark.parametrize("name", RUNTIMES)

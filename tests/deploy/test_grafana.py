@@ -18,6 +18,7 @@ from gateway.metrics import GatewayMetrics, VariantCollector
 from tests.deploy.helpers import (
     COMPOSE_GPU,
     DEPLOY,
+    RUNTIME_EXPORTERS,
     compose_config,
     dashboard,
     dashboard_queries,
@@ -25,10 +26,11 @@ from tests.deploy.helpers import (
     panels,
     recorded_names,
     run,
+    substitute,
 )
 
 GRAFANA = DEPLOY / "grafana"
-RUNTIME_PREFIXES = ("ts_", ":tensorflow:serving:")
+RUNTIME_PREFIXES = tuple(RUNTIME_EXPORTERS)
 
 
 def gateway_sample_names() -> set[str]:
@@ -57,6 +59,9 @@ def test_dashboard_has_the_panels_operators_need():
         "Gateway overhead p50 / p99 per backend",
         "Error ratio (5xx) per variant",
         "In-flight backend calls",
+        "Requests per second per runtime",
+        "Error ratio (5xx) per runtime",
+        "Backend call p99 per runtime",
     ):
         assert needed in titles
     ids = [panel["id"] for panel in panels(board)]
@@ -137,6 +142,37 @@ def test_queries_use_only_metrics_the_gateway_defines_or_the_rules_record():
             assert name in known, f"{title}: {name} is not a gateway metric or a recorded rule"
     template = next(v for v in dashboard()["templating"]["list"] if v["name"] == "model")
     assert template["query"]["query"] == "label_values(gateway_variant_weight, model)"
+
+
+def test_runtimes_come_from_the_backend_label_in_any_number():
+    """No panel names a runtime in a gateway query: the runtime variable lists whatever
+    backends the gateway reports, and every gateway panel keeps one series per backend or
+    variant, so a third and a fourth runtime appear without an edit."""
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    runtime = variables["backend"]
+    query = 'label_values(gateway_variant_weight{model="$model"}, backend)'
+    assert runtime["query"]["query"] == query
+    assert runtime["multi"] is True
+    assert runtime["includeAll"] is True
+    assert runtime["allValue"] == ".*"
+    for panel in panels(dashboard()):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            if any(name.startswith(RUNTIME_PREFIXES) for name in metric_names(substitute(expr))):
+                continue
+            for known in ("tfserving", "torchserve", "triton", "mlserver"):
+                assert f'"{known}"' not in expr, (panel["title"], expr)
+            assert 'backend=~"$backend"' in expr, (panel["title"], expr)
+    # The runtimes' own exporters, one query each, named in the legend.
+    runtime_panel = next(p for p in panels(dashboard()) if p["title"] == "Runtime-reported latency")
+    seen = {
+        RUNTIME_EXPORTERS[prefix]
+        for target in runtime_panel["targets"]
+        for name in metric_names(substitute(target["expr"]))
+        for prefix in RUNTIME_EXPORTERS
+        if name.startswith(prefix)
+    }
+    assert seen == set(RUNTIME_EXPORTERS.values())
 
 
 def test_name_extraction_sees_every_selector():

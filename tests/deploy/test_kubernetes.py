@@ -31,7 +31,7 @@ from tests.deploy.helpers import (
 
 # The oldest Kubernetes release still maintained when this was written, and the newest schema.
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
-RUNTIMES = ("tfserving", "torchserve")
+RUNTIMES = ("tfserving", "torchserve", "triton")
 GPU = "nvidia.com/gpu"
 GPU_OVERLAYS = ("gpu", "ha")
 # Files kustomize needs inside deploy/k8s/base, and the originals docker compose mounts.
@@ -176,6 +176,7 @@ def test_prometheus_annotations_point_at_real_metrics_endpoints(docs):
             .scalar("path")  # type: ignore[union-attr]
         ),
         "torchserve": "/metrics",
+        "triton": "/metrics",
         "alertmanager": "/metrics",
     }
     for name, deployment in by_kind(docs, "Deployment").items():
@@ -197,7 +198,11 @@ def test_prometheus_annotations_point_at_real_metrics_endpoints(docs):
 
 def test_runtimes_get_the_model_store_from_an_init_container(docs):
     deployments = by_kind(docs, "Deployment")
-    model_paths = {"tfserving": "/models", "torchserve": "/home/model-server/model-store"}
+    model_paths = {
+        "tfserving": "/models",
+        "torchserve": "/home/model-server/model-store",
+        "triton": "/models",
+    }
     for runtime in RUNTIMES:
         deployment = deployments[runtime]
         pod = deployment["spec"]["template"]["spec"]
@@ -219,6 +224,8 @@ def test_runtimes_get_the_model_store_from_an_init_container(docs):
         docs, volume_for(deployments["torchserve"], "/etc/torchserve"), "config.properties"
     )
     assert "model_store=/home/model-server/model-store" in ts_config
+    triton = container(deployments["triton"])["args"]
+    assert "--model-repository=/models" in triton
     # The image the init containers run: the committed model store, nothing else.
     dockerfile = (DEPLOY / "model-store" / "Dockerfile").read_text()
     for runtime in RUNTIMES:
@@ -228,10 +235,13 @@ def test_runtimes_get_the_model_store_from_an_init_container(docs):
 def test_runtime_probes_use_the_compose_healthchecks(docs):
     deployments = by_kind(docs, "Deployment")
     compose = compose_config(COMPOSE_GPU)["services"]
-    tf_probe = container(deployments["tfserving"])["readinessProbe"]["exec"]["command"]
-    assert tf_probe == [
-        arg.replace("$$", "$") for arg in compose["tfserving"]["healthcheck"]["test"][1:]
-    ]
+    for runtime in ("tfserving", "triton"):
+        probe = container(deployments[runtime])["readinessProbe"]["exec"]["command"]
+        assert probe == [
+            arg.replace("$$", "$") for arg in compose[runtime]["healthcheck"]["test"][1:]
+        ]
+    # Triton's server flags too: the same repository layout, ports and drain.
+    assert container(deployments["triton"])["args"] == compose["triton"]["command"]
     ts_probe = container(deployments["torchserve"])["readinessProbe"]["exec"]["command"]
     ts_compose = compose["torchserve"]["healthcheck"]["test"][1:]
     assert ts_probe[0] == ts_compose[0] == "python"

@@ -25,7 +25,9 @@ from tests.deploy.helpers import (
     volume_for,
 )
 
-RUNTIMES = ("tfserving", "torchserve")
+RUNTIMES = ("tfserving", "torchserve", "triton")
+# The runtimes the gateway calls over gRPC (Triton over REST until the OIP gRPC backend).
+GRPC_RUNTIMES = ("tfserving", "torchserve")
 K8S = DEPLOY / "k8s"
 SLEEP = re.compile(r"\bsleep (\d+)")
 
@@ -65,7 +67,7 @@ def test_gpu_runtimes_get_gpu_sized_memory_and_a_cuda_cache(renderings):
         assert "emptyDir" in cache
         assert int(env["CUDA_CACHE_MAXSIZE"]) <= _bytes(cache["emptyDir"]["sizeLimit"])
     kustomization = (K8S / "overlays" / "gpu" / "kustomization.yaml").read_text()
-    assert "driver 535 or newer" in kustomization
+    assert "driver 580 or newer" in kustomization  # Triton 26.08: CUDA 13
 
 
 def _bytes(quantity: str) -> int:
@@ -112,6 +114,20 @@ def test_torchserve_stops_gracefully_and_runs_read_only_as_its_image_user(render
     assert env["METRICS_LOCATION"] == env["LOG_LOCATION"]
 
 
+def test_triton_drains_within_its_grace_period_as_its_image_user(renderings):
+    triton = deployments(renderings["gpu"])["triton"]
+    pod = triton["spec"]["template"]["spec"]
+    main = container(triton)
+    (exit_timeout,) = [
+        int(arg.split("=", 1)[1]) for arg in main["args"] if arg.startswith("--exit-timeout-secs=")
+    ]
+    # The endpoint removal pause, then Triton's own drain of the requests in flight.
+    assert pod["terminationGracePeriodSeconds"] > prestop_pause_s(triton) + exit_timeout
+    assert pod["securityContext"]["runAsUser"] == 1000  # triton-server in tritonserver images
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "emptyDir" in volume_for(triton, "/tmp")
+
+
 def test_ha_runs_two_spread_replicas_of_each_runtime_with_budgets(renderings):
     docs = renderings["ha"]
     budgets = by_kind(docs, "PodDisruptionBudget")
@@ -144,7 +160,7 @@ def test_ha_gateway_balances_grpc_over_headless_services(renderings, monkeypatch
     assert text == path.read_text()
     config = load_config(path)  # the file, with the pod's environment on top
     services = by_kind(docs, "Service")
-    for name in RUNTIMES:
+    for name in GRPC_RUNTIMES:
         backend = config.backends[name]
         assert backend.grpc_load_balancing == "round_robin"  # type: ignore[union-attr]
         host, port = backend.grpc.split(":")  # type: ignore[union-attr]

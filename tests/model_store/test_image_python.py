@@ -122,3 +122,11 @@ def test_healthcheck_on_the_images_python(backends: StackPorts, models, healthy)
         timeout=30,
     )
     assert (done.returncode == 0) == healthy, done.stdout + done.stderr
+
+
+def test_a_missing_image_venv_says_how_to_make_it():
+    from deploy.image_python import ImagePython, ImagePythonError, run_module
+
+    absent = ImagePython(name="absent-for-test", images=(), python="3.11", packages=())
+    with pytest.raises(ImagePythonError, match=r"make image-pythons"):
+        run_module(absent, "model_store.image_outputs", ["--help"])
