@@ -66,9 +66,7 @@ def add_options(parser: Any, **_: Any) -> None:
     )
     option(
         "--load-shape",
-        "constant: --users throughout --run-time; ramp: up to --users over "
-        "its first four fifths, then hold; spike: a third of --users, all of them for the "
-        "middle fifth, then a third again",
+        "constant; ramp: up to --users over 4/5 of the run; spike: all for its middle fifth",
         choices=SHAPES,
         default="constant",
     )
@@ -96,8 +94,7 @@ def add_options(parser: Any, **_: Any) -> None:
     )
     option(
         "--reference-tolerance",
-        "how far an answered probability may be from the served version's own output "
-        "(absolute) before the answer counts as corrupted",
+        "most an answer may differ from the served version's own output (absolute)",
         type=float,
         default=defaults.tolerance,
     )
