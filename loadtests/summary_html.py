@@ -20,7 +20,8 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; }
            font-weight: bold; }
 .pass { background: #2e7d32; } .fail { background: #c62828; }
 table { border-collapse: collapse; margin-top: .5em; }
-th, td { padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: right; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: right;
+         white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 td.miss { color: #c62828; font-weight: bold; } td.ok { color: #2e7d32; }
 """
@@ -88,12 +89,13 @@ def render(verdict: Verdict, title: str, about: str, locust_report: str | None) 
         values = [*_served(vrow.name, vrow.stats), f"{vrow.min_accuracy:g}"]
         parts.append(f"<tr>{_cells(values)}{_result(vrow.missed)}</tr>")
     parts.append("</table><h2>Runtimes</h2><table><tr>")
-    parts.append(_cells(["runtime", *SERVED_HEADER[1:]], "th") + "</tr>")
-    for runtime, stats in verdict.runtimes.items():
-        parts.append(f"<tr>{_cells(_served(runtime, stats))}</tr>")
-    unanswered = verdict.all_variants.get(NO_VARIANT)
-    if unanswered is not None:
-        parts.append(f"<tr>{_cells(_served('(no variant)', unanswered))}</tr>")
+    parts.append(_cells(["runtime", *SERVED_HEADER[3:]], "th") + "</tr>")  # no runtime, version
+    rows = list(verdict.runtimes.items())
+    if NO_VARIANT in verdict.all_variants:
+        rows.append(("(no variant)", verdict.all_variants[NO_VARIANT]))
+    for name, stats in rows:
+        values = _served(name, stats)
+        parts.append(f"<tr>{_cells([values[0], *values[3:]])}</tr>")
     parts.append(
         "</table><p>Accuracy is the model's, against the labels; an answer that is not the "
         "served version's own output (model_store/digits_reference.npz) is a failure.</p>"
