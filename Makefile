@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest clean
+.PHONY: setup tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,13 @@ demo: setup
 # loadtests/slo.yaml; reports in loadtests/reports/. More flags: LOADTEST_ARGS='--run-time 2m'.
 loadtest: setup
 	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
+
+# Locust's start form with the suite's options open, as loadtests/reports/webui.png (Debian's
+# headless Chromium; not part of `make test`, which checks the same options in the page).
+webui-screenshot: setup
+	@command -v chromium-headless-shell >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null)
+	$(BIN)/python -m loadtests.webui_screenshot
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""``gateway serve --config FILE`` and ``gateway validate FILE``."""
+"""The ``gateway`` command: ``gateway serve --config FILE`` and ``gateway validate FILE``."""
 
 from __future__ import annotations
 
@@ -46,19 +46,53 @@ def _serve(args: argparse.Namespace) -> int:
     return run(config)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", required=True, help="YAML config file")
-    serve.add_argument("--workers", type=int, default=None, help="override server.workers")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+DESCRIPTION = """One front door over TF Serving, TorchServe and Open Inference Protocol servers,
+routing each request by model, version and weighted traffic split."""
+EPILOG = """examples:
+  gateway validate deploy/local/gateway.yaml
+  gateway serve --config deploy/local/gateway.yaml
+
+Environment variables override the file: GATEWAY_SERVER__WORKERS=4 sets server.workers."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``serve`` and ``validate``, with help meant to be read in a terminal."""
+    root = argparse.ArgumentParser(
+        prog="gateway",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root.add_argument("--version", action="version", version=f"gateway {__version__}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway: its HTTP and gRPC front ends in server.workers processes, "
+        "until SIGTERM or Ctrl-C (in-flight requests get server.graceful_shutdown_s to finish).",
+    )
+    serve.add_argument("--config", required=True, metavar="FILE", help="YAML (or JSON) config")
+    serve.add_argument("--workers", type=int, metavar="N", help="override server.workers")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default: %(default)s",
+    )
     serve.set_defaults(handler=_serve)
-    validate = commands.add_parser("validate", help="check a config file and exit")
-    validate.add_argument("file")
+    validate = commands.add_parser(
+        "validate",
+        help="check a config file and exit",
+        description="Check a config file, with the GATEWAY_* environment overrides applied, and "
+        "exit: 0 if the gateway would accept it, 1 with one line per problem if not.",
+    )
+    validate.add_argument("file", metavar="FILE", help="YAML (or JSON) config")
     validate.set_defaults(handler=_validate)
-    args = parser.parse_args(argv)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     code: int = args.handler(args)
     return code
 

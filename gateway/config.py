@@ -1,19 +1,34 @@
 """The gateway's configuration: one YAML file, validated with pydantic.
 
 Environment variables override the file: ``GATEWAY_SERVER__WORKERS=2`` sets ``server.workers``.
-Every refusal names the key path and the reason (``models.digits.variants[1].backend: ...``).
+Every refusal names the key path and the reason (``models.digits.variants[1].backend: ...``),
+once per problem, and names the environment variable when an override set the refused value.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from gateway.config_problems import (
+    FROM_ENVIRONMENT,
+    environment_section_problems,
+    unique,
+    validation_problems,
+    where,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 LABEL_PATTERN = r"^[A-Za-z0-9_]+$"
@@ -210,33 +225,29 @@ class GatewayConfig(BaseSettings):
 
 
 class ConfigError(Exception):
-    """The configuration was refused; ``problems`` are ``(key path, reason)`` pairs."""
+    """The configuration was refused; ``problems`` are ``(where, reason)`` pairs, one per problem.
+
+    ``where`` is a key path, or ``environment variable GATEWAY_... (key path)`` when an
+    environment override set the refused value.
+    """
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in problems)
-        super().__init__(f"invalid gateway config {source}:\n{lines}")
-
-
-def key_path(loc: tuple[int | str, ...]) -> str:
-    """``('models', 'digits', 'variants', 1, 'weight')`` -> ``models.digits.variants[1].weight``."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
+        self.problems = unique(problems)
+        from_env = sum(where.startswith(FROM_ENVIRONMENT) for where, _ in self.problems)
+        if not from_env:
+            subject = f"config {source}"
+        elif from_env == len(self.problems):
+            subject = f"environment overrides (GATEWAY_*) of {source}"
         else:
-            text += f".{part}" if text else str(part)
-    return text or "<root>"
+            subject = f"config {source} and its environment overrides (GATEWAY_*)"
+        lines = "\n".join(f"  {where}: {reason}" for where, reason in self.problems)
+        super().__init__(f"invalid gateway {subject}:\n{lines}")
 
 
-def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for item in error.errors(include_url=False):
-        # Tagged unions put the tag into the location; users never wrote it.
-        loc = tuple(p for p in item["loc"] if p not in ("tfserving", "torchserve", "oip"))
-        problems.append((key_path(loc), item["msg"]))
-    return problems
+def backend_kinds() -> list[str]:
+    """Every ``kind`` a backend may have (the tags of the ``backends`` union)."""
+    return [get_args(cls.model_fields["kind"].annotation)[0] for cls in get_args(AnyBackendConfig)]
 
 
 def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
@@ -264,12 +275,13 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
                 )
             endpoint = _endpoint(backend)
             if endpoint is None:
-                problems.append(
-                    (
-                        f"backends.{variant.backend}.{backend.protocol}",
-                        f"protocol is {backend.protocol!r} but no such address is set",
-                    )
-                )
+                # Blamed on the protocol if an environment variable chose it, else on the
+                # missing address (its key has the protocol's name); said once per backend.
+                place = where(("backends", variant.backend, "protocol"), os.environ)
+                if not place.startswith(FROM_ENVIRONMENT):
+                    place = where(("backends", variant.backend, backend.protocol), os.environ)
+                reason = f"protocol is {backend.protocol!r} but no such address is set"
+                problems.append((place, reason))
         if model.variants and not any(v.weight > 0 for v in model.variants):
             problems.append(
                 (f"{base}.variants", "every variant has weight 0: at least one must take traffic")
@@ -293,7 +305,14 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     try:
         config = GatewayConfig(**data)
     except ValidationError as error:
-        raise ConfigError(source, _pydantic_problems(error)) from None
+        problems = validation_problems(error, backend_kinds(), os.environ)
+        raise ConfigError(source, problems) from None
+    except SettingsError as error:  # an environment variable's JSON section did not decode
+        field = re.search(r'field "([^"]+)"', str(error))
+        problems = environment_section_problems(
+            field.group(1) if field else "", error.__cause__, os.environ
+        )
+        raise ConfigError(source, problems) from None
     problems = _cross_check(config)
     if problems:
         raise ConfigError(source, problems)

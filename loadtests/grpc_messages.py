@@ -35,6 +35,11 @@ def oip_infer_request(rows: FloatArray, version: str) -> Any:
     return request
 
 
+def oip_answer(response: Any) -> tuple[FloatArray, str | None]:
+    """``probabilities`` (raw or typed) and the version named by a ``ModelInferResponse``."""
+    return oip_probabilities(response), response.model_version or None
+
+
 def oip_probabilities(response: Any) -> FloatArray:
     """``probabilities`` from a ``ModelInferResponse``, raw or typed."""
     for index, output in enumerate(response.outputs):
@@ -61,6 +66,13 @@ def tfs_predict_request(rows: FloatArray, version: str) -> tfs.PredictRequest:
     return request
 
 
+def tfs_answer(response: tfs.PredictResponse) -> tuple[FloatArray, str | None]:
+    """``probabilities`` and the version named by a ``PredictResponse`` (its ``model_spec``)."""
+    spec = response.model_spec
+    version = str(spec.version.value) if spec.HasField("version") else None
+    return tfs_probabilities(response), version
+
+
 def tfs_probabilities(response: tfs.PredictResponse) -> FloatArray:
     """``probabilities`` from a ``PredictResponse``: ``tensor_content`` or ``float_val``."""
     if OUTPUT_NAME not in response.outputs:
@@ -84,12 +96,12 @@ class GrpcWay:
     method: str  # the full method path, "/package.Service/Method"
     encode: Callable[[FloatArray, str], Any]  # rows, model version ("" for none) -> request
     response_type: Any  # a protobuf message class: FromString reads the answer
-    decode: Callable[[Any], FloatArray]  # the answer -> probabilities
+    decode: Callable[[Any], tuple[FloatArray, str | None]]  # the answer -> probabilities, version
 
 
 OIP_GRPC_WAY = GrpcWay(
-    OIP_GRPC, OIP_INFER_PATH, oip_infer_request, oip.ModelInferResponse, oip_probabilities
+    OIP_GRPC, OIP_INFER_PATH, oip_infer_request, oip.ModelInferResponse, oip_answer
 )
 TFS_GRPC_WAY = GrpcWay(
-    TFS_GRPC, TFS_PREDICT_PATH, tfs_predict_request, tfs.PredictResponse, tfs_probabilities
+    TFS_GRPC, TFS_PREDICT_PATH, tfs_predict_request, tfs.PredictResponse, tfs_answer
 )

@@ -5,7 +5,8 @@ Locust runs every user in a gevent greenlet, and a plain gRPC call blocks the wh
 through gevent, so calls from many users overlap. Each user has its own channel (one HTTP/2
 connection) and reports every call itself through Locust's ``request`` event: request type
 ``grpc``, the method as the name, the call's time, the answer's size, and a failure for a
-non-OK status or an answer that ``Traffic.check`` rejects.
+non-OK status or an answer that ``Traffic.check`` rejects (every call is counted in the variant
+book, under the variant that answered it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from locust.exception import CatchResponseError
 
 from loadtests.endpoints import VARIANT_HEADER
 from loadtests.grpc_messages import OIP_GRPC_WAY, TFS_GRPC_WAY, GrpcWay
+from loadtests.traffic import Answer
 from loadtests.users import UNREADABLE, new_traffic
 
 grpc_gevent.init_gevent()
@@ -60,6 +62,7 @@ class DigitsGrpcUser(User):
         started = time.perf_counter()
         response_time = 0.0
         length = 0
+        variant: str | None = None
         try:
             response, call = self._method.with_call(
                 message,
@@ -69,12 +72,16 @@ class DigitsGrpcUser(User):
             response_time = (time.perf_counter() - started) * 1000
             length = response.ByteSize()
             variant = dict(call.initial_metadata() or ()).get(VARIANT_HEADER)
-            problem = self.traffic.check(request, self.way.decode(response), variant)
+            probabilities, version = self.way.decode(response)
+            answer = Answer(probabilities, variant, version, response_time)
+            problem = self.traffic.check(request, answer)
         except grpc.RpcError as error:
             response_time = (time.perf_counter() - started) * 1000
             problem = f"{error.code().name}: {error.details()}"
+            self.traffic.failed(_variant_of(error), response_time)
         except UNREADABLE as error:
             problem = f"unreadable answer: {error!r}"
+            self.traffic.failed(variant, response_time)
         self.environment.events.request.fire(
             request_type=self.way.endpoint.request_type,
             name=self.way.endpoint.name,
@@ -85,6 +92,13 @@ class DigitsGrpcUser(User):
             context=self.context(),
             exception=CatchResponseError(problem) if problem is not None else None,
         )
+
+
+def _variant_of(error: grpc.RpcError) -> str | None:
+    """The variant named in a failed call's initial metadata, if it got that far."""
+    initial = getattr(error, "initial_metadata", None)
+    metadata = initial() if callable(initial) else None
+    return dict(metadata or ()).get(VARIANT_HEADER)
 
 
 class OipGrpcUser(DigitsGrpcUser):

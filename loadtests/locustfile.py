@@ -7,8 +7,9 @@ Run it from the repository root (``loadtests`` and ``model_store`` are imported 
 
 User classes (pick some by name on the command line, or in the web UI with --class-picker):
 OipRestJsonUser, OipRestBinaryUser, OipGrpcUser, TFServingRestUser, TFServingGrpcUser,
-TorchServeRestUser. The load shape is ``--load-shape constant|ramp|spike``; the options of this
-load test are listed by ``locust -f loadtests/locustfile.py --help`` under "digits load test".
+TorchServeRestUser. The load shape is ``--load-shape constant|ramp|spike``; this load test's
+options (``--grpc-target``, ``--batch-size``, ...) are in ``locust -f loadtests/locustfile.py
+--help`` and in the web UI's start form, under "Custom parameters".
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The load test's own Locust options, on the command line, in the web UI and as ``LOCUST_*``.
 
 ``add_options`` is an ``init_command_line_parser`` listener; ``Settings.of`` reads what a user
-needs from the parsed options (defaults when Locust runs as a library without them).
+needs from the parsed options (defaults when Locust runs as a library without them). Each option
+is added with the parser's own ``add_argument``: Locust marks only those for its web UI (an
+argparse group's ``add_argument`` would bypass it, and the start form would not show them).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from loadtests.expected import DEFAULT_TOLERANCE
 from loadtests.profiles import SHAPES
 
 if TYPE_CHECKING:  # importing Locust monkey-patches the process with gevent: not at run time
@@ -23,6 +26,7 @@ class Settings:
     anonymous_share: float = 0.25
     model_version: str = ""
     timeout_s: float = 10.0
+    tolerance: float = DEFAULT_TOLERANCE
 
     @classmethod
     def of(cls, environment: Environment) -> Settings:
@@ -36,64 +40,61 @@ class Settings:
             anonymous_share=float(options.anonymous_share),
             model_version=str(options.model_version or ""),
             timeout_s=float(options.request_timeout),
+            tolerance=float(options.reference_tolerance),
         )
         if settings.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {settings.batch_size}")
         if not 0.0 <= settings.anonymous_share <= 1.0:
             share = settings.anonymous_share
             raise ValueError(f"--anonymous-share must lie in [0, 1], got {share}")
+        if settings.tolerance < 0:
+            raise ValueError(f"--reference-tolerance must be >= 0, got {settings.tolerance}")
         return settings
 
 
 def add_options(parser: Any, **_: Any) -> None:
-    group = parser.add_argument_group("digits load test (loadtests/)")
+    """The options, each with a help text that reads the same in ``--help`` and the web UI
+    (which shows it as it is: no ``%(default)s``, the form shows the value)."""
     defaults = Settings()
-    group.add_argument(
-        "--grpc-target",
-        default=defaults.grpc_target,
-        env_var="LOCUST_GRPC_TARGET",
-        help="host:port of the gateway's gRPC front end (default %(default)s)",
+
+    def option(name: str, help_text: str, **kwargs: Any) -> None:
+        variable = "LOCUST_" + name.removeprefix("--").replace("-", "_").upper()
+        parser.add_argument(name, env_var=variable, help=help_text, **kwargs)
+
+    option(
+        "--grpc-target", "host:port of the gateway's gRPC front end", default=defaults.grpc_target
     )
-    group.add_argument(
+    option(
         "--load-shape",
+        "constant; ramp: up to --users over 4/5 of the run; spike: all for its middle fifth",
         choices=SHAPES,
         default="constant",
-        env_var="LOCUST_LOAD_SHAPE",
-        help="constant: --users for --run-time; ramp: 0 up to --users over 80%% of it, then hold; "
-        "spike: a third of --users, all of them for the middle fifth, back to a third",
     )
-    group.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        env_var="LOCUST_BATCH_SIZE",
-        help="digits per request (default %(default)s)",
-    )
-    group.add_argument(
+    option("--batch-size", "digits per request", type=int, default=defaults.batch_size)
+    option(
         "--user-rate",
+        "requests per second per user, at most (0: no pause)",
         type=float,
         default=defaults.user_rate,
-        env_var="LOCUST_USER_RATE",
-        help="requests per second per user, at most; 0: no pause (default %(default)s)",
     )
-    group.add_argument(
+    option(
         "--anonymous-share",
+        "share of requests sent without x-user-id, split by weight "
+        "alone; the others stick to one variant per user",
         type=float,
         default=defaults.anonymous_share,
-        env_var="LOCUST_ANONYMOUS_SHARE",
-        help="share of requests sent without x-user-id, routed by weight alone "
-        "(default %(default)s); the rest stick to one variant per user",
     )
-    group.add_argument(
+    option(
         "--model-version",
+        "ask for this version of digits (empty: the split decides)",
         default=defaults.model_version,
-        env_var="LOCUST_MODEL_VERSION",
-        help="ask for this version of digits (empty: let the split decide)",
     )
-    group.add_argument(
-        "--request-timeout",
+    option(
+        "--request-timeout", "seconds one request may take", type=float, default=defaults.timeout_s
+    )
+    option(
+        "--reference-tolerance",
+        "most an answer may differ from the served version's own output (absolute)",
         type=float,
-        default=defaults.timeout_s,
-        env_var="LOCUST_REQUEST_TIMEOUT",
-        help="seconds one request may take (default %(default)s)",
+        default=defaults.tolerance,
     )

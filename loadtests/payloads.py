@@ -1,7 +1,8 @@
 """Digits to send and the gateway's REST bodies: what each way in sends and how to read its answer.
 
 Pure functions over numpy arrays (no Locust): a request body from a batch of rows ``[N, 64]``,
-and the probabilities ``[N, 10]`` from an answer. A malformed answer raises ``ValueError``,
+and the probabilities ``[N, 10]`` (and the model version, where the protocol names it) from an
+answer. A malformed answer raises ``ValueError``,
 ``KeyError`` or ``TypeError``, which the users report as a failure.
 """
 
@@ -27,16 +28,17 @@ BINARY_HEADER = "inference-header-content-length"
 
 @dataclass(frozen=True)
 class Sample:
-    """A batch of test digits and their labels."""
+    """A batch of test digits, their labels, and where they sit in the test set."""
 
     rows: FloatArray
     labels: IntArray
+    indices: IntArray  # rows of the test split (and of each version's reference outputs)
 
 
 def draw(digits: DigitsSet, rng: np.random.Generator, batch_size: int) -> Sample:
     """``batch_size`` digits picked at random (with replacement) from the test set."""
     picks = rng.integers(0, len(digits), size=batch_size)
-    return Sample(digits.inputs[picks], digits.labels[picks])
+    return Sample(digits.inputs[picks], digits.labels[picks], picks)
 
 
 def _input_doc(rows: FloatArray) -> dict[str, Any]:
@@ -69,35 +71,28 @@ def tfs_rest_body(rows: FloatArray) -> bytes:
     return orjson.dumps({"instances": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def oip_json_probabilities(body: bytes) -> FloatArray:
-    """The ``probabilities`` output of an OIP JSON answer (TorchServe's kservev2 answers too)."""
-    for output in orjson.loads(body)["outputs"]:
-        if output["name"] == OUTPUT_NAME:
-            return as_probabilities(np.asarray(output["data"], dtype=np.float32), output["shape"])
-    raise KeyError(f"no output {OUTPUT_NAME!r} in the answer")
-
-
-def oip_binary_probabilities(body: bytes, header_length: int | None) -> FloatArray:
-    """The ``probabilities`` output of an OIP answer that may carry binary outputs."""
-    if header_length is None:
-        return oip_json_probabilities(body)
-    offset = header_length
-    for output in orjson.loads(body[:header_length])["outputs"]:
+def oip_answer(body: bytes, header_length: int | None = None) -> tuple[FloatArray, str | None]:
+    """``probabilities`` and the version named (``model_version``) of an OIP answer: JSON, or
+    a JSON header of ``header_length`` bytes and binary outputs (TorchServe's kservev2 too)."""
+    doc = orjson.loads(body if header_length is None else body[:header_length])
+    version = doc.get("model_version")
+    offset = header_length or 0
+    for output in doc["outputs"]:
         size = output.get("parameters", {}).get("binary_data_size")
         if output["name"] == OUTPUT_NAME:
             if size is None:
                 data = np.asarray(output["data"], dtype=np.float32)
             else:
                 data = np.frombuffer(body, dtype="<f4", count=size // 4, offset=offset)
-            return as_probabilities(data, output["shape"])
+            return as_probabilities(data, output["shape"]), str(version) if version else None
         offset += size or 0
     raise KeyError(f"no output {OUTPUT_NAME!r} in the answer")
 
 
-def tfs_rest_probabilities(body: bytes) -> FloatArray:
-    """``{"predictions": [[10 probabilities], ...]}`` (one output, so no names)."""
+def tfs_rest_answer(body: bytes) -> tuple[FloatArray, str | None]:
+    """``{"predictions": [[10 probabilities], ...]}`` (one output, so no names; no version)."""
     predictions = np.asarray(orjson.loads(body)["predictions"], dtype=np.float32)
-    return as_probabilities(predictions, list(predictions.shape))
+    return as_probabilities(predictions, list(predictions.shape)), None
 
 
 def as_probabilities(data: FloatArray, shape: list[int]) -> FloatArray:

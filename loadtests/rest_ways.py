@@ -27,8 +27,9 @@ class RestWay:
     endpoint: Endpoint
     path: Callable[[str], str]  # the model version ("" for none) -> the URL path
     encode: Callable[[FloatArray], tuple[bytes, dict[str, str]]]  # rows -> body, headers
-    # the answer's body and its Inference-Header-Content-Length (if any) -> probabilities
-    decode: Callable[[bytes, int | None], FloatArray]
+    # the answer's body and its Inference-Header-Content-Length (if any) -> probabilities and
+    # the version the answer names (None if the protocol names none)
+    decode: Callable[[bytes, int | None], tuple[FloatArray, str | None]]
 
 
 def _oip_path(version: str) -> str:
@@ -66,18 +67,16 @@ def _tfs_body(rows: FloatArray) -> tuple[bytes, dict[str, str]]:
     return payloads.tfs_rest_body(rows), JSON
 
 
-def _json_answer(body: bytes, _header_length: int | None) -> FloatArray:
-    return payloads.oip_json_probabilities(body)
+def _json_answer(body: bytes, _header_length: int | None) -> tuple[FloatArray, str | None]:
+    return payloads.oip_answer(body)
 
 
-def _tfs_answer(body: bytes, _header_length: int | None) -> FloatArray:
-    return payloads.tfs_rest_probabilities(body)
+def _tfs_answer(body: bytes, _header_length: int | None) -> tuple[FloatArray, str | None]:
+    return payloads.tfs_rest_answer(body)
 
 
 OIP_JSON_WAY = RestWay(OIP_REST_JSON, _oip_path, _json_body, _json_answer)
-OIP_BINARY_WAY = RestWay(
-    OIP_REST_BINARY, _oip_path, _binary_body, payloads.oip_binary_probabilities
-)
+OIP_BINARY_WAY = RestWay(OIP_REST_BINARY, _oip_path, _binary_body, payloads.oip_answer)
 TFS_WAY = RestWay(TFS_REST, _tfs_path, _tfs_body, _tfs_answer)
 # TorchServe's kservev2 handler reads and writes OIP JSON.
 TORCHSERVE_WAY = RestWay(TORCHSERVE_REST, _torchserve_path, _json_body, _json_answer)

@@ -1,11 +1,13 @@
 """Headless load test with SLOs: ``python -m loadtests.run`` (``make loadtest``).
 
 Runs Locust on ``loadtests/locustfile.py`` in a child process for a bounded time, with every
-user class (or those of ``--endpoints``), writes Locust's CSV and HTML reports and the accuracy
-per variant to ``--reports``, then prints each endpoint's p50, p99 and failure ratio and each
-variant's accuracy against the SLOs (``--slo`` file, then the flags). Exits 0 when every
-objective is met, 1 when one is missed, 2 when the run itself failed. Arguments after ``--`` go
-to Locust as they are.
+user class (or those of ``--endpoints``), and shows how far along it is (a line every few
+seconds, from the snapshots Locust's process appends to ``loadtest_progress.jsonl``). Locust's
+CSV and HTML reports and the statistics per variant go to ``--reports``; then the runner prints
+each endpoint's p50, p99 and failure ratio and each variant's accuracy against the SLOs
+(``--slo`` file, then the flags), and writes the same verdict as ``loadtest_summary.html``.
+Exits 0 when every objective is met, 1 when one is missed, 2 when the run itself failed.
+Arguments after ``--`` go to Locust as they are.
 
 This process never imports Locust: gevent's monkey-patching stays in the child.
 """
@@ -16,11 +18,15 @@ import argparse
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+from loadtests import summary_html
 from loadtests.endpoints import ENDPOINTS
 from loadtests.judge import judge, read_results
 from loadtests.profiles import SHAPES
+from loadtests.progress import JsonLinesTail, Progress
 from loadtests.slo import DEFAULT_PATH, SloError, load_slo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +105,39 @@ def locust_command(args: argparse.Namespace, prefix: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def run_locust(command: list[str], prefix: Path, run_time_s: float) -> int | None:
+    """Locust's exit code, showing its snapshots as they come; None if it overran its time."""
+    progress = Progress("loadtest", run_time_s)
+    snapshots = JsonLinesTail(Path(f"{prefix}_progress.jsonl"))
+    deadline = time.monotonic() + run_time_s + STOP_TIMEOUT_S + GRACE_S
+    locust = subprocess.Popen(command, cwd=REPO)
+    try:
+        while True:
+            try:
+                code = locust.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            for doc in snapshots.new():
+                progress.at(min(float(doc["elapsed_s"]), run_time_s), _snapshot_line(doc))
+            if code is not None:
+                progress.finish(f"Locust exited with {code}")
+                return code
+            if time.monotonic() > deadline:
+                locust.kill()
+                locust.wait()
+                return None
+    except KeyboardInterrupt:  # Locust got the SIGINT too: let it write its reports
+        locust.wait(timeout=30)
+        raise
+
+
+def _snapshot_line(doc: dict[str, Any]) -> str:
+    return (
+        f"{doc['users']} users, {doc['requests']:,} requests, {doc['failures']:,} failures, "
+        f"{doc['rps']:g} req/s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -112,14 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     for previous in args.reports.glob(f"{PREFIX}*"):  # never judge an older run's files
         previous.unlink()
     prefix = args.reports.resolve() / PREFIX
-    command = locust_command(args, prefix)
     try:
-        locust = subprocess.run(command, cwd=REPO, timeout=args.run_time + STOP_TIMEOUT_S + GRACE_S)
-    except subprocess.TimeoutExpired:
+        code = run_locust(locust_command(args, prefix), prefix, args.run_time)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: what was measured is in {prefix}_*", file=sys.stderr)
+        return 130
+    if code is None:
         print(f"Locust did not finish within {args.run_time:g}s + {GRACE_S}s", file=sys.stderr)
         return 2
-    if locust.returncode != 0:
-        print(f"Locust failed (exit code {locust.returncode})", file=sys.stderr)
+    if code != 0:
+        print(f"Locust failed (exit code {code})", file=sys.stderr)
         return 2
     try:
         results = read_results(str(prefix))
@@ -127,9 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read Locust's reports at {prefix}_*: {error}", file=sys.stderr)
         return 2
     verdict = judge(results, slo, [ENDPOINTS[key] for key in args.endpoints])
+    about = f"{args.run_time:g}s of {args.load_shape} load on {args.host}, SLOs from {args.slo}"
+    summary = Path(f"{prefix}_summary.html")
+    summary.write_text(summary_html.render(verdict, "digits load test", about, f"{PREFIX}.html"))
     print(f"\nSLOs ({args.slo}) for {args.run_time:g}s of {args.load_shape} load on {args.host}")
     print(verdict.table)
-    print(f"\nreports: {prefix}.html, {prefix}_stats.csv, {prefix}_accuracy.json")
+    print(f"\nreports: {summary} (the verdict), {prefix}.html (Locust's), {prefix}_stats.csv, ")
+    print(f"         {prefix}_variants.json, {prefix}_progress.jsonl")
     if verdict.passed:
         print("SLO PASS")
         return 0

@@ -2,7 +2,8 @@
 
 Each sends random digits as one stable user (``x-user-id``) and judges the answer with
 ``Traffic.check``: an error status, an unreadable body, a missing variant, a sticky user moved or
-a wrong digit is a failure in Locust's statistics, under the endpoint's name.
+an answer that is not the served version's own output is a failure in Locust's statistics,
+under the endpoint's name.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from loadtests import rest_ways
-from loadtests.accuracy import BOOK
 from loadtests.endpoints import VARIANT_HEADER
+from loadtests.expected import EXPECTED
 from loadtests.options import Settings
 from loadtests.payloads import BINARY_HEADER
-from loadtests.traffic import Traffic
+from loadtests.traffic import Answer, Traffic
+from loadtests.variant_stats import BOOK
 
 # What a malformed answer raises while it is read.
 UNREADABLE = (ValueError, KeyError, TypeError, IndexError)
@@ -28,7 +30,7 @@ def new_traffic(environment: Environment) -> Traffic:
     """A new user's traffic; workers prefix user ids with their index so that none repeats."""
     runner = environment.runner
     prefix = f"w{runner.worker_index}-" if isinstance(runner, WorkerRunner) else ""
-    return Traffic(Settings.of(environment), BOOK, prefix)
+    return Traffic(Settings.of(environment), BOOK, EXPECTED, prefix)
 
 
 class DigitsRestUser(FastHttpUser):
@@ -54,7 +56,10 @@ class DigitsRestUser(FastHttpUser):
             name=self.way.endpoint.name,
             catch_response=True,
         ) as response:
+            response_ms = float(response.request_meta["response_time"])
+            variant = response.headers.get(VARIANT_HEADER) if response.headers else None
             if response.status_code != 200:
+                self.traffic.failed(variant, response_ms)
                 if response.error is not None and not response.status_code:
                     response.failure(response.error)  # no answer at all: refused, reset, timeout
                 else:
@@ -63,13 +68,13 @@ class DigitsRestUser(FastHttpUser):
             try:
                 length = response.headers.get(BINARY_HEADER)
                 header_length = int(length) if length is not None else None
-                probabilities = self.way.decode(response.content or b"", header_length)
+                probabilities, version = self.way.decode(response.content or b"", header_length)
             except UNREADABLE as error:
+                self.traffic.failed(variant, response_ms)
                 response.failure(f"unreadable answer: {error!r}")
                 return
-            problem = self.traffic.check(
-                request, probabilities, response.headers.get(VARIANT_HEADER)
-            )
+            answer = Answer(probabilities, variant, version, response_ms)
+            problem = self.traffic.check(request, answer)
             if problem is None:
                 response.success()
             else:

@@ -147,3 +147,73 @@ def test_json_configs_load_with_the_same_checks(tmp_path):
     broken.write_text("{")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(broken)
+
+
+def test_key_paths_keep_backend_names_even_when_a_name_is_a_kind():
+    doc = {
+        **VALID,
+        "backends": {
+            "tfserving": {"kind": "tfserving", "protocol": "http", "timeout_s": -5},
+            "oip": {"kind": "torchserve", "timeout_s": -5},
+        },
+    }
+    assert problems(doc) == {
+        "backends.tfserving.protocol": "Input should be 'grpc' or 'rest'",
+        "backends.tfserving.timeout_s": "Input should be greater than 0",
+        "backends.oip.timeout_s": "Input should be greater than 0",
+    }
+
+
+def test_each_problem_is_reported_once(tmp_path):
+    doc = with_variant(labels=["not a label"])
+    doc["backends"] = {**VALID["backends"], "tfs": {"kind": "tfserving", "timeout_s": -5}}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc)
+    assert caught.value.problems == [
+        ("backends.tfs.timeout_s", "Input should be greater than 0"),
+        ("models.digits.variants[0].labels[0]", "String should match pattern '^[A-Za-z0-9_]+$'"),
+    ]  # and no "variants: should have at least 1 item" for the variant refused above
+    assert str(caught.value).count("timeout_s") == 1
+    found = problems({**VALID, "backends": {**VALID["backends"], "x": {"kind": "oip", "url": 1}}})
+    assert found == {"backends.x.url": "Input should be a valid string"}
+
+
+def test_a_bad_environment_override_is_blamed_on_its_variable(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "gateway.yaml"
+    path.write_text(json.dumps(VALID))
+    monkeypatch.setenv("GATEWAY_SERVER__WORKERS", "abc")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"invalid gateway environment overrides (GATEWAY_*) of {path}:",
+        "  environment variable GATEWAY_SERVER__WORKERS='abc' (server.workers): "
+        "Input should be a valid integer, unable to parse string as an integer",
+    ]
+    # A problem in the file and one in the environment: each blamed on its own source.
+    path.write_text(json.dumps(with_variant(weight=-1)))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"invalid gateway config {path} and its environment overrides")
+    assert "\n  models.digits.variants[0].weight: " in err
+    assert "\n  environment variable GATEWAY_SERVER__WORKERS='abc' (server.workers): " in err
+
+
+def test_environment_sections_and_cross_checks_name_the_variable(monkeypatch):
+    monkeypatch.setenv("GATEWAY_SERVER__HTTP", '{"port": "x"}')
+    assert problems(VALID) == {
+        "environment variable GATEWAY_SERVER__HTTP (server.http.port)": (
+            "Input should be a valid integer, unable to parse string as an integer"
+        )
+    }
+    monkeypatch.setenv("GATEWAY_SERVER__HTTP", "{not json")
+    found = problems(VALID)  # pydantic-settings raises its own error here, not a traceback
+    assert list(found) == ["environment variable GATEWAY_SERVER__HTTP"]
+    assert found["environment variable GATEWAY_SERVER__HTTP"].startswith("not valid JSON: ")
+    monkeypatch.delenv("GATEWAY_SERVER__HTTP")
+    monkeypatch.setenv("GATEWAY_BACKENDS__TFS__PROTOCOL", "rest")
+    doc = {**VALID, "backends": {**VALID["backends"], "tfs": {"kind": "tfserving", "rest": None}}}
+    assert problems(doc) == {
+        "environment variable GATEWAY_BACKENDS__TFS__PROTOCOL='rest' (backends.tfs.protocol)": (
+            "protocol is 'rest' but no such address is set"
+        )
+    }

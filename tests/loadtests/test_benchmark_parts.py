@@ -1,8 +1,16 @@
-"""The benchmark's parsing and verdicts (the benchmark itself is `make bench`, not a test)."""
+"""The benchmark's parsing, verdicts and progress (the benchmark itself is `make bench`)."""
 
-from loadtests.benchmark.cases import Summary
+import io
+import json
+
+import pytest
+
+from loadtests.benchmark.cases import Summary, interleaved
+from loadtests.benchmark.plan import CASES, plan
 from loadtests.benchmark.report import Report
+from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import parse_wrk
+from loadtests.progress import Progress
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:18090/v2/models/m/infer
   1 threads and 32 connections
@@ -58,3 +66,38 @@ def test_targets_are_judged_from_ratios_measured_in_one_run():
     assert not verdicts["200 req/s: gateway-2 added p99 <= 2.0x Envoy's"]  # 3.5 vs 1.0 ms
     assert verdicts["1 MiB binary tensors vs Envoy >= 75%"]
     assert "RSS" not in " ".join(verdicts)
+
+
+def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch):
+    monkeypatch.setattr("loadtests.benchmark.cases.time.sleep", lambda _: None)
+    out, raw = io.StringIO(), tmp_path / "results.jsonl"
+    steps = Steps(Progress("bench", 6 * 3.5, steps=6, out=out, records=raw), 3.0, 3)
+    calls = iter(range(100))
+
+    def measure() -> Summary:
+        count = next(calls)
+        if count == 4:
+            raise KeyboardInterrupt  # the run is stopped during its fifth measurement
+        return summary(1000.0 + count)
+
+    with pytest.raises(KeyboardInterrupt):
+        interleaved({"envoy-2": measure, "gateway-2": measure}, 3, steps.measured("closed"))
+    kept = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert [(r["target"], r["round"], r["requests_per_s"]) for r in kept] == [
+        ("envoy-2", 1, 1000.0), ("gateway-2", 1, 1001.0),
+        ("envoy-2", 2, 1002.0), ("gateway-2", 2, 1003.0),
+    ]  # fmt: skip
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(
+        "bench [1/6  17%] closed: envoy-2, round 1/3: 1,000 req/s, p50 1.000"
+    )
+    assert lines[3].startswith("bench [4/6  67%] closed: gateway-2, round 2/3: 1,003 req/s")
+
+
+def test_the_plan_counts_every_measurement_of_a_run():
+    steps, seconds = plan(CASES, rounds=3, seconds=8.0)
+    # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve measurements per round,
+    # plus the peers' start, 2 RSS readings, 6 start-ups, 4 in-process routings, TorchServe's start
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8) + 2 + 6 + 4 + 1
+    assert 10 * 60 < seconds < 20 * 60  # "about ten minutes" and then some
+    assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)

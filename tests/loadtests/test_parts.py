@@ -12,14 +12,16 @@ import pytest
 
 from gateway.wire import tensorflow_pb2 as tf
 from gateway.wire import tensorflow_serving_pb2 as tfs
-from loadtests import grpc_messages, payloads
-from loadtests.accuracy import AccuracyBook
+from loadtests import grpc_messages, payloads, summary_html
 from loadtests.endpoints import ENDPOINTS, OIP_GRPC
+from loadtests.expected import MISMATCH, Expected, Served
 from loadtests.judge import judge, read_results
 from loadtests.options import Settings
 from loadtests.profiles import stage
 from loadtests.slo import EndpointSlo, Slo, SloError, load_slo
-from loadtests.traffic import DIGITS, Traffic
+from loadtests.traffic import DIGITS, Answer, Traffic
+from loadtests.variant_stats import NO_VARIANT, VariantBook, read_variants
+from model_store.digits import load_reference
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = DIGITS.inputs[:3]
@@ -37,20 +39,20 @@ def test_binary_bodies_carry_raw_fp32_both_ways():
     answer = one_hot(np.array([4, 2, 7]))
     doc = {"outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [3, 10],
                         "parameters": {"binary_data_size": answer.nbytes}}]}  # fmt: skip
-    reply = orjson.dumps(doc)
-    decoded = payloads.oip_binary_probabilities(reply + answer.tobytes(), len(reply))
+    reply = orjson.dumps({**doc, "model_version": "2"})
+    decoded, version = payloads.oip_answer(reply + answer.tobytes(), len(reply))
     assert decoded.argmax(axis=1).tolist() == [4, 2, 7]
+    assert version == "2"
 
 
 def test_json_answers_are_read_and_malformed_ones_refused():
-    answer = payloads.tfs_rest_probabilities(b'{"predictions": [[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}')
+    answer, version = payloads.tfs_rest_answer(b'{"predictions": [[0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]}')
     assert answer.argmax(axis=1).tolist() == [1]
+    assert version is None  # TF Serving's REST answers name no version
     with pytest.raises(ValueError, match=r"\[N, 10\]"):
-        payloads.tfs_rest_probabilities(b'{"predictions": [[0.5, 0.5]]}')
+        payloads.tfs_rest_answer(b'{"predictions": [[0.5, 0.5]]}')
     with pytest.raises(KeyError):
-        payloads.oip_json_probabilities(
-            b'{"outputs": [{"name": "other", "shape": [1], "data": [1]}]}'
-        )
+        payloads.oip_answer(b'{"outputs": [{"name": "other", "shape": [1], "data": [1]}]}')
 
 
 def test_grpc_messages_round_trip():
@@ -62,33 +64,103 @@ def test_grpc_messages_round_trip():
     tensor.dtype = tf.DT_FLOAT
     tensor.tensor_shape.dim.extend(tf.TensorShapeProto.Dim(size=n) for n in (3, 10))
     tensor.float_val.extend(one_hot(np.array([1, 2, 3])).ravel().tolist())
-    assert grpc_messages.tfs_probabilities(reply).argmax(axis=1).tolist() == [1, 2, 3]
+    probabilities, version = grpc_messages.tfs_answer(reply)
+    assert probabilities.argmax(axis=1).tolist() == [1, 2, 3]
+    assert version is None
+    reply.model_spec.version.value = 2
+    assert grpc_messages.tfs_answer(reply)[1] == "2"
     infer = grpc_messages.oip_infer_request(ROWS, "")
     assert list(infer.inputs[0].shape) == [3, 64]
     assert infer.model_version == ""
     assert grpc_messages.OIP_GRPC_WAY.method == f"/{OIP_GRPC.name}"
 
 
-def test_traffic_judges_answers_and_counts_accuracy_per_variant():
-    book = AccuracyBook()
-    traffic = Traffic(Settings(batch_size=2, anonymous_share=0.0), book)
+CATALOG = {"tf-v1": Served("1", "tfserving"), "torch-v2": Served("2", "torchserve")}
+
+
+def traffic_for(book: VariantBook, batch_size: int = 2) -> Traffic:
+    expected = Expected(CATALOG)
+    return Traffic(Settings(batch_size=batch_size, anonymous_share=0.0), book, expected)
+
+
+def test_answers_are_judged_against_the_served_versions_own_output():
+    book = VariantBook()
+    traffic = traffic_for(book)
     request = traffic.next_request()
-    labels = request.sample.labels
+    own = load_reference("1")[request.sample.indices]
     assert request.headers == {"x-user-id": traffic.user_id}
-    assert traffic.check(request, one_hot(labels), "tf-v1") is None
-    wrong = one_hot((labels + 1) % 10)
-    message = traffic.check(request, wrong, "tf-v1")
-    assert (
-        message
-        == f"wrong answer: predicted {(labels[0] + 1) % 10}, label {labels[0]}, variant tf-v1"
+    assert traffic.check(request, Answer(own, "tf-v1", None, 3.0)) is None  # version: catalog
+    assert traffic.check(request, Answer(own + 5e-5, "tf-v1", "1", 4.0)) is None  # within 1e-4
+    corrupted = own.copy()
+    corrupted[1, 0] += 0.01
+    message = traffic.check(request, Answer(corrupted, "tf-v1", "1", 5.0))
+    index = request.sample.indices[1]
+    assert message == (
+        f"{MISMATCH}: 1 of 2 digits differ from version 1's own output by up to 0.01 (> 0.0001),"
+        f" variant tf-v1; test digit {index}: answered {corrupted[1].argmax()}, "
+        f"the model says {own[1].argmax()}"
     )
-    assert traffic.check(request, one_hot(labels), "torch-v2") == (
-        f"sticky routing broke: {traffic.user_id} moved from tf-v1 to torch-v2"
+    assert "names version 1" in str(traffic.check(request, Answer(own, "torch-v2", "1", 1.0)))
+    assert traffic.check(request, Answer(own, None, None, 1.0)) == (
+        "no x-gateway-variant on the answer"
     )
-    assert traffic.check(request, one_hot(labels), None) == "no x-gateway-variant on the answer"
-    tallies = book.tallies()
-    assert (tallies["tf-v1"].digits, tallies["tf-v1"].correct) == (4, 2)
-    assert tallies["torch-v2"].accuracy == 1.0
+    unknown = traffic.check(request, Answer(own, "x", None, 1.0))
+    assert unknown == "variant x is not in the gateway's catalog; no version named"
+    stats = book.variants()
+    assert (stats["tf-v1"].requests, stats["tf-v1"].failures, stats["tf-v1"].mismatched) == (
+        3,
+        1,
+        1,
+    )
+    assert (stats["tf-v1"].runtime, stats["tf-v1"].version, stats["tf-v1"].digits) == (
+        "tfserving", "1", 6,
+    )  # fmt: skip
+    assert stats[NO_VARIANT].failures == 1
+    assert stats["tf-v1"].percentile_ms(0.5) == 4.0
+
+
+def test_the_models_own_mistakes_are_accuracy_not_failures():
+    reference = load_reference("1")
+    misread = np.flatnonzero(reference.argmax(axis=1) != DIGITS.labels)
+    assert misread.size > 0
+    book = VariantBook()
+    traffic = traffic_for(book, batch_size=1)
+    request = traffic.next_request()
+    index = int(misread[0])
+    sample = payloads.Sample(DIGITS.inputs[[index]], DIGITS.labels[[index]], np.array([index]))
+    request = type(request)(sample, request.headers)
+    assert traffic.check(request, Answer(reference[[index]], "tf-v1", "1", 2.0)) is None
+    tally = book.variants()["tf-v1"]
+    assert (tally.digits, tally.correct, tally.failures, tally.accuracy) == (1, 0, 0, 0.0)
+
+
+def test_a_user_that_moves_between_variants_is_a_failure():
+    book = VariantBook()
+    traffic = traffic_for(book)
+    request = traffic.next_request()
+    indices = request.sample.indices
+    assert traffic.check(request, Answer(load_reference("1")[indices], "tf-v1", "1", 1)) is None
+    moved = traffic.check(request, Answer(load_reference("2")[indices], "torch-v2", "2", 1))
+    assert moved == f"sticky routing broke: {traffic.user_id} moved from tf-v1 to torch-v2"
+
+
+def test_variant_books_merge_exactly_across_workers(tmp_path):
+    worker, master = VariantBook(), VariantBook()
+    for ms in (1.04, 1.2, 30.0, 160.0):
+        worker.answered("tf-v1", ms, runtime="tfserving", version="1", digits=1, correct=1)
+    worker.answered(NO_VARIANT, 2.0, failed=True)
+    master.merge(orjson.loads(orjson.dumps(worker.take())))  # as msgpack carries it
+    assert worker.variants() == {}
+    master.answered("torch-v2", 3.0, runtime="torchserve", version="2", digits=2, correct=1)
+    stats = master.variants()
+    assert stats["tf-v1"].requests == 4
+    assert stats["tf-v1"].percentile_ms(0.5) == 1.2
+    assert stats["tf-v1"].percentile_ms(0.99) == 160.0
+    paths = master.write(str(tmp_path / "r"))
+    assert read_variants(paths[0]) == stats
+    rows = paths[1].read_text().splitlines()
+    assert rows[0].startswith("group,name,runtime,version,requests,failures,p50_ms,p99_ms")
+    assert "runtime,torchserve,torchserve,,1,0,3.0,3.0,2,1,0,0.5000" in rows
 
 
 def test_every_shape_ends():
@@ -122,10 +194,11 @@ def test_the_verdict_names_every_missed_threshold(tmp_path):
     )
     (tmp_path / "r_failures.csv").write_text(
         "Method,Name,Error,Occurrences\ngrpc,inference.GRPCInferenceService/ModelInfer,"
-        "\"CatchResponseError('wrong answer: predicted 3, label 8, variant torch-v2')\",5\n"
+        f"\"CatchResponseError('{MISMATCH}: 1 of 1 digits differ ...')\",5\n"
     )
-    book = AccuracyBook()
-    book.record("torch-v2", 100, 80)
+    book = VariantBook()
+    for _ in range(10):
+        book.answered("torch-v2", 5.0, runtime="torchserve", version="2", digits=10, correct=8)
     book.write(str(tmp_path / "r"))
     slo = Slo({key: EndpointSlo(25, 250, 0.08) for key in ENDPOINTS}, {"default": 0.9})
     verdict = judge(read_results(str(tmp_path / "r")), slo, [OIP_GRPC, ENDPOINTS["tfs_rest"]])
@@ -136,7 +209,12 @@ def test_the_verdict_names_every_missed_threshold(tmp_path):
         "tfs_rest: no requests",
         "torch-v2: accuracy 0.800 < 0.9",
     ]
-    assert "     5  FAIL" in verdict.table  # the wrong answers among the failures
+    assert "        5  FAIL" in verdict.table  # the mismatches among the failures
+    assert "(torchserve)" in verdict.table  # the runtime's row
+    page = summary_html.render(verdict, "t", "about", "loadtest.html")
+    assert "SLO FAIL" in page
+    assert "torch-v2: accuracy 0.800 &lt; 0.9" in page
+    assert '<a href="loadtest.html">' in page
 
 
 def test_the_runner_never_imports_locust_or_gevent():

@@ -1,0 +1,59 @@
+"""What each benchmark case measures, named once: the run follows it, and its progress display
+counts it in advance (steps, and roughly how many seconds they take) to say how long is left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve")
+
+PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
+CLOSED_TARGETS = ("direct", *PROXIES)
+FIXED_LOADS = ((200, 20), (2000, 50))  # (requests/s, connections)
+FIXED_TARGETS = ("direct", "envoy-2", "nginx", "gateway-1", "gateway-2")
+BIG_REST_TARGETS = ("direct", "envoy-2", "nginx", "gateway-2")
+BIG_GRPC_TARGET = "gateway-2 grpc"
+FOOTPRINT_GATEWAYS = ("gateway-1", "gateway-2")
+STARTUP_SIZES = (("1 model", 0), ("10,000 models", 10_000))  # (label, extra models)
+STARTUP_ATTEMPTS = 3
+ROUTING_TARGETS = ("1 model, /m", "10k models, /m", "10k models, /model-9999")
+ROUTING_IN_PROCESS = tuple((models, sticky) for models in (1, 10_000) for sticky in (False, True))
+TORCHSERVE_LOADS = (("100 req/s", 4, 100.0), ("closed c4", 4, None))  # (label, conns, rate)
+TORCHSERVE_TARGETS = ("direct", "envoy-2", "gateway torchserve api", "gateway oip api")
+
+SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
+PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
+STARTUP_S = 3.0  # one gateway started and waited on, about
+IN_PROCESS_S = 3.0  # one in-process routing measurement, about
+TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
+
+
+def measurements(case: str, rounds: int) -> int:
+    """How many timed measurements (wrk or gRPC runs) ``case`` makes in ``rounds`` rounds."""
+    per_round = {
+        "closed": len(CLOSED_TARGETS),
+        "fixed": len(FIXED_LOADS) * len(FIXED_TARGETS),
+        "big": len(BIG_REST_TARGETS) + 1,
+        "routing": len(ROUTING_TARGETS),
+        "torchserve": len(TORCHSERVE_LOADS) * len(TORCHSERVE_TARGETS),
+    }
+    return per_round.get(case, 0) * rounds
+
+
+def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]:
+    """(steps, planned seconds) of a run: every measurement, start-up and routing count."""
+    chosen = set(cases)
+    measured = sum(measurements(case, rounds) for case in chosen)
+    steps = 1 + measured  # the peers' start, then every measurement
+    planned = PEERS_START_S + measured * (seconds + SETTLE_S)
+    if "footprint" in chosen:
+        startups = len(STARTUP_SIZES) * STARTUP_ATTEMPTS
+        steps += len(FOOTPRINT_GATEWAYS) + startups
+        planned += startups * STARTUP_S
+    if "routing" in chosen:
+        steps += len(ROUTING_IN_PROCESS)
+        planned += len(ROUTING_IN_PROCESS) * IN_PROCESS_S
+    if "torchserve" in chosen:
+        steps += 1  # TorchServe's start
+        planned += TORCHSERVE_START_S
+    return steps, planned
