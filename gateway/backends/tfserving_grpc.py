@@ -22,6 +22,7 @@ from gateway.codecs.tfserving_metadata import metadata_from_signature_map
 from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.metadata import MetadataCache
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -49,11 +50,18 @@ class TFServingGrpcBackend:
     kind = "tfserving"
     protocol = "grpc"
 
-    def __init__(self, name: str, config: TFServingBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: TFServingBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.grpc is not None
         self.name = name
         self.address = config.grpc
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes)
         self._apis = TFServingApis(
             name,
@@ -105,6 +113,7 @@ class TFServingGrpcBackend:
                 target.name,
                 int(target.version),
                 signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
+                self._limit,
             )
             body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
@@ -112,7 +121,7 @@ class TFServingGrpcBackend:
 
         async def decode() -> list[Tensor]:
             try:
-                return predict_response_tensors(reply)
+                return predict_response_tensors(reply, self._limit)
             except InvalidInput as error:
                 raise BackendError(f"backend {self.name!r}: {error.message}") from None
 

@@ -70,9 +70,9 @@ class GrpcFrontEnd:
         self._sticky_key = config.sticky_header
         self._variant_key = config.variant_header
         self._services: dict[str, dict[str, Method]] = {
-            **OipService(service).methods(),
-            **TFServingService(service).methods(),
-            **TorchServeService(service).methods(),
+            **OipService(service, self._limit).methods(),
+            **TFServingService(service, self._limit).methods(),
+            **TorchServeService(service, self._limit).methods(),
         }
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None

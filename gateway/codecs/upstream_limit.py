@@ -1,0 +1,142 @@
+"""Bodies the gateway builds for a backend, kept within the limit it enforces on what it receives.
+
+JSON takes 2-24 characters per element, so a tensor that decoded within the limit may still not
+fit once written out. Each tensor is costed first from its shape and dtype alone (an upper bound):
+within the limit, it is serialized as usual, in one orjson call. Otherwise it is serialized in
+slices that are counted as they are made, and refused as soon as the count passes the limit, so
+a refusal never holds more than the limit in memory. The finished body is checked exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from gateway.codecs.limits import LIMIT_KEY
+from gateway.errors import PayloadTooLarge
+
+NUMPY = orjson.OPT_SERIALIZE_NUMPY
+CHUNK_ELEMENTS = 1 << 16
+
+# The longest text orjson writes for one element of each dtype, measured over every float16 and
+# the float32/float64 extremes; the separator comes on top.
+_MAX_CHARS: dict[str, int] = {
+    "b1": 5,
+    "i1": 4,
+    "u1": 3,
+    "i2": 6,
+    "u2": 5,
+    "i4": 11,
+    "u4": 10,
+    "i8": 20,
+    "u8": 20,
+    "f2": 16,
+    "f4": 16,
+    "f8": 24,
+}
+
+
+class BodyBudget:
+    """What one outgoing body may still take; ``what`` names the body in refusals."""
+
+    __slots__ = ("limit", "used", "what")
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.used = 0
+        self.what = what
+
+    def spend(self, size: int, where: str) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise PayloadTooLarge(
+                f"{where}: {self.what} would take more than the {self.limit}-byte limit "
+                f"({LIMIT_KEY})"
+            )
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+    def finish(self, body: bytes) -> bytes:
+        """The whole body, checked exactly."""
+        self.check(len(body))
+        return body
+
+    def check(self, size: int) -> None:
+        """Refuse a finished body of ``size`` bytes over the limit."""
+        if size > self.limit:
+            raise PayloadTooLarge(
+                f"{self.what} takes {size} bytes, over the {self.limit}-byte limit ({LIMIT_KEY})"
+            )
+
+
+def json_upper_bound(array: np.ndarray[Any, Any]) -> int:
+    """At least as many bytes as orjson writes for ``array``, from its shape and dtype."""
+    brackets = sum(math.prod(array.shape[:depth]) for depth in range(array.ndim)) or 1
+    per_element = _MAX_CHARS[f"{array.dtype.kind}{array.dtype.itemsize}"] + 1
+    return array.size * per_element + 2 * brackets
+
+
+def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, where: str) -> Any:
+    """A numeric array as a JSON value (nested lists, as orjson writes it), within ``budget``
+    if there is one.
+
+    Returns the array itself when it fits even at its upper bound, else pre-serialized text.
+    """
+    array = np.ascontiguousarray(array)
+    if array.ndim == 0:  # orjson writes no 0-d arrays: a one-element list, unwrapped
+        text = orjson.dumps(array.reshape(1), option=NUMPY)[1:-1]
+        if budget is not None:
+            budget.spend(len(text), where)
+        return orjson.Fragment(text)
+    if budget is None:
+        return array
+    bound = json_upper_bound(array)
+    if budget.fits(bound):
+        budget.spend(bound, where)
+        return array
+    pieces: list[bytes] = []
+    _pieces(array, budget, where, pieces)
+    return orjson.Fragment(b"".join(pieces))
+
+
+def _pieces(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: list[bytes]) -> None:
+    """Append the JSON of a C-contiguous array to ``out`` a slice at a time, counting it."""
+    if array.size <= CHUNK_ELEMENTS:
+        text = orjson.dumps(array, option=NUMPY)
+        budget.spend(len(text), where)
+        out.append(text)
+        return
+    out.append(b"[")
+    budget.spend(2, where)
+    if array.ndim == 1:
+        for start in range(0, array.shape[0], CHUNK_ELEMENTS):
+            text = orjson.dumps(array[start : start + CHUNK_ELEMENTS], option=NUMPY)[1:-1]
+            budget.spend(len(text) + 1, where)
+            out.extend((text, b","))
+    else:
+        rows = max(1, CHUNK_ELEMENTS // (array.size // array.shape[0]))
+        for start in range(0, array.shape[0], rows):
+            block = array[start : start + rows]
+            if block.size > CHUNK_ELEMENTS:  # a single row, larger than a slice by itself
+                _pieces(block[0], budget, where, out)
+                budget.spend(1, where)
+                out.append(b",")
+            else:
+                text = orjson.dumps(block, option=NUMPY)[1:-1]
+                budget.spend(len(text) + 1, where)
+                out.extend((text, b","))
+    out[-1] = b"]"
+
+
+def bytes_lower_bound(items: Any, overhead: int) -> int:
+    """The bytes a BYTES tensor's values take at least, plus ``overhead`` per element."""
+    total = 0
+    count = 0
+    for item in items:
+        total += len(item) if isinstance(item, bytes) else len(str(item))
+        count += 1
+    return total + overhead * count
