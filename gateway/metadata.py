@@ -13,13 +13,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.errors import BackendError, BackendTimeout, GatewayError
 from gateway.inference import ModelMetadata
 
 if TYPE_CHECKING:  # backends take the cache, the cache calls backends
-    from gateway.backends.base import Backend, BackendModel
+    from gateway.backends.base import BackendModel
 
 TTL_S = 60.0
 """How long a backend's answer is used before it is asked again."""
@@ -29,6 +29,15 @@ FETCH_TIMEOUT_S = 2.0
 """How long one lookup may take; a request's shorter deadline bounds its own wait."""
 
 _Key = tuple[str, "BackendModel"]
+
+
+class Describes(Protocol):
+    """What the cache needs of a backend (every :class:`~gateway.backends.base.Backend`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def metadata(self, target: BackendModel) -> ModelMetadata: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,7 +63,7 @@ class MetadataCache:
         self._inflight: dict[_Key, asyncio.Task[ModelMetadata]] = {}
 
     async def get(
-        self, backend: Backend, target: BackendModel, within: float | None = None
+        self, backend: Describes, target: BackendModel, within: float | None = None
     ) -> ModelMetadata:
         """The metadata of ``target`` on ``backend``; ``within`` bounds this caller's wait."""
         key = (backend.name, target)
@@ -81,7 +90,7 @@ class MetadataCache:
         except GatewayError as error:  # shared by every caller: each raises its own copy
             raise _copy(error) from None
 
-    async def _fetch(self, key: _Key, backend: Backend, target: BackendModel) -> ModelMetadata:
+    async def _fetch(self, key: _Key, backend: Describes, target: BackendModel) -> ModelMetadata:
         try:
             try:
                 async with asyncio.timeout(self._timeout_s):

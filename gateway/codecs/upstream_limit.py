@@ -86,7 +86,8 @@ def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, where: 
 
     Returns the array itself when it fits even at its upper bound, else pre-serialized text.
     """
-    array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:  # (ascontiguousarray would make a 0-d array 1-d)
+        array = np.ascontiguousarray(array)
     if array.ndim == 0:  # orjson writes no 0-d arrays: a one-element list, unwrapped
         text = orjson.dumps(array.reshape(1), option=NUMPY)[1:-1]
         if budget is not None:
@@ -98,38 +99,50 @@ def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, where: 
     if budget.fits(bound):
         budget.spend(bound, where)
         return array
-    pieces: list[bytes] = []
-    _pieces(array, budget, where, pieces)
-    return orjson.Fragment(b"".join(pieces))
+    out = bytearray()
+    _write(array, budget, where, out)
+    return orjson.Fragment(bytes(out))
 
 
-def _pieces(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: list[bytes]) -> None:
-    """Append the JSON of a C-contiguous array to ``out`` a slice at a time, counting it."""
+def _write(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: bytearray) -> None:
+    """Append the JSON of a C-contiguous array to ``out`` a slice at a time, counting it.
+
+    orjson's result for a slice holds about three times its length, so each is copied into
+    ``out`` and dropped at once.
+    """
     if array.size <= CHUNK_ELEMENTS:
         text = orjson.dumps(array, option=NUMPY)
         budget.spend(len(text), where)
-        out.append(text)
+        out += text
         return
-    out.append(b"[")
     budget.spend(2, where)
+    out += b"["
     if array.ndim == 1:
         for start in range(0, array.shape[0], CHUNK_ELEMENTS):
-            text = orjson.dumps(array[start : start + CHUNK_ELEMENTS], option=NUMPY)[1:-1]
-            budget.spend(len(text) + 1, where)
-            out.extend((text, b","))
+            _append(
+                orjson.dumps(array[start : start + CHUNK_ELEMENTS], option=NUMPY),
+                budget,
+                where,
+                out,
+            )
     else:
         rows = max(1, CHUNK_ELEMENTS // (array.size // array.shape[0]))
         for start in range(0, array.shape[0], rows):
             block = array[start : start + rows]
             if block.size > CHUNK_ELEMENTS:  # a single row, larger than a slice by itself
-                _pieces(block[0], budget, where, out)
+                _write(block[0], budget, where, out)
                 budget.spend(1, where)
-                out.append(b",")
+                out += b","
             else:
-                text = orjson.dumps(block, option=NUMPY)[1:-1]
-                budget.spend(len(text) + 1, where)
-                out.extend((text, b","))
-    out[-1] = b"]"
+                _append(orjson.dumps(block, option=NUMPY), budget, where, out)
+    out[-1:] = b"]"
+
+
+def _append(text: bytes, budget: BodyBudget, where: str, out: bytearray) -> None:
+    """A slice's elements without its brackets, and a comma."""
+    budget.spend(len(text) - 1, where)
+    out += memoryview(text)[1:-1]
+    out += b","
 
 
 def bytes_lower_bound(items: Any, overhead: int) -> int:
