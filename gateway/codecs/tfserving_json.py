@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from gateway.codecs.json_numbers import as_datatype
 from gateway.codecs.limits import MAX_RANK, Budget, checked_shape
 from gateway.codecs.upstream_limit import NUMPY, BodyBudget, bytes_lower_bound, json_numbers
 from gateway.errors import BackendError, InvalidInput
@@ -110,7 +112,7 @@ def _tensor(name: str, value: Any, spec: TensorSpec, budget: Budget | None) -> T
     if raw.dtype.kind not in "biuf":
         raise InvalidInput(f"{where}: expected numbers for {spec.datatype}")
     _charge(where, raw, spec.datatype, budget)
-    return Tensor(name, spec.datatype, raw.astype(DATATYPES[spec.datatype], copy=False))
+    return Tensor(name, spec.datatype, as_datatype(raw, spec.datatype, where))
 
 
 def _charge(where: str, array: np.ndarray[Any, Any], datatype: str, budget: Budget | None) -> None:
@@ -247,16 +249,28 @@ def _json_value(tensor: Tensor) -> Any:
     return _b64_nested(tensor.data) if as_b64 else _text_nested(tensor.data)
 
 
+def _b64(item: Any) -> dict[str, str]:
+    raw = item if isinstance(item, bytes) else str(item).encode()
+    return {"b64": base64.b64encode(raw).decode()}
+
+
+def _text(item: Any) -> str:
+    return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+
+
 def _b64_nested(data: np.ndarray[Any, Any]) -> Any:
-    if data.ndim == 0:
-        item = data.item()
-        raw = item if isinstance(item, bytes) else str(item).encode()
-        return {"b64": base64.b64encode(raw).decode()}
-    return [_b64_nested(row) for row in data]
+    return _nested(data, _b64)
 
 
 def _text_nested(data: np.ndarray[Any, Any]) -> Any:
+    return _nested(data, _text)
+
+
+def _nested(data: np.ndarray[Any, Any], convert: Callable[[Any], Any]) -> Any:
+    """An object array as nested lists of converted items (iterating a 1-d object array
+    yields its items, not 0-d arrays)."""
     if data.ndim == 0:
-        item = data.item()
-        return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
-    return [_text_nested(row) for row in data]
+        return convert(data.item())
+    if data.ndim == 1:
+        return [convert(item) for item in data]
+    return [_nested(row, convert) for row in data]

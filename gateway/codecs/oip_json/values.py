@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from gateway.codecs.json_numbers import as_datatype
 from gateway.codecs.upstream_limit import BodyBudget, bytes_lower_bound, json_numbers
 from gateway.errors import InvalidInput
-from gateway.inference import DATATYPES, Tensor
-
-_INT_KINDS = ("i", "u")
+from gateway.inference import Tensor
 
 
 def data_from_json(
@@ -30,26 +29,11 @@ def data_from_json(
         raw = np.asarray(data)
     except ValueError:  # ragged, or nested deeper than numpy's dimensions
         raise InvalidInput(f"{where}: data must be a (nested) list of numbers") from None
-    dtype = DATATYPES[datatype]
     if raw.size != count:
         raise InvalidInput(
             f"{where}: shape {list(shape)} needs {count} values, data has {raw.size}"
         )
-    if raw.dtype.kind not in _accepted_kinds(dtype) and raw.size:
-        raise InvalidInput(f"{where}: data must hold {datatype} values")
-    if dtype.kind in _INT_KINDS and raw.size:
-        info = np.iinfo(dtype)
-        if raw.min() < info.min or raw.max() > info.max:
-            raise InvalidInput(f"{where}: a value is out of range for {datatype}")
-    return raw.astype(dtype, copy=False).reshape(shape)
-
-
-def _accepted_kinds(dtype: np.dtype[Any]) -> str:
-    if dtype.kind == "b":
-        return "b"
-    if dtype.kind in _INT_KINDS:
-        return "iu"
-    return "biuf"
+    return as_datatype(raw, datatype, where).reshape(shape)
 
 
 def _flatten_bytes(data: Any, where: str) -> list[bytes]:
