@@ -16,7 +16,7 @@ settings.register_profile(
     derandomize=True,
     database=None,
     deadline=None,  # a loaded machine must not fail an example for being slow
-    max_examples=150,
+    max_examples=300,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
