@@ -139,13 +139,16 @@ def _bytes_array(value: Any, where: str) -> np.ndarray[Any, Any]:
         scalar = np.empty((), dtype=object)
         scalar[()] = leaf(value)
         return scalar
+    # A rectangular array has all its values in lists of one depth, and no list deeper.
     root: list[Any] = []
-    depths: set[int] = set()  # of the lists that hold values: one, for a rectangular array
+    depths: set[int] = set()  # of the lists that hold values
+    deepest = 1
     pending: list[tuple[list[Any], list[Any], int]] = [(value, root, 1)]
     while pending:
         source, target, depth = pending.pop()
         if depth > MAX_RANK:
             raise InvalidInput(f"{where}: values are nested deeper than {MAX_RANK} dimensions")
+        deepest = max(deepest, depth)
         for item in source:
             if isinstance(item, list):
                 child: list[Any] = []
@@ -159,7 +162,7 @@ def _bytes_array(value: Any, where: str) -> np.ndarray[Any, Any]:
         array = np.asarray(root, dtype=object)  # ragged lists may stay lists: caught below
     except ValueError:
         array = None
-    if array is None or len(depths) > 1 or (depths and array.ndim != min(depths)):
+    if array is None or (depths and (depths != {deepest} or array.ndim != deepest)):
         raise InvalidInput(f"{where}: string values must form a rectangular array")
     return array
 

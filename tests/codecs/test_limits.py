@@ -198,6 +198,7 @@ def nested(depth: int, leaf: object) -> bytes:
         (nested(1000, {"b64": "AA=="}), "BYTES", "nested deeper than 32 dimensions"),
         (b'[["a"], ["b", "c"]]', "BYTES", "string values must form a rectangular array"),
         (b'["a", ["b"]]', "BYTES", "string values must form a rectangular array"),
+        (b'["", [], ""]', "BYTES", "string values must form a rectangular array"),  # fuzz found
     ],
 )
 def test_tf_json_nesting_is_checked_without_recursing(value, datatype, expected):
