@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 
 from gateway.codecs.limits import Budget
 from gateway.codecs.tfserving_tensor import from_tensor_proto, to_tensor_proto
-from gateway.codecs.upstream_limit import BodyBudget, bytes_lower_bound
+from gateway.codecs.upstream_limit import BodyBudget
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Tensor
 from gateway.wire import passthrough_pb2 as views
@@ -39,11 +39,7 @@ def predict_request_from_tensors(
     """A PredictRequest for a backend, refused (PayloadTooLarge) past ``limit`` bytes."""
     budget = BodyBudget(limit, "the request as a PredictRequest for the backend")
     for tensor in inputs:
-        where = f"input {tensor.name!r}"
-        if tensor.datatype == "BYTES":
-            budget.spend(bytes_lower_bound(tensor.data.flat, 2), where)
-        else:
-            budget.spend(tensor.data.nbytes, where)
+        budget.spend_raw(tensor, 2)  # a string_val's tag and length
     message = tfs.PredictRequest(output_filter=output_filter)
     set_model_spec(message.model_spec, name, version, signature)
     for tensor in inputs:

@@ -17,6 +17,7 @@ import orjson
 
 from gateway.codecs.limits import LIMIT_KEY
 from gateway.errors import PayloadTooLarge
+from gateway.inference import Tensor
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 CHUNK_ELEMENTS = 1 << 16
@@ -56,6 +57,15 @@ class BodyBudget:
                 f"{where}: {self.what} would take more than the {self.limit}-byte limit "
                 f"({LIMIT_KEY})"
             )
+
+    def spend_raw(self, tensor: Tensor, overhead: int) -> None:
+        """Charge a tensor written as raw bytes: its values, plus ``overhead`` bytes per element
+        for BYTES (a length prefix)."""
+        where = f"input {tensor.name!r}"
+        if tensor.datatype == "BYTES":
+            self.spend(bytes_lower_bound(tensor.data.flat, overhead), where)
+        else:
+            self.spend(tensor.data.nbytes, where)
 
     def fits(self, size: int) -> bool:
         return self.used + size <= self.limit

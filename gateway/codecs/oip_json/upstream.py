@@ -8,7 +8,7 @@ import orjson
 
 from gateway.codecs.oip_json.values import json_data
 from gateway.codecs.oip_raw import tensor_bytes
-from gateway.codecs.upstream_limit import NUMPY, BodyBudget, bytes_lower_bound
+from gateway.codecs.upstream_limit import NUMPY, BodyBudget
 from gateway.inference import InferRequest, Tensor
 
 
@@ -40,11 +40,7 @@ def encode_binary_request(
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for tensor in inputs:
-        where = f"input {tensor.name!r}"
-        if tensor.datatype == "BYTES":
-            budget.spend(bytes_lower_bound(tensor.data.flat, 4), where)
-        else:
-            budget.spend(tensor.data.nbytes, where)
+        budget.spend_raw(tensor, 4)
         blob = tensor_bytes(tensor)
         blobs.append(blob)
         entries.append(
