@@ -37,9 +37,8 @@ def checked_shape(where: str, dims: Iterable[int]) -> tuple[int, ...]:
         raise InvalidInput(
             f"{where}: shape has {len(shape)} dimensions, at most {MAX_RANK} are supported"
         )
-    for size in shape:
-        if size < 0:
-            raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
+    if shape and min(shape) < 0:
+        raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
     return shape
 
 
@@ -49,9 +48,11 @@ def brief(value: object) -> str:
     return _BRIEF.repr(value)
 
 
-def item_size(datatype: str) -> int:
-    """Bytes per element of an Open Inference Protocol datatype, as the gateway holds it."""
-    return BYTES_ITEM_SIZE if datatype == "BYTES" else DATATYPES[datatype].itemsize
+ITEM_SIZES: dict[str, int] = {
+    name: BYTES_ITEM_SIZE if name == "BYTES" else dtype.itemsize
+    for name, dtype in DATATYPES.items()
+}
+"""Bytes per element of each Open Inference Protocol datatype, as the gateway holds it."""
 
 
 class Budget:
@@ -67,17 +68,17 @@ class Budget:
         """Charge a checked shape of ``datatype`` (``extra`` bytes more per element); returns
         the element count. PayloadTooLarge names the input and the limit."""
         count = math.prod(shape)
-        size = count * (item_size(datatype) + extra)
+        size = count * (ITEM_SIZES[datatype] + extra)
         if size > self.limit - self.used:
             described = f"{where}: shape {list(shape)} of {datatype} takes {size} bytes"
             if self.used:
                 described += f", {self.used + size} with the inputs before it"
             raise PayloadTooLarge(f"{described}, over the {self.limit}-byte limit ({LIMIT_KEY})")
-        for dim in shape:
-            if dim > self.limit:  # an empty tensor, but no real one has such a dimension
-                raise PayloadTooLarge(
-                    f"{where}: dimension {dim} of shape {list(shape)} is larger than the "
-                    f"{self.limit}-byte limit ({LIMIT_KEY})"
-                )
+        if not count and shape and max(shape) > self.limit:
+            # An empty tensor, but no real one has such a dimension (nor numpy).
+            raise PayloadTooLarge(
+                f"{where}: dimension {max(shape)} of shape {list(shape)} is larger than the "
+                f"{self.limit}-byte limit ({LIMIT_KEY})"
+            )
         self.used += size
         return count
