@@ -172,12 +172,11 @@ def encode_predict_request(inputs: list[Tensor], signature_name: str, limit: int
     budget = BodyBudget(limit, "the request as TF Serving JSON for the backend")
     columns: dict[str, Any] = {}
     for tensor in inputs:
-        where = f"input {tensor.name!r}"
-        if tensor.datatype == "BYTES":
-            budget.spend(bytes_lower_bound(tensor.data.flat, 11), where)  # b64 is 4/3 as long
+        if tensor.datatype == "BYTES":  # b64 is 4/3 as long, in {"b64": ...}
+            budget.spend(bytes_lower_bound(tensor.data.flat, 11), tensor.name)
             columns[tensor.name] = _b64_nested(tensor.data)
         else:
-            columns[tensor.name] = json_numbers(tensor.data, budget, where)
+            columns[tensor.name] = json_numbers(tensor.data, budget, tensor.name)
     doc = {"signature_name": signature_name, "inputs": columns}
     return budget.finish(orjson.dumps(doc, option=NUMPY))
 
@@ -247,7 +246,7 @@ def _response_values(
 
 def _json_value(tensor: Tensor) -> Any:
     if tensor.datatype != "BYTES":
-        return json_numbers(tensor.data, None, f"output {tensor.name!r}")
+        return json_numbers(tensor.data, None, tensor.name)
     as_b64 = tensor.name.endswith("_bytes")
     return _b64_nested(tensor.data) if as_b64 else _text_nested(tensor.data)
 

@@ -22,21 +22,23 @@ from gateway.inference import Tensor
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 CHUNK_ELEMENTS = 1 << 16
 
-# The longest text orjson writes for one element of each dtype, measured over every float16 and
-# the float32/float64 extremes; the separator comes on top.
+# The longest text orjson writes for one element of each dtype (by its type character),
+# measured over every float16 and the float32/float64 extremes, plus a separator.
 _MAX_CHARS: dict[str, int] = {
-    "b1": 5,
-    "i1": 4,
-    "u1": 3,
-    "i2": 6,
-    "u2": 5,
-    "i4": 11,
-    "u4": 10,
-    "i8": 20,
-    "u8": 20,
-    "f2": 16,
-    "f4": 16,
-    "f8": 24,
+    "?": 5 + 1,
+    "b": 4 + 1,
+    "B": 3 + 1,
+    "h": 6 + 1,
+    "H": 5 + 1,
+    "i": 11 + 1,
+    "I": 10 + 1,
+    "l": 20 + 1,
+    "L": 20 + 1,
+    "q": 20 + 1,
+    "Q": 20 + 1,
+    "e": 16 + 1,
+    "f": 16 + 1,
+    "d": 24 + 1,
 }
 
 
@@ -50,25 +52,22 @@ class BodyBudget:
         self.used = 0
         self.what = what
 
-    def spend(self, size: int, where: str) -> None:
+    def spend(self, size: int, name: str) -> None:
+        """Charge ``size`` bytes for input ``name``; PayloadTooLarge past the limit."""
         self.used += size
         if self.used > self.limit:
             raise PayloadTooLarge(
-                f"{where}: {self.what} would take more than the {self.limit}-byte limit "
-                f"({LIMIT_KEY})"
+                f"input {name!r}: {self.what} would take more than the {self.limit}-byte "
+                f"limit ({LIMIT_KEY})"
             )
 
     def spend_raw(self, tensor: Tensor, overhead: int) -> None:
         """Charge a tensor written as raw bytes: its values, plus ``overhead`` bytes per element
         for BYTES (a length prefix)."""
-        where = f"input {tensor.name!r}"
         if tensor.datatype == "BYTES":
-            self.spend(bytes_lower_bound(tensor.data.flat, overhead), where)
+            self.spend(bytes_lower_bound(tensor.data.flat, overhead), tensor.name)
         else:
-            self.spend(tensor.data.nbytes, where)
-
-    def fits(self, size: int) -> bool:
-        return self.used + size <= self.limit
+            self.spend(tensor.data.nbytes, tensor.name)
 
     def finish(self, body: bytes) -> bytes:
         """The whole body, checked exactly."""
@@ -85,14 +84,16 @@ class BodyBudget:
 
 def json_upper_bound(array: np.ndarray[Any, Any]) -> int:
     """At least as many bytes as orjson writes for ``array``, from its shape and dtype."""
-    brackets = sum(math.prod(array.shape[:depth]) for depth in range(array.ndim)) or 1
-    per_element = _MAX_CHARS[f"{array.dtype.kind}{array.dtype.itemsize}"] + 1
-    return array.size * per_element + 2 * brackets
+    shape = array.shape
+    lists = 1
+    if len(shape) > 1:  # one list per row of every dimension but the last
+        lists = sum(math.prod(shape[:depth]) for depth in range(len(shape)))
+    return array.size * _MAX_CHARS[array.dtype.char] + 2 * lists
 
 
-def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, where: str) -> Any:
-    """A numeric array as a JSON value (nested lists, as orjson writes it), within ``budget``
-    if there is one.
+def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, name: str) -> Any:
+    """A numeric array (of input ``name``) as a JSON value: nested lists, as orjson writes
+    them, within ``budget`` if there is one.
 
     Returns the array itself when it fits even at its upper bound, else pre-serialized text.
     """
@@ -101,20 +102,20 @@ def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, where: 
     if array.ndim == 0:  # orjson writes no 0-d arrays: a one-element list, unwrapped
         text = orjson.dumps(array.reshape(1), option=NUMPY)[1:-1]
         if budget is not None:
-            budget.spend(len(text), where)
+            budget.spend(len(text), name)
         return orjson.Fragment(text)
     if budget is None:
         return array
     bound = json_upper_bound(array)
-    if budget.fits(bound):
-        budget.spend(bound, where)
+    if budget.used + bound <= budget.limit:
+        budget.used += bound
         return array
     out = bytearray()
-    _write(array, budget, where, out)
+    _write(array, budget, name, out)
     return orjson.Fragment(bytes(out))
 
 
-def _write(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: bytearray) -> None:
+def _write(array: np.ndarray[Any, Any], budget: BodyBudget, name: str, out: bytearray) -> None:
     """Append the JSON of a C-contiguous array to ``out`` a slice at a time, counting it.
 
     orjson's result for a slice holds about three times its length, so each is copied into
@@ -122,17 +123,17 @@ def _write(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: byt
     """
     if array.size <= CHUNK_ELEMENTS:
         text = orjson.dumps(array, option=NUMPY)
-        budget.spend(len(text), where)
+        budget.spend(len(text), name)
         out += text
         return
-    budget.spend(2, where)
+    budget.spend(2, name)
     out += b"["
     if array.ndim == 1:
         for start in range(0, array.shape[0], CHUNK_ELEMENTS):
             _append(
                 orjson.dumps(array[start : start + CHUNK_ELEMENTS], option=NUMPY),
                 budget,
-                where,
+                name,
                 out,
             )
     else:
@@ -140,17 +141,17 @@ def _write(array: np.ndarray[Any, Any], budget: BodyBudget, where: str, out: byt
         for start in range(0, array.shape[0], rows):
             block = array[start : start + rows]
             if block.size > CHUNK_ELEMENTS:  # a single row, larger than a slice by itself
-                _write(block[0], budget, where, out)
-                budget.spend(1, where)
+                _write(block[0], budget, name, out)
+                budget.spend(1, name)
                 out += b","
             else:
-                _append(orjson.dumps(block, option=NUMPY), budget, where, out)
+                _append(orjson.dumps(block, option=NUMPY), budget, name, out)
     out[-1:] = b"]"
 
 
-def _append(text: bytes, budget: BodyBudget, where: str, out: bytearray) -> None:
+def _append(text: bytes, budget: BodyBudget, name: str, out: bytearray) -> None:
     """A slice's elements without its brackets, and a comma."""
-    budget.spend(len(text) - 1, where)
+    budget.spend(len(text) - 1, name)
     out += memoryview(text)[1:-1]
     out += b","
 

@@ -282,7 +282,7 @@ def test_json_written_in_slices_is_what_orjson_writes(shape):
     rng = np.random.default_rng(1)
     array = rng.random(shape, np.float32) if shape else np.full((), 0.25, np.float32)
     budget = BodyBudget(13 * array.size + 100, "test body")  # below the upper bound of 17
-    value = json_numbers(array, budget, "input 'x'")
+    value = json_numbers(array, budget, "x")
     expected = orjson.dumps(array.reshape(1), option=NUMPY)[1:-1] if not shape else None
     assert orjson.dumps({"v": value}, option=NUMPY) == orjson.dumps(
         {"v": orjson.Fragment(expected) if expected else array}, option=NUMPY
@@ -292,7 +292,7 @@ def test_json_written_in_slices_is_what_orjson_writes(shape):
 
 def test_json_within_the_upper_bound_is_the_array_itself():
     array = np.zeros((8, 64), np.float32)
-    assert json_numbers(array, BodyBudget(LIMIT, "test body"), "input 'x'") is array
+    assert json_numbers(array, BodyBudget(LIMIT, "test body"), "x") is array
 
 
 def test_a_broadcast_that_fits_is_sent_within_the_limit():

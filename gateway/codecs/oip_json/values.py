@@ -56,10 +56,10 @@ def json_data(tensor: Tensor, budget: BodyBudget | None = None) -> Any:
     data = tensor.data
     if tensor.datatype == "BYTES":
         if budget is not None:  # quotes and a comma each, at least
-            budget.spend(bytes_lower_bound(data.flat, 3), f"input {tensor.name!r}")
+            budget.spend(bytes_lower_bound(data.flat, 3), tensor.name)
         return [
             item.decode(errors="replace") if isinstance(item, bytes) else str(item)
             for item in data.ravel()
         ]
     flat = np.ascontiguousarray(data).ravel()
-    return flat if budget is None else json_numbers(flat, budget, f"input {tensor.name!r}")
+    return flat if budget is None else json_numbers(flat, budget, tensor.name)
