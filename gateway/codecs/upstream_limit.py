@@ -9,7 +9,6 @@ a refusal never holds more than the limit in memory. The finished body is checke
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -83,12 +82,20 @@ class BodyBudget:
 
 
 def json_upper_bound(array: np.ndarray[Any, Any]) -> int:
-    """At least as many bytes as orjson writes for ``array``, from its shape and dtype."""
-    shape = array.shape
-    lists = 1
-    if len(shape) > 1:  # one list per row of every dimension but the last
-        lists = sum(math.prod(shape[:depth]) for depth in range(len(shape)))
-    return array.size * _MAX_CHARS[array.dtype.char] + 2 * lists
+    """At least as many bytes as orjson writes for ``array``, from its shape and dtype alone.
+
+    Each element takes at most ``_MAX_CHARS``; a list takes its brackets and a comma, and of
+    lists there are one plus at most ``size`` per dimension but the last (counted exactly only
+    for an empty array, whose lists may outnumber its elements).
+    """
+    size, rank = array.size, array.ndim
+    if size:
+        return size * (_MAX_CHARS[array.dtype.char] + 3 * rank - 3) + 3
+    lists = rows = 1
+    for length in array.shape[:-1]:
+        rows *= length
+        lists += rows
+    return 3 * lists
 
 
 def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, name: str) -> Any:

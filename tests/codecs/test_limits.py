@@ -15,7 +15,13 @@ import pytest
 from gateway.codecs import oip_grpc, oip_json, tfserving_json, torchserve
 from gateway.codecs.limits import MAX_RANK
 from gateway.codecs.tfserving_grpc import predict_request_from_tensors, predict_request_tensors
-from gateway.codecs.upstream_limit import CHUNK_ELEMENTS, NUMPY, BodyBudget, json_numbers
+from gateway.codecs.upstream_limit import (
+    CHUNK_ELEMENTS,
+    NUMPY,
+    BodyBudget,
+    json_numbers,
+    json_upper_bound,
+)
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
 from gateway.inference import InferRequest, ModelMetadata, Tensor, TensorSpec
 from gateway.wire import oip_pb2 as oip
@@ -300,3 +306,30 @@ def test_a_broadcast_that_fits_is_sent_within_the_limit():
     body = oip_json.encode_request(InferRequest("digits"), tensors, LIMIT)
     assert len(body) < LIMIT
     assert orjson.loads(body)["inputs"][0]["data"] == [0.5] * 64_000
+
+
+# The longest values orjson writes for each dtype.
+WORST = [
+    np.array([False]),
+    np.array([-128], np.int8),
+    np.array([255], np.uint8),
+    np.array([-32768], np.int16),
+    np.array([65535], np.uint16),
+    np.array([-(2**31)], np.int32),
+    np.array([2**32 - 1], np.uint32),
+    np.array([-(2**63)], np.int64),
+    np.array([2**64 - 1], np.uint64),
+    np.array([-0.000061035156], np.float16),
+    np.array([-1.1754944e-38], np.float32),
+    np.array([-2.2250738585072014e-308]),
+]
+
+
+@pytest.mark.parametrize("worst", WORST, ids=lambda a: a.dtype.name)
+@pytest.mark.parametrize(
+    "shape",
+    [(1,), (3,), (2, 3), (1, 1, 5), (4, 1, 1, 1), (1,) * 31 + (2,), (0,), (3, 0), (2, 0, 4)],
+)
+def test_the_json_upper_bound_holds_for_the_longest_values(worst, shape):
+    array = np.full(shape, worst[0], dtype=worst.dtype)
+    assert len(orjson.dumps(array, option=NUMPY)) <= json_upper_bound(array)
