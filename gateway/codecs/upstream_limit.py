@@ -104,8 +104,6 @@ def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, name: s
 
     Returns the array itself when it fits even at its upper bound, else pre-serialized text.
     """
-    if not array.flags.c_contiguous:  # (ascontiguousarray would make a 0-d array 1-d)
-        array = np.ascontiguousarray(array)
     if array.ndim == 0:  # orjson writes no 0-d arrays: a one-element list, unwrapped
         text = orjson.dumps(array.reshape(1), option=NUMPY)[1:-1]
         if budget is not None:
@@ -114,9 +112,10 @@ def json_numbers(array: np.ndarray[Any, Any], budget: BodyBudget | None, name: s
     if budget is None:
         return array
     bound = json_upper_bound(array)
-    if budget.used + bound <= budget.limit:
+    if budget.used + bound <= budget.limit:  # the common case: the array as it is
         budget.used += bound
         return array
+    array = np.ascontiguousarray(array)  # (tensors are; slices of it must be)
     out = bytearray()
     _write(array, budget, name, out)
     return orjson.Fragment(bytes(out))
