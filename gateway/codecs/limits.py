@@ -34,12 +34,14 @@ def checked_shape(where: str, dims: Iterable[int]) -> tuple[int, ...]:
     """``dims`` as a shape, refused (InvalidInput) if it has too many or negative dimensions."""
     shape = tuple(dims)
     if len(shape) > MAX_RANK:
-        raise InvalidInput(
-            f"{where}: shape has {len(shape)} dimensions, at most {MAX_RANK} are supported"
-        )
+        raise rank_error(where, len(shape))
     if shape and min(shape) < 0:
         raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
     return shape
+
+
+def rank_error(where: str, rank: int) -> InvalidInput:
+    return InvalidInput(f"{where}: shape has {rank} dimensions, at most {MAX_RANK} are supported")
 
 
 def brief(value: object) -> str:

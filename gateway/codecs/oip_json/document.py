@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from gateway.codecs.limits import brief, checked_shape
+from gateway.codecs.limits import MAX_RANK, brief, rank_error
 from gateway.errors import InvalidInput
 from gateway.inference import DATATYPES, Parameters
 
@@ -48,7 +48,9 @@ def datatype_and_shape(item: dict[str, Any], where: str) -> tuple[str, tuple[int
             if type(size) is not int or size < 0:
                 break
         else:
-            return datatype, checked_shape(where, shape)
+            if len(shape) > MAX_RANK:
+                raise rank_error(where, len(shape))
+            return datatype, tuple(shape)
     raise InvalidInput(
         f"{where}: shape must be a list of non-negative integers, got {brief(shape)}"
     )
