@@ -19,6 +19,7 @@ from gateway.backends import Backend, create_backend
 from gateway.config import GatewayConfig
 from gateway.grpc import GrpcFrontEnd
 from gateway.http.app import HttpFrontEnd
+from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
 from gateway.readiness import Readiness
 from gateway.routing.router import Router
@@ -55,8 +56,9 @@ class Gateway:
         self.config = config
         server = config.server
         self.metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
+        metadata = MetadataCache()
         self.backends: dict[str, Backend] = {
-            name: create_backend(name, backend, server.max_request_bytes)
+            name: create_backend(name, backend, server.max_request_bytes, metadata)
             for name, backend in config.backends.items()
         }
         self.router = Router.from_config(config, self.backends)
@@ -67,7 +69,7 @@ class Gateway:
                 self.readiness.variant_ready,
             )
         )
-        self.service = InferenceService(self.router, self.readiness, self.metrics)
+        self.service = InferenceService(self.router, self.readiness, self.metrics, metadata)
         self.http_app = HttpFrontEnd(self.service, server)
         self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
         self._uvicorn: _EmbeddedUvicorn | None = None

@@ -1,7 +1,9 @@
 """The core: route a request, call the chosen backend, and account for it.
 
-Front ends decode their protocol into :class:`InferRequest`, call :meth:`InferenceService.infer`,
-and encode the :class:`InferResponse` back; nothing here knows about HTTP or gRPC.
+Front ends ask :meth:`InferenceService.route` which variant serves a request, build an
+:class:`InferRequest` whose tensors (if a backend of another protocol needs them) are decoded with
+that variant's metadata, call :meth:`InferenceService.infer`, and encode the
+:class:`InferResponse` back; nothing here knows about HTTP or gRPC.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from gateway.backends.base import BackendModel, TFServingExtras
-from gateway.errors import BackendError, GatewayError, InvalidInput, ModelNotReady
+from gateway.backends.base import TFServingExtras
+from gateway.errors import GatewayError, InvalidInput, ModelNotReady
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
+from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.readiness import Readiness
 from gateway.routing.router import ModelRoute, Router, Selection, Variant, version_order
-
-METADATA_TTL_S = 60.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -27,6 +28,14 @@ class RouteHints:
     pin: str | None = None
     sticky_key: str | None = None
     timeout_s: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RouteDecision:
+    """The variant chosen for one request, and how long its backend call may take."""
+
+    variant: Variant
+    timeout_s: float
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,26 +50,38 @@ class ModelView:
 
 
 class InferenceService:
-    def __init__(self, router: Router, readiness: Readiness, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        router: Router,
+        readiness: Readiness,
+        metrics: GatewayMetrics,
+        metadata: MetadataCache,
+    ) -> None:
         self.router = router
         self.readiness = readiness
         self.metrics = metrics
-        self._metadata: dict[tuple[str, BackendModel], tuple[float, ModelMetadata]] = {}
+        self._metadata = metadata
 
-    def _choose(
+    def route(
         self, model: str, version: str | None, label: str | None, hints: RouteHints
-    ) -> tuple[Variant, float]:
+    ) -> RouteDecision:
+        """Choose the variant that serves one request (front ends decode for it afterwards)."""
         variant = self.router.route(model, version, label, hints.pin, hints.sticky_key)
         timeout_s = variant.backend.timeout_s
         if hints.timeout_s is not None:
             timeout_s = min(timeout_s, hints.timeout_s)
-        return variant, timeout_s
+        return RouteDecision(variant, timeout_s)
+
+    async def metadata(self, decision: RouteDecision) -> ModelMetadata:
+        """The routed variant's metadata (cached), within the request's deadline."""
+        variant = decision.variant
+        return await self._metadata.get(variant.backend, variant.target, decision.timeout_s)
 
     async def infer(
-        self, request: InferRequest, hints: RouteHints, record: RequestRecord
-    ) -> tuple[InferResponse, Variant]:
+        self, request: InferRequest, decision: RouteDecision, record: RequestRecord
+    ) -> InferResponse:
         """Serve one request; the response names the public model and the version served."""
-        variant, timeout_s = self._choose(request.model, request.version, request.label, hints)
+        variant = decision.variant
         record.model = variant.model
         record.variant = variant
         backend = variant.backend
@@ -68,7 +89,7 @@ class InferenceService:
         inflight.inc()
         started = time.perf_counter()
         try:
-            response = await backend.infer(variant.target, request, timeout_s)
+            response = await backend.infer(variant.target, request, decision.timeout_s)
         finally:
             record.upstream_s = time.perf_counter() - started
             inflight.dec()
@@ -76,20 +97,13 @@ class InferenceService:
         response.version = variant.version
         if response.id is None:
             response.id = request.id
-        return response, variant
+        return response
 
     async def tf_api(
-        self,
-        api: str,
-        model: str,
-        version: str | None,
-        label: str | None,
-        payload: Payload,
-        hints: RouteHints,
-        record: RequestRecord,
-    ) -> tuple[Payload, Variant]:
+        self, api: str, decision: RouteDecision, payload: Payload, record: RequestRecord
+    ) -> Payload:
         """TF Serving's Classify / Regress, passed through to a TF Serving variant as they are."""
-        variant, timeout_s = self._choose(model, version, label, hints)
+        variant = decision.variant
         record.model = variant.model
         record.variant = variant
         backend = variant.backend
@@ -100,10 +114,9 @@ class InferenceService:
             )
         started = time.perf_counter()
         try:
-            reply = await backend.tf_api(api, variant.target, payload, timeout_s)
+            return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
         finally:
             record.upstream_s = time.perf_counter() - started
-        return reply, variant
 
     def select(
         self, name: str, version: str | None = None, label: str | None = None
@@ -127,16 +140,30 @@ class InferenceService:
             )
         return sorted(ready.items(), key=lambda item: version_order(item[0]), reverse=True)
 
+    def latest_version(
+        self, name: str, version: str | None = None, label: str | None = None
+    ) -> str:
+        """What TF Serving calls the latest version of a selection: the newest that a ready
+        variant serves, else the newest (integers before names, as TF Serving has no names)."""
+        versions = self.version_readiness(name, version, label)
+        numbered = [item for item in versions if item[0].isdigit()] or versions
+        ready = [served for served, is_ready in numbered if is_ready]
+        return ready[0] if ready else numbered[0][0]
+
     async def model_view(
         self, name: str, version: str | None = None, label: str | None = None
     ) -> ModelView:
         """Metadata as the backends report it: tensors from the preferred variant that answers
-        (ready, then weighted ones first), platforms from every variant that answers."""
+        (ready, then weighted ones first), platforms from every variant that answers.
+
+        Every variant is asked at once, through the cache: a hung one costs this view one
+        lookup timeout (then its failure is remembered), and never a request routed elsewhere.
+        """
         route, selection = self.select(name, version, label)
         variants = selection.variants(route)
         variants.sort(key=lambda v: (not self.readiness.variant_ready(v), v.weight == 0))
         results = await asyncio.gather(
-            *(self._variant_metadata(v) for v in variants), return_exceptions=True
+            *(self._metadata.get(v.backend, v.target) for v in variants), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, GatewayError):
@@ -153,14 +180,3 @@ class InferenceService:
             metadata=described[0],
             variants=variants,
         )
-
-    async def _variant_metadata(self, variant: Variant) -> ModelMetadata:
-        key = (variant.backend.name, variant.target)
-        cached = self._metadata.get(key)
-        if cached is not None and time.monotonic() - cached[0] < METADATA_TTL_S:
-            return cached[1]
-        metadata = await variant.backend.metadata(variant.target)
-        if not metadata.inputs and not metadata.outputs:
-            raise BackendError(f"backend {variant.backend.name!r} reported no tensors")
-        self._metadata[key] = (time.monotonic(), metadata)
-        return metadata

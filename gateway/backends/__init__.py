@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.backends.base import Backend, BackendModel
 from gateway.config import AnyBackendConfig
+from gateway.metadata import MetadataCache
 
 BACKENDS: dict[tuple[str, str], str] = {
     ("tfserving", "grpc"): "gateway.backends.tfserving_grpc:TFServingGrpcBackend",
@@ -21,10 +22,13 @@ def create_backend(
     name: str,
     config: AnyBackendConfig,
     max_message_bytes: int,
+    metadata: MetadataCache,
 ) -> Backend:
+    """``max_message_bytes`` bounds what the backend sends and reads; ``metadata`` is the one
+    metadata cache, for backends that type their replies with it."""
     module_name, _, class_name = BACKENDS[(config.kind, config.protocol)].partition(":")
     cls: Any = getattr(importlib.import_module(module_name), class_name)
-    backend: Backend = cls(name, config, max_message_bytes)
+    backend: Backend = cls(name, config, max_message_bytes, metadata)
     return backend
 
 

@@ -24,6 +24,7 @@ from gateway.inference import (
     Payload,
     Tensor,
 )
+from gateway.metadata import MetadataCache
 
 READY_TIMEOUT_S = 2.0
 HEADER_LENGTH = "inference-header-content-length"
@@ -33,10 +34,17 @@ class OipRestBackend:
     kind = "oip"
     protocol = "rest"
 
-    def __init__(self, name: str, config: OipBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: OipBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         self.name = name
         self.base_url = config.url
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._versioned = config.versioned_urls
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
 
@@ -59,7 +67,7 @@ class OipRestBackend:
             body, json_length = payload.body, payload.json_length
         else:
             body, json_length = oip_json.encode_binary_request(
-                request, await request.input_tensors()
+                request, await request.input_tensors(), self._limit
             )
         headers = {"content-type": "application/json"}
         if json_length is not None:

@@ -22,6 +22,7 @@ from gateway.codecs.tfserving_metadata import metadata_from_signature_map
 from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.metadata import MetadataCache
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -55,11 +56,18 @@ class TFServingGrpcBackend:
     kind = "tfserving"
     protocol = "grpc"
 
-    def __init__(self, name: str, config: TFServingBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: TFServingBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.grpc is not None
         self.name = name
         self.address = config.grpc
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._apis = TFServingApis(
             name,
@@ -111,6 +119,7 @@ class TFServingGrpcBackend:
                 target.name,
                 int(target.version),
                 signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
+                self._limit,
             )
             body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
@@ -118,7 +127,7 @@ class TFServingGrpcBackend:
 
         async def decode() -> list[Tensor]:
             try:
-                return predict_response_tensors(reply)
+                return predict_response_tensors(reply, self._limit)
             except InvalidInput as error:
                 raise BackendError(f"backend {self.name!r}: {error.message}") from None
 

@@ -2,7 +2,7 @@
 
 A client's own ``:predict`` body is forwarded as it is (row or columnar); other requests are sent
 columnar. JSON carries no dtypes and a single output carries no name, so the model's metadata
-(fetched once per model version) types and names what comes back.
+(from the gateway's one metadata cache) types and names what comes back.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway.codecs.tfserving_metadata import metadata_from_json
 from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, GatewayError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.metadata import MetadataCache
 
 DEFAULT_SIGNATURE = "serving_default"
 READY_TIMEOUT_S = 2.0
@@ -29,7 +30,13 @@ class TFServingRestBackend:
     kind = "tfserving"
     protocol = "rest"
 
-    def __init__(self, name: str, config: TFServingBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: TFServingBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.rest is not None
         self.name = name
         self.base_url = config.rest
@@ -43,7 +50,8 @@ class TFServingRestBackend:
             config.max_connections,
             config.connect_timeout_s,
         )
-        self._metadata: dict[BackendModel, ModelMetadata] = {}
+        self._limit = max_message_bytes
+        self._metadata = metadata
 
     async def start(self) -> None:
         await self._pool.start()
@@ -73,6 +81,7 @@ class TFServingRestBackend:
             body = encode_predict_request(
                 inputs,
                 signature if isinstance(signature, str) else DEFAULT_SIGNATURE,
+                self._limit,
             )
         reply = await self._pool.request(
             "POST", self._url(target) + ":predict", timeout_s, body, JSON
@@ -82,7 +91,7 @@ class TFServingRestBackend:
         wanted = [output.name for output in request.outputs]
 
         async def decode() -> list[Tensor]:
-            metadata = self._metadata.get(target) or await self.metadata(target)
+            metadata = await self._metadata.get(self, target)
             outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
             return [t for t in outputs if t.name in wanted] if wanted else outputs
 
@@ -102,9 +111,7 @@ class TFServingRestBackend:
             doc = orjson.loads(reply.body)
         except orjson.JSONDecodeError:
             raise BackendError(f"backend {self.name!r} sent metadata that is not JSON") from None
-        metadata = metadata_from_json(doc, DEFAULT_SIGNATURE, self.name)
-        self._metadata[target] = metadata
-        return metadata
+        return metadata_from_json(doc, DEFAULT_SIGNATURE, self.name)
 
     async def ready(self, target: BackendModel) -> bool:
         try:

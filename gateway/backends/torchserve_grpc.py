@@ -20,6 +20,7 @@ from gateway.codecs import oip_json
 from gateway.codecs.torchserve import retarget_predictions_request
 from gateway.config import TorchServeBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata
+from gateway.metadata import MetadataCache
 from gateway.wire import torchserve_pb2 as ts
 
 PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
@@ -29,11 +30,18 @@ class TorchServeGrpcBackend:
     kind = "torchserve"
     protocol = "grpc"
 
-    def __init__(self, name: str, config: TorchServeBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: TorchServeBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.grpc is not None
         self.name = name
         self.address = config.grpc
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
         self._pool = HttpPool(name, 4, config.connect_timeout_s)
@@ -63,7 +71,7 @@ class TorchServeGrpcBackend:
             ):
                 data = payload.body
             else:
-                data = oip_json.encode_request(request, await request.input_tensors())
+                data = oip_json.encode_request(request, await request.input_tensors(), self._limit)
             message = ts.PredictionsRequest(
                 model_name=target.name, model_version=target.version, input={"data": data}
             )

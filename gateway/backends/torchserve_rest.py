@@ -15,6 +15,7 @@ from gateway.codecs import oip_json
 from gateway.codecs.torchserve import single_body
 from gateway.config import TorchServeBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.metadata import MetadataCache
 
 JSON = "application/json"
 
@@ -23,11 +24,18 @@ class TorchServeRestBackend:
     kind = "torchserve"
     protocol = "rest"
 
-    def __init__(self, name: str, config: TorchServeBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: TorchServeBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.inference is not None
         self.name = name
         self.base_url = config.inference
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
         self._management = TorchServeManagement(name, config.management, self._pool, self.timeout_s)
 
@@ -41,7 +49,7 @@ class TorchServeRestBackend:
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
         url = f"{self.base_url}/predictions/{target.name}/{target.version}"
-        body, content_type = await _body(request)
+        body, content_type = await _body(request, self._limit)
         headers = {"content-type": content_type} if content_type else None
         reply = await self._pool.request("POST", url, timeout_s, body, headers)
         if reply.status != 200:
@@ -55,7 +63,7 @@ class TorchServeRestBackend:
         return await self._management.ready(target)
 
 
-async def _body(request: InferRequest) -> tuple[bytes, str | None]:
+async def _body(request: InferRequest, limit: int) -> tuple[bytes, str | None]:
     payload = request.payload
     if payload is not None:
         if payload.format == Formats.OIP_JSON and payload.json_length is None:
@@ -64,7 +72,7 @@ async def _body(request: InferRequest) -> tuple[bytes, str | None]:
             return payload.body, payload.content_type
         if payload.format == Formats.TORCHSERVE_PB:
             return single_body(payload.body), None
-    return oip_json.encode_request(request, await request.input_tensors()), JSON
+    return oip_json.encode_request(request, await request.input_tensors(), limit), JSON
 
 
 def torchserve_response(

@@ -8,13 +8,13 @@ wrapped with ``np.frombuffer``, never copied.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 import orjson
 
+from gateway.codecs.limits import Budget, checked_shape
 from gateway.codecs.oip_json import select_outputs
 from gateway.codecs.oip_raw import tensor_bytes, tensor_data
 from gateway.errors import InvalidInput
@@ -48,8 +48,9 @@ _INT64_MAX = 2**63 - 1
 _UNSUPPORTED = {"shared_memory_region": "shared memory", "classification": "classification"}
 
 
-def decode_request(message: oip.ModelInferRequest) -> InferRequest:
-    """A client's ModelInferRequest; InvalidInput names the first problem found."""
+def decode_request(message: oip.ModelInferRequest, limit: int) -> InferRequest:
+    """A client's ModelInferRequest; InvalidInput (or PayloadTooLarge, past ``limit`` decoded
+    bytes) names the first problem found."""
     if not message.inputs:
         raise InvalidInput("a ModelInferRequest needs at least one input")
     raw = message.raw_input_contents
@@ -58,8 +59,9 @@ def decode_request(message: oip.ModelInferRequest) -> InferRequest:
             f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs: "
             "send every input raw, or none"
         )
+    budget = Budget(limit)
     inputs = [
-        _decode_input(item, raw[index] if raw else None)
+        _decode_input(item, raw[index] if raw else None, budget)
         for index, item in enumerate(message.inputs)
     ]
     outputs = []
@@ -122,7 +124,9 @@ def fill_parameters(target: MutableMapping[str, oip.InferParameter], values: Par
             parameter.string_param = orjson.dumps(value).decode()
 
 
-def _decode_input(item: oip.ModelInferRequest.InferInputTensor, raw: bytes | None) -> Tensor:
+def _decode_input(
+    item: oip.ModelInferRequest.InferInputTensor, raw: bytes | None, budget: Budget
+) -> Tensor:
     if not item.name:
         raise InvalidInput("every input needs a name")
     where = f"input {item.name!r}"
@@ -131,16 +135,15 @@ def _decode_input(item: oip.ModelInferRequest.InferInputTensor, raw: bytes | Non
         raise InvalidInput(
             f"{where}: unknown datatype {datatype!r} (one of {', '.join(DATATYPES)})"
         )
-    shape = tuple(item.shape)
-    if any(size < 0 for size in shape):
-        raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
+    shape = checked_shape(where, item.shape)
+    count = budget.charge(where, shape, datatype)
     _refuse_extensions(item.parameters, where)
     if raw is not None:
         if item.HasField("contents"):
             raise InvalidInput(f"{where} has both contents and raw_input_contents")
         data = tensor_data(raw, datatype, shape, where, "raw content")
     elif item.HasField("contents"):
-        data = _typed_data(item.contents, datatype, shape, where)
+        data = _typed_data(item.contents, datatype, shape, count, where)
     else:
         raise InvalidInput(f"{where} has no data: set contents or raw_input_contents")
     return Tensor(item.name, datatype, data, parameters_from_proto(item.parameters) or None)
@@ -153,7 +156,11 @@ def _refuse_extensions(entries: Mapping[str, oip.InferParameter], where: str) ->
 
 
 def _typed_data(
-    contents: oip.InferTensorContents, datatype: str, shape: tuple[int, ...], where: str
+    contents: oip.InferTensorContents,
+    datatype: str,
+    shape: tuple[int, ...],
+    count: int,
+    where: str,
 ) -> np.ndarray[Any, Any]:
     typed = CONTENTS.get(datatype)
     if typed is None:
@@ -162,7 +169,6 @@ def _typed_data(
         )
     field, carrier = typed
     values = getattr(contents, field)
-    count = math.prod(shape)
     if len(values) != count:
         raise InvalidInput(
             f"{where}: shape {list(shape)} needs {count} values, contents.{field} has {len(values)}"

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from gateway.codecs.json_numbers import as_datatype
+from gateway.codecs.limits import MAX_RANK, Budget, checked_shape
+from gateway.codecs.upstream_limit import NUMPY, BodyBudget, bytes_lower_bound, json_numbers
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import DATATYPES, ModelMetadata, Tensor, TensorSpec
-
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(slots=True)
@@ -49,9 +51,9 @@ def signature_of(doc: dict[str, Any]) -> str | None:
     return name
 
 
-def decode_predict_request(body: bytes, metadata: ModelMetadata) -> PredictBody:
-    """Tensors of a client's ``:predict`` body, typed by the model's metadata."""
-    doc = load_body(body)
+def decode_predict_request(doc: dict[str, Any], metadata: ModelMetadata, limit: int) -> PredictBody:
+    """Tensors of a client's parsed ``:predict`` body, typed by the routed model's metadata;
+    their decoded size may not exceed ``limit``."""
     signature = signature_of(doc)
     has_rows, has_columns = "instances" in doc, "inputs" in doc
     if not has_rows and not has_columns:
@@ -60,7 +62,8 @@ def decode_predict_request(body: bytes, metadata: ModelMetadata) -> PredictBody:
         raise InvalidInput("Not formatted correctly: both 'instances' and 'inputs' given")
     specs = {spec.name: spec for spec in metadata.inputs}
     values = _rows_to_columns(doc["instances"], specs) if has_rows else _named(doc["inputs"], specs)
-    tensors = [_tensor(name, value, specs[name]) for name, value in values.items()]
+    budget = Budget(limit)
+    tensors = [_tensor(name, value, specs[name], budget) for name, value in values.items()]
     return PredictBody(tensors, has_rows, signature)
 
 
@@ -92,47 +95,90 @@ def _rows_to_columns(instances: Any, specs: dict[str, TensorSpec]) -> dict[str, 
     return {name: [row[name] for row in rows] for name in names}
 
 
-def _tensor(name: str, value: Any, spec: TensorSpec) -> Tensor:
+def _tensor(name: str, value: Any, spec: TensorSpec, budget: Budget | None) -> Tensor:
+    """JSON values typed by ``spec``; JSON has no shapes, so the values' nesting is checked and
+    charged once numpy has built the array, before it is converted to the spec's dtype."""
+    where = f"input {name!r}"
     if spec.datatype == "BYTES":
-        return Tensor(name, "BYTES", _bytes_array(value))
+        array = _bytes_array(value, where)
+        _charge(where, array, "BYTES", budget)
+        return Tensor(name, "BYTES", array)
     if spec.datatype not in DATATYPES:
-        raise InvalidInput(f"input {name!r} has dtype {spec.datatype}, which JSON cannot carry")
+        raise InvalidInput(f"{where} has dtype {spec.datatype}, which JSON cannot carry")
     try:
         raw = np.asarray(value)
-    except ValueError:
-        raise InvalidInput(f"input {name!r}: values must form a rectangular array") from None
+    except ValueError:  # ragged, or nested deeper than numpy's dimensions
+        raise InvalidInput(f"{where}: values must form a rectangular array") from None
     if raw.dtype.kind not in "biuf":
-        raise InvalidInput(f"input {name!r}: expected numbers for {spec.datatype}")
-    return Tensor(name, spec.datatype, raw.astype(DATATYPES[spec.datatype], copy=False))
+        raise InvalidInput(f"{where}: expected numbers for {spec.datatype}")
+    _charge(where, raw, spec.datatype, budget)
+    return Tensor(name, spec.datatype, as_datatype(raw, spec.datatype, where))
 
 
-def _bytes_array(value: Any) -> np.ndarray[Any, Any]:
-    def convert(item: Any) -> Any:
-        if isinstance(item, list):
-            return [convert(x) for x in item]
+def _charge(where: str, array: np.ndarray[Any, Any], datatype: str, budget: Budget | None) -> None:
+    shape = checked_shape(where, array.shape)
+    if budget is not None:
+        budget.charge(where, shape, datatype)
+
+
+def _bytes_array(value: Any, where: str) -> np.ndarray[Any, Any]:
+    """Nested lists of strings and ``{"b64": ...}`` objects -> an object array of bytes, walked
+    without recursion and no deeper than a tensor may be."""
+
+    def leaf(item: Any) -> bytes:
         if isinstance(item, dict) and "b64" in item:
             try:
                 return base64.b64decode(item["b64"], validate=True)
-            except (binascii.Error, TypeError):
-                raise InvalidInput("a 'b64' value is not valid base64") from None
+            except (binascii.Error, TypeError, ValueError):
+                raise InvalidInput(f"{where}: a 'b64' value is not valid base64") from None
         if isinstance(item, str):
             return item.encode()
-        raise InvalidInput('string inputs take strings or {"b64": ...} objects')
+        raise InvalidInput(f'{where}: string inputs take strings or {{"b64": ...}} objects')
 
+    if not isinstance(value, list):
+        scalar = np.empty((), dtype=object)
+        scalar[()] = leaf(value)
+        return scalar
+    # A rectangular array has all its values in lists of one depth, and no list deeper.
+    root: list[Any] = []
+    depths: set[int] = set()  # of the lists that hold values
+    deepest = 1
+    pending: list[tuple[list[Any], list[Any], int]] = [(value, root, 1)]
+    while pending:
+        source, target, depth = pending.pop()
+        if depth > MAX_RANK:
+            raise InvalidInput(f"{where}: values are nested deeper than {MAX_RANK} dimensions")
+        deepest = max(deepest, depth)
+        for item in source:
+            if isinstance(item, list):
+                child: list[Any] = []
+                target.append(child)
+                pending.append((item, child, depth + 1))
+            else:
+                target.append(leaf(item))
+                depths.add(depth)
+    array: np.ndarray[Any, Any] | None
     try:
-        return np.asarray(convert(value), dtype=object)
+        array = np.asarray(root, dtype=object)  # ragged lists may stay lists: caught below
     except ValueError:
-        raise InvalidInput("string values must form a rectangular array") from None
+        array = None
+    if array is None or (depths and (depths != {deepest} or array.ndim != deepest)):
+        raise InvalidInput(f"{where}: string values must form a rectangular array")
+    return array
 
 
-def encode_predict_request(inputs: list[Tensor], signature_name: str) -> bytes:
-    """A columnar request for a TF Serving backend."""
+def encode_predict_request(inputs: list[Tensor], signature_name: str, limit: int) -> bytes:
+    """A columnar request for a TF Serving backend, refused past ``limit`` bytes."""
+    budget = BodyBudget(limit, "the request as TF Serving JSON for the backend")
     columns: dict[str, Any] = {}
     for tensor in inputs:
-        columns[tensor.name] = (
-            _b64_nested(tensor.data) if tensor.datatype == "BYTES" else tensor.data
-        )
-    return orjson.dumps({"signature_name": signature_name, "inputs": columns}, option=_NUMPY)
+        if tensor.datatype == "BYTES":  # b64 is 4/3 as long, in {"b64": ...}
+            budget.spend(bytes_lower_bound(tensor.data.flat, 11), tensor.name)
+            columns[tensor.name] = _b64_nested(tensor.data)
+        else:
+            columns[tensor.name] = json_numbers(tensor.data, budget, tensor.name)
+    doc = {"signature_name": signature_name, "inputs": columns}
+    return budget.finish(orjson.dumps(doc, option=NUMPY))
 
 
 def encode_predict_response(outputs: list[Tensor], row_format: bool) -> bytes:
@@ -141,15 +187,15 @@ def encode_predict_response(outputs: list[Tensor], row_format: bool) -> bytes:
     if not row_format:
         only = len(values) == 1
         return orjson.dumps(
-            {"outputs": next(iter(values.values())) if only else values}, option=_NUMPY
+            {"outputs": next(iter(values.values())) if only else values}, option=NUMPY
         )
     if len(outputs) == 1:
-        return orjson.dumps({"predictions": values[outputs[0].name]}, option=_NUMPY)
+        return orjson.dumps({"predictions": values[outputs[0].name]}, option=NUMPY)
     batch = {tensor.shape[0] if tensor.shape else 0 for tensor in outputs}
     if len(batch) != 1:
         raise InvalidInput("outputs differ in batch size: send 'inputs' (columnar) instead of rows")
     rows = [{name: value[i] for name, value in values.items()} for i in range(batch.pop())]
-    return orjson.dumps({"predictions": rows}, option=_NUMPY)
+    return orjson.dumps({"predictions": rows}, option=NUMPY)
 
 
 def decode_predict_response(
@@ -170,8 +216,10 @@ def decode_predict_response(
         rows = doc["predictions"]
         if len(names) == 1 and not (rows and isinstance(rows[0], dict) and names[0] in rows[0]):
             values = {names[0]: rows}
-        else:
+        elif all(isinstance(row, dict) and set(names) <= set(row) for row in rows):
             values = {name: [row[name] for row in rows] for name in names}
+        else:
+            raise BackendError(f"backend {backend!r}: predictions do not name outputs {names}")
     else:
         raise BackendError(f"backend {backend!r} sent a :predict response without outputs")
     tensors = []
@@ -180,7 +228,7 @@ def decode_predict_response(
         if spec is None:
             raise BackendError(f"backend {backend!r} returned output {name!r} not in its metadata")
         try:
-            tensors.append(_tensor(name, values[name], spec))
+            tensors.append(_tensor(name, values[name], spec, None))
         except InvalidInput as error:
             raise BackendError(f"backend {backend!r}: {error.message}") from None
     return tensors
@@ -198,21 +246,33 @@ def _response_values(
 
 def _json_value(tensor: Tensor) -> Any:
     if tensor.datatype != "BYTES":
-        return tensor.data
+        return json_numbers(tensor.data, None, tensor.name)
     as_b64 = tensor.name.endswith("_bytes")
     return _b64_nested(tensor.data) if as_b64 else _text_nested(tensor.data)
 
 
+def _b64(item: Any) -> dict[str, str]:
+    raw = item if isinstance(item, bytes) else str(item).encode()
+    return {"b64": base64.b64encode(raw).decode()}
+
+
+def _text(item: Any) -> str:
+    return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+
+
 def _b64_nested(data: np.ndarray[Any, Any]) -> Any:
-    if data.ndim == 0:
-        item = data.item()
-        raw = item if isinstance(item, bytes) else str(item).encode()
-        return {"b64": base64.b64encode(raw).decode()}
-    return [_b64_nested(row) for row in data]
+    return _nested(data, _b64)
 
 
 def _text_nested(data: np.ndarray[Any, Any]) -> Any:
+    return _nested(data, _text)
+
+
+def _nested(data: np.ndarray[Any, Any], convert: Callable[[Any], Any]) -> Any:
+    """An object array as nested lists of converted items (iterating a 1-d object array
+    yields its items, not 0-d arrays)."""
     if data.ndim == 0:
-        item = data.item()
-        return item.decode(errors="replace") if isinstance(item, bytes) else str(item)
-    return [_text_nested(row) for row in data]
+        return convert(data.item())
+    if data.ndim == 1:
+        return [convert(item) for item in data]
+    return [_nested(row, convert) for row in data]

@@ -6,11 +6,11 @@ are read from ``tensor_content`` or from the typed ``*_val`` fields, whichever t
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from gateway.codecs.limits import Budget, checked_shape
 from gateway.errors import InvalidInput
 from gateway.inference import Tensor
 from gateway.wire import tensorflow_pb2 as tf
@@ -68,6 +68,16 @@ _VALUE_FIELD: dict[int, str] = {
 }
 
 
+# Value fields that hold a narrower type in int32s: what each value must fit.
+_NARROW: dict[int, np.dtype[Any]] = {
+    DT.DT_UINT8: np.dtype(np.uint8),
+    DT.DT_UINT16: np.dtype(np.uint16),
+    DT.DT_INT8: np.dtype(np.int8),
+    DT.DT_INT16: np.dtype(np.int16),
+    DT.DT_HALF: np.dtype(np.uint16),
+}
+
+
 def to_tensor_proto(tensor: Tensor, proto: tf.TensorProto) -> None:
     """Fill ``proto`` (typically a map entry of a PredictRequest) from ``tensor``."""
     dtype = DATATYPE_TO_DT.get(tensor.datatype)
@@ -89,43 +99,62 @@ def to_tensor_proto(tensor: Tensor, proto: tf.TensorProto) -> None:
     proto.tensor_content = data.tobytes()
 
 
-def from_tensor_proto(name: str, proto: tf.TensorProto) -> Tensor:
-    """Read a TensorProto; InvalidInput if it is unreadable (a backend turns that into a 502)."""
+def from_tensor_proto(
+    name: str, proto: tf.TensorProto, budget: Budget, role: str = "tensor"
+) -> Tensor:
+    """Read a TensorProto, charging its decoded size (after any broadcast) to ``budget`` first;
+    errors call it ``{role} {name!r}``.
+
+    InvalidInput or PayloadTooLarge if it is unreadable (a backend turns that into a 502).
+    """
+    where = f"{role} {name!r}"
     datatype = DT_TO_DATATYPE.get(proto.dtype)
     if datatype is None or datatype == "BF16":
         known = DT.Name(proto.dtype) if proto.dtype in DT.values() else str(proto.dtype)
-        raise InvalidInput(f"tensor {name!r} has dtype {known}, which the gateway does not carry")
-    shape = tuple(dim.size for dim in proto.tensor_shape.dim)
-    if any(size < 0 for size in shape):
-        raise InvalidInput(f"tensor {name!r} has a negative dimension in shape {list(shape)}")
-    count = math.prod(shape)
+        raise InvalidInput(f"{where} has dtype {known}, which the gateway does not carry")
+    shape = checked_shape(where, (dim.size for dim in proto.tensor_shape.dim))
     if proto.dtype == DT.DT_STRING:
-        array = np.empty(len(proto.string_val), dtype=object)
-        array[:] = list(proto.string_val)
+        values: Any = proto.string_val
     elif proto.tensor_content:
+        values = None
+    else:
+        values = getattr(proto, _VALUE_FIELD[proto.dtype])
+    fills = values is not None and len(values) == 1
+    # TensorProto semantics: a single value fills the whole tensor, so one 4-byte float_val may
+    # stand for gigabytes; the budget is charged for what it fills.
+    extra = len(values[0]) if fills and proto.dtype == DT.DT_STRING else 0
+    count = budget.charge(where, shape, datatype, extra)
+    if values is None:
         dtype = _NUMPY_OF_DT[proto.dtype]
         if len(proto.tensor_content) != count * dtype.itemsize:
             raise InvalidInput(
-                f"tensor {name!r}: tensor_content has {len(proto.tensor_content)} bytes, "
+                f"{where}: tensor_content has {len(proto.tensor_content)} bytes, "
                 f"shape {list(shape)} of {datatype} needs {count * dtype.itemsize}"
             )
         array = np.frombuffer(proto.tensor_content, dtype=dtype)
-    else:
-        array = _from_value_field(proto)
-    if array.size == 1 and count > 1:
-        # TensorProto semantics: a single value fills the whole tensor.
-        array = np.full(count, array[0], dtype=array.dtype)
-    if array.size != count:
+    elif len(values) != count and not (fills and count > 1):
         raise InvalidInput(
-            f"tensor {name!r} has {array.size} values for shape {list(shape)} ({count} needed)"
+            f"{where} has {len(values)} values for shape {list(shape)} ({count} needed)"
         )
+    elif proto.dtype == DT.DT_STRING:
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+    else:
+        array = _from_value_field(proto.dtype, values, where)
+    if array.size != count:
+        array = np.full(count, array[0], dtype=array.dtype)
     return Tensor(name, datatype, array.reshape(shape))
 
 
-def _from_value_field(proto: tf.TensorProto) -> np.ndarray[Any, Any]:
-    dtype = _NUMPY_OF_DT[proto.dtype]
-    values = getattr(proto, _VALUE_FIELD[proto.dtype])
-    if proto.dtype == DT.DT_HALF:
-        # half_val carries the float16 bit patterns in int32s.
-        return np.asarray(values, dtype=np.uint16).view(np.float16)
+def _from_value_field(dt: int, values: Any, where: str) -> np.ndarray[Any, Any]:
+    dtype = _NUMPY_OF_DT[dt]
+    if dt in _NARROW:
+        # int_val and half_val carry narrower types (half_val: float16 bit patterns) in int32s.
+        wide = np.asarray(values, dtype=np.int64)
+        carried = _NARROW[dt]
+        info = np.iinfo(carried)
+        if wide.size and (wide.min() < info.min or wide.max() > info.max):
+            raise InvalidInput(f"{where}: a value is out of range for {DT.Name(dt)}")
+        narrow = wide.astype(carried)
+        return narrow.view(np.float16) if dt == DT.DT_HALF else narrow
     return np.asarray(values, dtype=dtype)

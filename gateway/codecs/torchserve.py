@@ -1,4 +1,5 @@
-"""TorchServe's gRPC ``PredictionsRequest``: retargeting, and its REST-body equivalent.
+"""TorchServe's gRPC ``PredictionsRequest``: retargeting, and its REST-body equivalent; and the
+tensors in a TorchServe body, for a variant that is not TorchServe.
 
 TorchServe hands a handler the REST body and the gRPC ``input`` map alike (as ``row["body"]`` /
 ``row["data"]``), so a one-entry map and a REST body carry the same thing.
@@ -6,14 +7,15 @@ TorchServe hands a handler the REST body and the gRPC ``input`` map alike (as ``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError
 
 from gateway.codecs import oip_json, tfserving_json
 from gateway.errors import InvalidInput, UnsupportedMediaType
-from gateway.inference import InferRequest, ModelMetadata, Tensor
+from gateway.inference import ModelMetadata, Parameters, Tensor
 from gateway.wire import torchserve_pb2 as ts
 
 NEEDS_TENSORS = (
@@ -26,7 +28,7 @@ NEEDS_TENSORS = (
 def parse_predictions_request(body: bytes) -> ts.PredictionsRequest:
     try:
         return ts.PredictionsRequest.FromString(body)
-    except Exception as error:  # protobuf's DecodeError
+    except DecodeError as error:
         raise InvalidInput(f"not a valid PredictionsRequest: {error}") from None
 
 
@@ -48,10 +50,25 @@ def single_body(body: bytes) -> bytes:
     return next(iter(inputs.values()))
 
 
-def _body_kind(doc: Any) -> str | None:
-    """``oip`` for an Open Inference Protocol request, ``tfs`` for a TF Serving one."""
+@dataclass(slots=True, frozen=True)
+class TensorBody:
+    """A TorchServe body that holds tensors: Open Inference Protocol JSON (what kservev2
+    handlers read) or TF Serving JSON, which needs the model's metadata to be typed."""
+
+    doc: dict[str, Any]
+    needs_metadata: bool
+    """TF Serving JSON: typed by the routed variant's metadata."""
+
+
+def tensor_body(body: bytes) -> TensorBody:
+    """Recognize a TorchServe body's format; TorchServe bodies declare none, and anything else
+    cannot reach a TF Serving variant (415 for what is not JSON, 400 for other JSON)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UnsupportedMediaType(NEEDS_TENSORS) from None
     if not isinstance(doc, dict):
-        return None
+        raise InvalidInput(NEEDS_TENSORS)
     inputs = doc.get("inputs")
     # TF Serving's columnar "inputs" holds values (or b64 objects), never tensor descriptions.
     if (
@@ -59,30 +76,22 @@ def _body_kind(doc: Any) -> str | None:
         and inputs
         and all(isinstance(item, dict) and "datatype" in item for item in inputs)
     ):
-        return "oip"
-    return "tfs" if "instances" in doc or "inputs" in doc else None
-
-
-async def body_tensors(
-    body: bytes,
-    request: InferRequest,
-    metadata: Callable[[], Awaitable[ModelMetadata]],
-) -> list[Tensor]:
-    """The tensors in a TorchServe-shaped body, for a variant that is not TorchServe.
-
-    TorchServe bodies declare no format: OIP JSON (what kservev2 handlers read) and TF Serving
-    JSON are recognized; anything else cannot reach a TF Serving variant.
-    """
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UnsupportedMediaType(NEEDS_TENSORS) from None
-    kind = _body_kind(doc)
-    if kind == "oip":
-        return oip_json.decode_request(body, None, request.model, request.version).inputs or []
-    if kind == "tfs":
-        decoded = tfserving_json.decode_predict_request(body, await metadata())
-        if decoded.signature_name:
-            request.parameters["signature_name"] = decoded.signature_name
-        return decoded.inputs
+        return TensorBody(doc, needs_metadata=False)
+    if "instances" in doc or "inputs" in doc:
+        return TensorBody(doc, needs_metadata=True)
     raise InvalidInput(NEEDS_TENSORS)
+
+
+def body_tensors(
+    body: TensorBody, metadata: ModelMetadata | None, limit: int
+) -> tuple[list[Tensor], Parameters]:
+    """The tensors of a recognized body, and the request parameters it sets (a TF Serving
+    ``signature_name``); ``metadata`` is the routed variant's, needed when
+    ``body.needs_metadata``."""
+    if not body.needs_metadata:
+        return oip_json.decode_inputs(body.doc, limit), {}
+    if metadata is None:
+        raise ValueError("TF Serving JSON is typed by the model's metadata")
+    decoded = tfserving_json.decode_predict_request(body.doc, metadata, limit)
+    signature = decoded.signature_name
+    return decoded.inputs, {} if signature is None else {"signature_name": signature}

@@ -15,8 +15,9 @@ PROTOCOL = "oip_grpc"
 
 
 class OipService:
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, limit: int) -> None:
         self._service = service
+        self._limit = limit
 
     def methods(self) -> dict[str, dict[str, Method]]:
         return {
@@ -61,9 +62,10 @@ class OipService:
 
     async def model_infer(self, body: bytes, call: Call) -> bytes:
         message = parse(oip.ModelInferRequest, body)
-        request = oip_grpc.decode_request(message)
+        request = oip_grpc.decode_request(message, self._limit)
         hints = call.hints(timeout_s(request.parameters))
-        response, _ = await self._service.infer(request, hints, call.record)
+        decision = self._service.route(request.model, request.version, None, hints)
+        response = await self._service.infer(request, decision, call.record)
         outputs = await response.output_tensors()
         # Answer in kind: tritonclient sends raw tensors and reads raw ones.
         raw = len(message.raw_input_contents) > 0

@@ -95,9 +95,9 @@ class GrpcFrontEnd:
         self._sticky_key = config.sticky_header
         self._variant_key = config.variant_header
         self._services: dict[str, dict[str, Method]] = {
-            **OipService(service).methods(),
-            **TFServingService(service).methods(),
-            **TorchServeService(service).methods(),
+            **OipService(service, config.max_request_bytes).methods(),
+            **TFServingService(service, config.max_request_bytes).methods(),
+            **TorchServeService(service, config.max_request_bytes).methods(),
         }
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None

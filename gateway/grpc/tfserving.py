@@ -65,8 +65,9 @@ def _number(variant: Variant) -> int | None:
 
 
 class TFServingService:
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, limit: int) -> None:
         self._service = service
+        self._limit = limit
 
     def methods(self) -> dict[str, dict[str, Method]]:
         return {
@@ -85,9 +86,10 @@ class TFServingService:
             raise InvalidInput("Missing ModelSpec")
         spec = view.model_spec
         version, label = spec_version(spec)
+        decision = self._service.route(spec.name, version, label, call.hints())
 
         async def decode() -> list[Tensor]:
-            return predict_request_tensors(parse(tfs.PredictRequest, body))
+            return predict_request_tensors(parse(tfs.PredictRequest, body), self._limit)
 
         request = InferRequest(
             spec.name,
@@ -98,7 +100,8 @@ class TFServingService:
             outputs=[RequestedOutput(name) for name in view.output_filter],
             parameters={"signature_name": spec.signature_name} if spec.signature_name else {},
         )
-        response, variant = await self._service.infer(request, call.hints(), call.record)
+        response = await self._service.infer(request, decision, call.record)
+        variant = decision.variant
         signature = spec.signature_name or DEFAULT_SIGNATURE
         number = _number(variant)
         payload = response.payload
@@ -124,10 +127,10 @@ class TFServingService:
             raise InvalidInput("Missing ModelSpec")
         spec = view.model_spec
         version, label = spec_version(spec)
+        decision = self._service.route(spec.name, version, label, call.hints())
         payload = Payload(Formats.TFS_INPUT_PB, body)
-        reply, variant = await self._service.tf_api(
-            api, spec.name, version, label, payload, call.hints(), call.record
-        )
+        reply = await self._service.tf_api(api, decision, payload, call.record)
+        variant = decision.variant
         # tf_api only reaches TF Serving variants, whose versions are integers.
         signature = spec.signature_name or DEFAULT_SIGNATURE
         return retarget_result_response(reply.body, variant.model, int(variant.version), signature)
@@ -142,11 +145,14 @@ class TFServingService:
             if field != SIGNATURE_DEF:
                 raise InvalidInput(f"Metadata field {field} is not supported")
         version, label = spec_version(request.model_spec)
-        view = await self._service.model_view(request.model_spec.name, version, label)
+        # Like TF Serving: the latest version unless one is named; the reply says which.
+        name = request.model_spec.name
+        latest = self._service.latest_version(name, version, label)
+        view = await self._service.model_view(name, latest)
         reply = tfs.GetModelMetadataResponse()
         reply.model_spec.name = view.name
-        if len(view.versions) == 1 and view.versions[0].isdigit():
-            reply.model_spec.version.value = int(view.versions[0])
+        if latest.isdigit():
+            reply.model_spec.version.value = int(latest)
         packed = any_pb2.Any(
             type_url=SIGNATURE_DEF_MAP_URL,
             value=signature_def_map(view.metadata).SerializeToString(),

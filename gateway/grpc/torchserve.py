@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 
 from gateway.codecs import oip_json
-from gateway.codecs.torchserve import NEEDS_TENSORS, body_tensors, parse_predictions_request
+from gateway.codecs.torchserve import (
+    NEEDS_TENSORS,
+    body_tensors,
+    parse_predictions_request,
+    tensor_body,
+)
 from gateway.errors import InvalidInput
 from gateway.grpc.call import Call, Method
-from gateway.inference import Formats, InferRequest, ModelMetadata, Payload, Tensor
+from gateway.inference import Formats, InferRequest, Payload, Tensor
 from gateway.service import InferenceService
 from gateway.wire import torchserve_pb2 as ts
 
@@ -27,8 +32,9 @@ def health_text(healthy: bool) -> str:
 
 
 class TorchServeService:
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, limit: int) -> None:
         self._service = service
+        self._limit = limit
 
     def methods(self) -> dict[str, dict[str, Method]]:
         return {
@@ -45,18 +51,20 @@ class TorchServeService:
     async def predictions(self, body: bytes, call: Call) -> bytes:
         message = parse_predictions_request(body)
         model, version = message.model_name, message.model_version or None
+        decision = self._service.route(model, version, None, call.hints())
         request = InferRequest(model, version=version, payload=Payload(Formats.TORCHSERVE_PB, body))
 
         async def decode() -> list[Tensor]:
             if len(message.input) != 1:
                 raise InvalidInput(NEEDS_TENSORS)
-            return await body_tensors(next(iter(message.input.values())), request, metadata)
-
-        async def metadata() -> ModelMetadata:
-            return (await self._service.model_view(model, version)).metadata
+            parsed = tensor_body(next(iter(message.input.values())))
+            metadata = await self._service.metadata(decision) if parsed.needs_metadata else None
+            inputs, parameters = body_tensors(parsed, metadata, self._limit)
+            request.parameters.update(parameters)
+            return inputs
 
         request.decode_inputs = decode
-        response, _ = await self._service.infer(request, call.hints(), call.record)
+        response = await self._service.infer(request, decision, call.record)
         payload = response.payload
         if payload is not None and payload.format == Formats.TORCHSERVE_BODY:
             prediction = payload.body

@@ -16,8 +16,8 @@ def compat_router(service: InferenceService) -> APIRouter:
         return JSONResponse(status_json(service.version_readiness(model, version, label)))
 
     async def tf_metadata(model: str, version: str | None, label: str | None) -> JSONResponse:
-        view = await service.model_view(model, version, label)
-        latest = service.version_readiness(model, version, label)[0][0]
+        latest = service.latest_version(model, version, label)
+        view = await service.model_view(model, latest)
         return JSONResponse(metadata_json(model, latest, view.metadata))
 
     @router.get("/v1/models/{model}")

@@ -21,11 +21,18 @@ class OipInferEndpoint(RawEndpoint):
         model = incoming.params["model"]
         assert model is not None
         request = oip_json.decode_request(
-            incoming.body, incoming.json_length, model, incoming.params["version"], lazy=True
+            incoming.body,
+            incoming.json_length,
+            model,
+            incoming.params["version"],
+            limit=self._limit,
+            lazy=True,
         )
         pin, sticky = incoming.hints.pin, incoming.hints.sticky_key
         hints = RouteHints(pin, sticky, timeout_s(request.parameters))
-        response, variant = await self.service.infer(request, hints, record)
+        decision = self.service.route(model, request.version, None, hints)
+        response = await self.service.infer(request, decision, record)
+        variant = decision.variant
         forwarded = response.payload
         if forwarded is not None and forwarded.format == Formats.OIP_JSON:
             # An OIP backend answered the client's own body, in the encoding the client asked

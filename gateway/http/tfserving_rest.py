@@ -3,8 +3,9 @@
 The verb is ``predict``, ``classify`` or ``regress``.
 
 ``:predict`` bodies go to a TF Serving REST backend untouched; any other backend gets the tensors,
-decoded with the model's metadata (JSON has no dtypes), and the answer is rendered back in the
-client's format (row or columnar). ``:classify`` and ``:regress`` are forwarded to TF Serving.
+decoded with the routed variant's metadata (JSON has no dtypes), and the answer is rendered back
+in the client's format (row or columnar). ``:classify`` and ``:regress`` go to TF Serving as
+they are.
 """
 
 from __future__ import annotations
@@ -29,18 +30,17 @@ class TFServingRestEndpoint(RawEndpoint):
         model, version, label = params["model"], params["version"], params["label"]
         verb = params["verb"]
         assert model is not None
+        decision = self.service.route(model, version, label, incoming.hints)
         if verb != "predict":
             assert verb is not None
             payload = Payload(Formats.TFS_INPUT_JSON, incoming.body, incoming.content_type)
-            reply, _ = await self.service.tf_api(
-                verb, model, version, label, payload, incoming.hints, record
-            )
+            reply = await self.service.tf_api(verb, decision, payload, record)
             return 200, list(JSON_TYPE), reply.body
         decoded: list[PredictBody] = []
 
         async def decode() -> list[Tensor]:
-            view = await self.service.model_view(model, version, label)
-            body = decode_predict_request(incoming.body, view.metadata)
+            metadata = await self.service.metadata(decision)
+            body = decode_predict_request(load_body(incoming.body), metadata, self._limit)
             if body.signature_name is not None:
                 request.parameters["signature_name"] = body.signature_name
             decoded.append(body)
@@ -53,7 +53,7 @@ class TFServingRestEndpoint(RawEndpoint):
             decode_inputs=decode,
             payload=Payload(Formats.TFS_PREDICT_JSON, incoming.body, incoming.content_type),
         )
-        response, _ = await self.service.infer(request, incoming.hints, record)
+        response = await self.service.infer(request, decision, record)
         if response.payload is not None and response.payload.format == Formats.TFS_PREDICT_JSON:
             return 200, list(JSON_TYPE), response.payload.body
         row_format = decoded[0].row_format if decoded else "instances" in load_body(incoming.body)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import orjson
 
 from gateway.codecs import oip_json
-from gateway.codecs.torchserve import body_tensors
+from gateway.codecs.torchserve import body_tensors, tensor_body
 from gateway.errors import ErrorCode, GatewayError, http_status
 from gateway.http.asgi import Headers
 from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
-from gateway.inference import Formats, InferRequest, ModelMetadata, Payload, Tensor
+from gateway.inference import Formats, InferRequest, Payload, Tensor
 from gateway.metrics import RequestRecord
 
 # The exception names TorchServe puts in "type", for clients that look at them.
@@ -48,12 +48,14 @@ class TorchServeRestEndpoint(RawEndpoint):
     async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
         model, version = incoming.params["model"], incoming.params["version"]
         assert model is not None
+        decision = self.service.route(model, version, None, incoming.hints)
 
         async def decode() -> list[Tensor]:
-            return await body_tensors(incoming.body, request, metadata)
-
-        async def metadata() -> ModelMetadata:
-            return (await self.service.model_view(model, version)).metadata
+            body = tensor_body(incoming.body)
+            metadata = await self.service.metadata(decision) if body.needs_metadata else None
+            inputs, parameters = body_tensors(body, metadata, self._limit)
+            request.parameters.update(parameters)
+            return inputs
 
         request = InferRequest(
             model,
@@ -61,7 +63,7 @@ class TorchServeRestEndpoint(RawEndpoint):
             decode_inputs=decode,
             payload=Payload(Formats.TORCHSERVE_BODY, incoming.body, incoming.content_type),
         )
-        response, _ = await self.service.infer(request, incoming.hints, record)
+        response = await self.service.infer(request, decision, record)
         payload = response.payload
         if payload is not None and payload.format == Formats.TORCHSERVE_BODY:
             content_type = (payload.content_type or "application/json").encode()

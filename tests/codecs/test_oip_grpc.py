@@ -19,7 +19,9 @@ service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
 
 
 def decode(message) -> InferRequest:
-    return oip_grpc.decode_request(oip.ModelInferRequest.FromString(message.SerializeToString()))
+    return oip_grpc.decode_request(
+        oip.ModelInferRequest.FromString(message.SerializeToString()), 1 << 20
+    )
 
 
 def request(*inputs, raw=(), **fields):

@@ -10,6 +10,12 @@ from gateway.codecs.oip_raw import tensor_bytes
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import InferRequest, InferResponse, Tensor
 
+LIMIT = 1 << 20
+
+
+def decode_request(body, json_length, model, version, lazy=False):
+    return oip_json.decode_request(body, json_length, model, version, limit=LIMIT, lazy=lazy)
+
 
 def first_input(request: InferRequest) -> Tensor:
     assert request.inputs is not None
@@ -25,8 +31,8 @@ def fp32_input(data, shape=(1, 4)):
 
 
 def test_json_request_flat_and_nested_decode_to_the_same_array():
-    flat = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None)
-    nested = oip_json.decode_request(body([fp32_input([[1, 2], [3, 4]], (2, 2))]), None, "m", "1")
+    flat = decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None)
+    nested = decode_request(body([fp32_input([[1, 2], [3, 4]], (2, 2))]), None, "m", "1")
     assert first_input(flat).data.dtype == np.float32
     assert first_input(flat).shape == (1, 4)
     assert first_input(nested).shape == (2, 2)
@@ -36,7 +42,7 @@ def test_json_request_flat_and_nested_decode_to_the_same_array():
 
 def test_json_request_keeps_original_body_for_forwarding():
     raw = body([fp32_input([1, 2, 3, 4])], id="abc")
-    request = oip_json.decode_request(raw, None, "m", None)
+    request = decode_request(raw, None, "m", None)
     assert request.payload is not None
     assert request.payload.body is raw
     assert request.id == "abc"
@@ -58,12 +64,12 @@ def test_binary_request_round_trip():
             "parameters": {"binary_data_output": True},
         }
     )
-    request = oip_json.decode_request(head + blob, len(head), "m", None)
+    request = decode_request(head + blob, len(head), "m", None)
     np.testing.assert_array_equal(first_input(request).data, array)
     assert request.binary_output is True
     assert request.payload is not None
     assert request.payload.json_length == len(head)
-    forwarded = orjson.loads(oip_json.encode_request(request, [first_input(request)]))
+    forwarded = orjson.loads(oip_json.encode_request(request, [first_input(request)], LIMIT))
     assert forwarded["inputs"][0]["data"] == array.ravel().tolist()
 
 
@@ -82,9 +88,9 @@ def test_bytes_tensor_binary_and_json():
             ]
         }
     )
-    request = oip_json.decode_request(head + blob, len(head), "m", None)
+    request = decode_request(head + blob, len(head), "m", None)
     assert first_input(request).data.tolist() == items
-    as_json = oip_json.decode_request(
+    as_json = decode_request(
         body([{"name": "s", "datatype": "BYTES", "shape": [3], "data": ["ab", "", "xyz"]}]),
         None,
         "m",
@@ -133,7 +139,7 @@ def test_bytes_tensor_binary_and_json():
 )
 def test_malformed_requests_name_the_problem(raw, json_length, message):
     with pytest.raises(InvalidInput, match=message.replace("[", r"\[").replace("]", r"\]")):
-        oip_json.decode_request(raw, json_length, "m", None)
+        decode_request(raw, json_length, "m", None)
 
 
 def test_binary_size_mismatch_is_named():
@@ -152,12 +158,12 @@ def test_binary_size_mismatch_is_named():
     with pytest.raises(
         InvalidInput, match=r"binary data has 12 bytes, shape \[1, 4\] of FP32 needs 16"
     ):
-        oip_json.decode_request(head + b"\0" * 12, len(head), "m", None)
+        decode_request(head + b"\0" * 12, len(head), "m", None)
     exact = head.replace(b"12", b"16")
     with pytest.raises(
         InvalidInput, match="4 bytes of binary data follow the JSON that no input claims"
     ):
-        oip_json.decode_request(exact + b"\0" * 20, len(exact), "m", None)
+        decode_request(exact + b"\0" * 20, len(exact), "m", None)
 
 
 def response():
@@ -166,7 +172,7 @@ def response():
 
 
 def test_encode_json_response():
-    request = oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "digits", None)
+    request = decode_request(body([fp32_input([1, 2, 3, 4])]), None, "digits", None)
     payload, binary_from = oip_json.encode_response(response().outputs, response(), request)
     assert binary_from is None
     doc = orjson.loads(payload)
@@ -178,7 +184,7 @@ def test_encode_json_response():
 
 
 def test_encode_binary_response_when_asked_per_output():
-    request = oip_json.decode_request(
+    request = decode_request(
         body(
             [fp32_input([1, 2, 3, 4])],
             outputs=[{"name": "probabilities", "parameters": {"binary_data": True}}],
@@ -196,7 +202,7 @@ def test_encode_binary_response_when_asked_per_output():
 
 
 def test_unknown_requested_output_is_named():
-    request = oip_json.decode_request(
+    request = decode_request(
         body([fp32_input([1, 2, 3, 4])], outputs=[{"name": "logits"}]), None, "digits", None
     )
     with pytest.raises(
@@ -235,21 +241,22 @@ def test_binary_backend_response_and_lazy_request():
     response = oip_json.decode_response(head + blob, len(head), "oip")
     assert response.outputs is not None
     np.testing.assert_array_equal(response.outputs[0].data, np.arange(4).reshape(2, 2))
-    lazy = oip_json.decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
+    lazy = decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
     assert lazy.inputs is None  # parsed and sized, but values are only converted when needed
     with pytest.raises(InvalidInput, match="needs 4 values, data has 3"):
-        oip_json.decode_request(body([fp32_input([1, 2, 3])]), None, "m", None, lazy=True)
+        decode_request(body([fp32_input([1, 2, 3])]), None, "m", None, lazy=True)
 
 
 def test_lazy_inputs_raise_when_needed():
-    lazy = oip_json.decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
+    lazy = decode_request(body([fp32_input(list("abcd"))]), None, "m", None, lazy=True)
     with pytest.raises(InvalidInput, match="data must hold FP32 values"):
         asyncio.run(lazy.input_tensors())
     binary, length = oip_json.encode_binary_request(
-        oip_json.decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None),
+        decode_request(body([fp32_input([1, 2, 3, 4])]), None, "m", None),
         [Tensor("input", "FP32", np.ones((1, 4), dtype=np.float32))],
+        LIMIT,
     )
-    again = oip_json.decode_request(binary, length, "m", None)
+    again = decode_request(binary, length, "m", None)
     np.testing.assert_array_equal(first_input(again).data, np.ones((1, 4)))
 
 

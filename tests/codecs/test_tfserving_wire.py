@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gateway.codecs.limits import Budget
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
 from gateway.codecs.tfserving_tensor import from_tensor_proto, to_tensor_proto
 from gateway.inference import Tensor
@@ -66,7 +67,7 @@ def test_official_predict_response_is_read_by_ours(use_content):
         proto.float_val.extend(expected.ravel().tolist())
     mine = ours.PredictResponse.FromString(theirs.SerializeToString())
     assert mine.model_spec.version.value == 1
-    tensor = from_tensor_proto("probabilities", mine.outputs["probabilities"])
+    tensor = from_tensor_proto("probabilities", mine.outputs["probabilities"], Budget(1 << 20))
     assert tensor.datatype == "FP32"
     np.testing.assert_array_equal(tensor.data, expected)
 

@@ -20,6 +20,7 @@ from deploy.local.process import free_port
 from gateway.backends import BackendModel, create_backend
 from gateway.backends.tfserving_grpc import GET_MODEL_STATUS
 from gateway.config import ConfigError, TFServingBackendConfig, parse_config
+from gateway.metadata import MetadataCache
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
@@ -60,7 +61,7 @@ def test_calls_spread_over_every_address_only_with_round_robin(policy):
     async def scenario() -> Counter[str]:
         calls: Counter[str] = Counter()
         servers = [await replica(host, port, calls) for host in HOSTS]
-        backend = create_backend("tfserving", config, 4 * 1024 * 1024)
+        backend = create_backend("tfserving", config, 4 * 1024 * 1024, MetadataCache())
         await backend.start()
         try:
             for _ in range(CALLS):

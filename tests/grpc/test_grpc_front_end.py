@@ -235,6 +235,16 @@ def test_tf_serving_metadata_and_status(channel):
     assert signature.inputs["input"].dtype == tf.float32.as_datatype_enum
     assert [d.size for d in signature.inputs["input"].tensor_shape.dim] == [-1, 64]
     assert [d.size for d in signature.outputs["probabilities"].tensor_shape.dim] == [-1, 10]
+    # Like TF Serving, the reply names the version it describes: the latest unless one is asked.
+    for label, version in (
+        ({}, 2),
+        ({"version_label": "stable"}, 1),
+        ({"version_label": "canary"}, 2),
+    ):
+        asked = get_model_metadata_pb2.GetModelMetadataRequest(
+            metadata_field=["signature_def"], model_spec={"name": "digits", **label}
+        )
+        assert stub.GetModelMetadata(asked, timeout=30).model_spec.version.value == version
     del request.metadata_field[:]
     request.metadata_field.append("graph_def")
     with pytest.raises(grpc.RpcError) as raised:

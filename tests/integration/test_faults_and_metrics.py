@@ -3,8 +3,6 @@ backend protocols (TF Serving REST, TorchServe gRPC) serve the same answers."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -13,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.process import free_port
+from tests.support.faults import hung_server
 from tests.support.http import DIGITS, call, infer, probabilities
 from tests.support.stack import backends_config, gateway_config, running_gateway
 
@@ -30,26 +29,8 @@ def one_variant(backend: str, version: int = 1) -> dict:
 @pytest.fixture
 def blackhole() -> Iterator[int]:
     """A real TCP server that accepts connections and never answers."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    with hung_server() as port:
+        yield port
 
 
 def test_backend_down_is_503(backends, tmp_path):

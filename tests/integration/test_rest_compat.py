@@ -57,6 +57,12 @@ def test_tf_metadata_is_built_from_the_backends(url):
     dims = signature["inputs"]["input"]["tensor_shape"]["dim"]
     assert [d["size"] for d in dims] == ["-1", "64"]
     assert list(signature["outputs"]) == ["probabilities"]
+    latest = call(f"{url}/v1/models/digits/metadata").json()["model_spec"]
+    assert latest == {"name": "digits", "signature_name": "", "version": "2"}
+    assert (
+        call(f"{url}/v1/models/digits/labels/stable/metadata").json()["model_spec"]["version"]
+        == "1"
+    )
 
 
 def test_tf_predict_by_label_and_latest(url):
