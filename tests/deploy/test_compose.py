@@ -21,7 +21,7 @@ from deploy.devtools import require_tool
 from deploy.image_python import TFSERVING, TORCHSERVE, TRITON
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
-from deploy.local.tfserving import parse_text_format
+from deploy.local.tfserving import read_monitoring_config
 from deploy.local.torchserve import archive_model_version
 from gateway.config import load_config
 from tests.deploy.helpers import (
@@ -199,11 +199,10 @@ def test_tfserving_serves_both_versions_with_labels_and_metrics(services):
         assert (on_host / str(version) / "saved_model.pb").is_file()
 
     monitoring = host_path(tfserving, flag(command, "monitoring_config_file"))
-    prometheus = parse_text_format(monitoring.read_text()).message("prometheus_config")
-    assert prometheus is not None
-    assert prometheus.scalar("enable") is True
+    prometheus = read_monitoring_config(monitoring).prometheus_config
+    assert prometheus.enable is True
     scrape = prometheus_jobs()["tfserving"]
-    assert prometheus.scalar("path") == scrape["metrics_path"]
+    assert prometheus.path == scrape["metrics_path"]
     assert scrape["static_configs"][0]["targets"] == ["tfserving:8501"]
 
 
