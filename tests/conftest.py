@@ -9,17 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.stack import StackPorts, backend_processes, start_all
+from deploy.local.stack import StackPorts, backend_processes, start_all, with_key_file
 from tests.support.stack import free_stack_ports, gateway_config, running_gateway
 
 
 @pytest.fixture(scope="session")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
+    run_dir = tmp_path_factory.mktemp("backends")
     ports = free_stack_ports()
-    processes = backend_processes(tmp_path_factory.mktemp("backends"), ports)
+    processes = backend_processes(run_dir, ports)
     start_all(processes, timeout=180)
     try:
-        yield ports
+        yield with_key_file(run_dir, ports)
     finally:
         for process in processes:
             process.stop()

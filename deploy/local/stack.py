@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deploy.local.process import ManagedProcess, StartError, http_ok, port_open, stop_group
@@ -20,7 +20,7 @@ from deploy.local.tfserving import (
     write_model_config,
     write_monitoring_config,
 )
-from deploy.local.torchserve import TorchServePorts, torchserve_process
+from deploy.local.torchserve import TorchServePorts, key_file, torchserve_process
 from gateway.config import GatewayConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +36,13 @@ class StackPorts:
     torchserve: TorchServePorts = field(default_factory=TorchServePorts)
     tfserving_grpc: int = 8500
     tfserving_rest: int = 8501
+    torchserve_key_file: Path | None = None
+    """Where TorchServe writes its token-authorization keys, once known (see ``with_key_file``)."""
+
+
+def with_key_file(run_dir: Path, ports: StackPorts) -> StackPorts:
+    """``ports`` naming the key file the TorchServe of :func:`backend_processes` writes."""
+    return replace(ports, torchserve_key_file=key_file(run_dir / "torchserve"))
 
 
 def backend_processes(run_dir: Path, ports: StackPorts) -> list[ManagedProcess]:

@@ -50,6 +50,8 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
             "timeout_s": 10,
         },
     }
+    if ports.torchserve_key_file is not None:
+        backends["torchserve"]["key_file"] = str(ports.torchserve_key_file)
     for name, changes in overrides.items():
         backends[name] = {**backends.get(name, {}), **changes}
     return backends
