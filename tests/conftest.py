@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.stack import StackPorts, backend_processes, start_all, with_key_file
+from deploy.local.stack import StackPorts, backend_processes, start_all, with_files
 from tests.support.stack import free_stack_ports, gateway_config, running_gateway
 
 
@@ -20,7 +20,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
     processes = backend_processes(run_dir, ports)
     start_all(processes, timeout=180)
     try:
-        yield with_key_file(run_dir, ports)
+        yield with_files(run_dir, ports)
     finally:
         for process in processes:
             process.stop()

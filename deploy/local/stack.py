@@ -37,19 +37,29 @@ class StackPorts:
     tfserving_grpc: int = 8500
     tfserving_rest: int = 8501
     torchserve_key_file: Path | None = None
-    """Where TorchServe writes its token-authorization keys, once known (see ``with_key_file``)."""
+    """Where TorchServe writes its token-authorization keys, once known (see ``with_files``)."""
+    tfserving_model_config: Path | None = None
+    """The ModelServerConfig file TF Serving starts with, once known."""
 
 
-def with_key_file(run_dir: Path, ports: StackPorts) -> StackPorts:
-    """``ports`` naming the key file the TorchServe of :func:`backend_processes` writes."""
-    return replace(ports, torchserve_key_file=key_file(run_dir / "torchserve"))
+def model_config_path(run_dir: Path) -> Path:
+    return run_dir / "tfserving" / "models.config"
+
+
+def with_files(run_dir: Path, ports: StackPorts) -> StackPorts:
+    """``ports`` naming the files the backends of :func:`backend_processes` read and write."""
+    return replace(
+        ports,
+        torchserve_key_file=key_file(run_dir / "torchserve"),
+        tfserving_model_config=model_config_path(run_dir).resolve(),
+    )
 
 
 def backend_processes(run_dir: Path, ports: StackPorts) -> list[ManagedProcess]:
     """TorchServe with both digits archives, and TF Serving with both SavedModel versions."""
     tf_dir = run_dir / "tfserving"
     model_config = write_model_config(
-        tf_dir / "models.config", MODEL_STORE / "tfserving" / "digits"
+        model_config_path(run_dir), MODEL_STORE / "tfserving" / "digits"
     )
     monitoring = write_monitoring_config(tf_dir / "monitoring.config")
     return [

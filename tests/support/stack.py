@@ -52,6 +52,8 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
     }
     if ports.torchserve_key_file is not None:
         backends["torchserve"]["key_file"] = str(ports.torchserve_key_file)
+    if ports.tfserving_model_config is not None:
+        backends["tfserving"]["model_config_file"] = str(ports.tfserving_model_config)
     for name, changes in overrides.items():
         backends[name] = {**backends.get(name, {}), **changes}
     return backends
