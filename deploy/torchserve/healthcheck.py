@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -24,14 +25,20 @@ REFUSED = "InvalidKeyException"
 
 
 def read_keys(key_file: str) -> dict[str, Any]:
+    """The key file's JSON ({} without one); TorchServe rewrites it in place, so a read that
+    finds it half written is tried again."""
     if not key_file:
         return {}
-    try:
-        with open(key_file, "rb") as handle:
-            keys = json.loads(handle.read())
-    except (OSError, ValueError):
-        return {}
-    return keys if isinstance(keys, dict) else {}
+    for _ in range(20):
+        try:
+            with open(key_file, "rb") as handle:
+                keys = json.loads(handle.read())
+            return keys if isinstance(keys, dict) else {}
+        except OSError:
+            return {}
+        except ValueError:
+            time.sleep(0.05)
+    return {}
 
 
 def key_of(keys: dict[str, Any], role: str) -> str:

@@ -40,6 +40,8 @@ MANAGEMENT = "management"
 REFUSED_TYPE = b"InvalidKeyException"  # the type of TorchServe's REST refusal (status 400)
 REFUSED_DETAILS = "Token Authorization failed"  # its gRPC refusal (PERMISSION_DENIED)
 RECHECK_S = 1.0
+HALF_WRITTEN_RETRIES = 20
+HALF_WRITTEN_WAIT_S = 0.01
 TOKEN_TIMEOUT_S = 5.0
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -153,11 +155,18 @@ class TorchServeKeys:
         headers = self.headers(role)
         return None if headers is None else tuple(headers.items())
 
-    def after_refusal(self, role: str, sent: dict[str, str] | None) -> bool:
-        """Re-read the file now; True when it holds another key for ``role`` (worth a retry)."""
+    async def after_refusal(self, role: str, sent: dict[str, str] | None) -> bool:
+        """Re-read the file now; True when it holds another key for ``role`` (worth a retry).
+
+        TorchServe rewrites the file in place (truncate, then write): a read that finds it half
+        written waits a moment and reads again.
+        """
         if self._path is None:
             return False
-        self._read(force=True)
+        for _ in range(HALF_WRITTEN_RETRIES):
+            if self._read(force=True):
+                break
+            await asyncio.sleep(HALF_WRITTEN_WAIT_S)
         return self.headers(role) not in (None, sent)
 
     def refusal(self, role: str) -> BackendError:
@@ -175,22 +184,23 @@ class TorchServeKeys:
             "file of this TorchServe?"
         )
 
-    def _read(self, force: bool) -> None:
+    def _read(self, force: bool) -> bool:
+        """Read the file if it changed (or ``force``); False when it could not be parsed."""
         assert self._path is not None
         try:
             stat = os.stat(self._path)
             stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if stamp == self._stamp and not force:
-                return
+                return True
             with open(self._path, "rb") as handle:
                 parsed = parse_key_file(handle.read(), time.time())
         except OSError as error:
             self._problem = error.strerror or str(error)
-            return
-        except ValueError as error:  # half-written (TorchServe truncates, then writes): next time
+            return True
+        except ValueError as error:  # half-written: read it again soon
             self._problem = f"not TorchServe's key file JSON ({error})"
-            self._next_check = time.monotonic() + RECHECK_S / 20
-            return
+            self._next_check = time.monotonic() + HALF_WRITTEN_WAIT_S
+            return False
         self._stamp, self._problem = stamp, None
         previous = self._file.keys if self._file is not None else {}
         keys = {
@@ -198,9 +208,8 @@ class TorchServeKeys:
             for role, key in parsed.keys.items()
         }
         self._file = KeyFile(keys, parsed.api_key)
-        self._headers = {
-            role: {"authorization": f"Bearer {key.value}"} for role, key in keys.items()
-        }
+        self._headers = {role: bearer(key.value) for role, key in keys.items()}
+        return True
 
     def _schedule_refresh(self, role: str) -> None:
         if role in self._refreshing or self._management_url is None:
@@ -249,7 +258,7 @@ async def send_with_key(keys: TorchServeKeys, role: str, send: Send) -> HttpRepl
     reply = await send(headers)
     if not refused(reply):
         return reply
-    if keys.after_refusal(role, headers):
+    if await keys.after_refusal(role, headers):
         reply = await send(keys.headers(role))
         if not refused(reply):
             return reply
@@ -264,7 +273,7 @@ async def call_with_key(keys: TorchServeKeys, role: str, call: Call) -> bytes:
     except grpc.RpcError as error:
         if not grpc_refused(error):
             raise
-    if keys.after_refusal(role, headers):
+    if await keys.after_refusal(role, headers):
         try:
             return await call(keys.metadata(role))
         except grpc.RpcError as error:
