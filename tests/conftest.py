@@ -9,21 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.stack import StackPorts, backend_processes, start_all, with_files
-from tests.support.stack import free_stack_ports, gateway_config, running_gateway
+from deploy.local.stack import StackPorts
+from tests.support.stack import gateway_config, running_backends, running_gateway
 
 
 @pytest.fixture(scope="session")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
-    run_dir = tmp_path_factory.mktemp("backends")
-    ports = free_stack_ports()
-    processes = backend_processes(run_dir, ports)
-    start_all(processes, timeout=180)
-    try:
-        yield with_files(run_dir, ports)
-    finally:
-        for process in processes:
-            process.stop()
+    with running_backends(tmp_path_factory.mktemp("backends")) as ports:
+        yield ports
 
 
 @pytest.fixture(scope="session")

@@ -63,14 +63,16 @@ class Orchestrator:
             self._runtime(target)
         async with self.journal.locked(LOCK_WAIT_S):
             entry = self.journal.load(request.model, request.version)
-            resumed = entry is not None and entry.status == "in-progress"
+            resumed = (
+                entry is not None and entry.status == "in-progress" and entry.operation == "deploy"
+            )
             if entry is not None and resumed and entry.request != request.as_dict():
                 raise Conflict(
                     f"an interrupted {entry.operation} of {request.model} version "
                     f"{request.version} with other arguments is in the journal: repeat that "
                     "one, or undeploy the version"
                 )
-            if entry is None or not resumed or entry.operation != "deploy":
+            if entry is None or not resumed:
                 entry = Entry("deploy", request.model, request.version, request.as_dict())
                 self.journal.save(entry)
             return await self._deploy(request, entry, resumed)

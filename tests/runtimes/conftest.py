@@ -7,18 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.stack import StackPorts, backend_processes, start_all, with_files
-from tests.support.stack import free_stack_ports
+from deploy.local.stack import StackPorts
+from tests.support.stack import running_backends
 
 
 @pytest.fixture(scope="package")
 def runtimes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
-    run_dir = tmp_path_factory.mktemp("runtimes")
-    ports = free_stack_ports()
-    processes = backend_processes(run_dir, ports)
-    start_all(processes, timeout=180)
-    try:
-        yield with_files(run_dir, ports)
-    finally:
-        for process in processes:
-            process.stop()
+    with running_backends(tmp_path_factory.mktemp("runtimes")) as ports:
+        yield ports

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 
 from deploy.local.stack import StackPorts
-from gateway.backends.torchserve_keys import INFERENCE, MANAGEMENT, bearer, parse_key_file
+from gateway.backends.torchserve_keys import INFERENCE, MANAGEMENT
 from gateway.wire import tensorflow_pb2
 from gateway.wire import tensorflow_serving_pb2 as tfs
 from tests.support.http import call, infer_body
-
-
-def auth(ports: StackPorts, role: str) -> dict[str, str]:
-    assert ports.torchserve_key_file is not None
-    keys = parse_key_file(Path(ports.torchserve_key_file).read_bytes(), 0.0).keys
-    return bearer(keys[role].value)
+from tests.support.stack import torchserve_auth as auth
 
 
 def torchserve_versions(ports: StackPorts) -> list[str]:
@@ -43,16 +37,22 @@ def torchserve_predict(ports: StackPorts, version: str, rows: np.ndarray) -> np.
     return np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
 
 
+def _tfserving_call(ports: StackPorts, method: str, request: Any, response: Any) -> Any:
+    with grpc.insecure_channel(f"127.0.0.1:{ports.tfserving_grpc}") as channel:
+        call = channel.unary_unary(
+            f"/tensorflow.serving.{method}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response.FromString,
+        )
+        return call(request, timeout=30)
+
+
 def tfserving_states(ports: StackPorts, model: str = "digits") -> dict[int, str]:
     request = tfs.GetModelStatusRequest()
     request.model_spec.name = model
-    with grpc.insecure_channel(f"127.0.0.1:{ports.tfserving_grpc}") as channel:
-        status = channel.unary_unary(
-            "/tensorflow.serving.ModelService/GetModelStatus",
-            request_serializer=tfs.GetModelStatusRequest.SerializeToString,
-            response_deserializer=tfs.GetModelStatusResponse.FromString,
-        )
-        reply = status(request, timeout=10)
+    reply = _tfserving_call(
+        ports, "ModelService/GetModelStatus", request, tfs.GetModelStatusResponse
+    )
     return {
         s.version: tfs.ModelVersionStatus.State.Name(s.state) for s in reply.model_version_status
     }
@@ -67,13 +67,7 @@ def tfserving_predict(ports: StackPorts, version: int, rows: np.ndarray) -> np.n
     for size in rows.shape:
         tensor.tensor_shape.dim.add().size = size
     tensor.tensor_content = np.ascontiguousarray(rows, dtype=np.float32).tobytes()
-    with grpc.insecure_channel(f"127.0.0.1:{ports.tfserving_grpc}") as channel:
-        predict = channel.unary_unary(
-            "/tensorflow.serving.PredictionService/Predict",
-            request_serializer=tfs.PredictRequest.SerializeToString,
-            response_deserializer=tfs.PredictResponse.FromString,
-        )
-        reply = predict(request, timeout=30)
+    reply = _tfserving_call(ports, "PredictionService/Predict", request, tfs.PredictResponse)
     output = reply.outputs["probabilities"]
     shape = [dim.size for dim in output.tensor_shape.dim]
     values = (
