@@ -39,9 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries = LoadRetries(args.max_num_load_retries, args.load_retry_interval_micros / 1e6)
         manager = ServableManager(load_servable, retries)
         core = ServerCore(manager, args.allow_version_labels_for_unavailable_models)
-        core.reload(config)
-        log.info("All models loaded in %.2fs", time.monotonic() - started)
-        return asyncio.run(serve(core, Metrics(), args, metrics_path))
+        try:
+            core.reload(config)
+            log.info("All models loaded in %.2fs", time.monotonic() - started)
+            return asyncio.run(serve(core, Metrics(), args, metrics_path))
+        finally:
+            manager.close()
     except ServingError as exc:
         print(f"Failed to start server. Error: {exc.message}", file=sys.stderr, flush=True)
         return 1
