@@ -141,6 +141,11 @@ class TFServingBackendConfig(_BackendBase):
     """Which of the two the gateway uses for inference."""
     grpc_load_balancing: GrpcLoadBalancing = "pick_first"
     """``round_robin`` over every address of ``grpc`` (several replicas behind one name)."""
+    model_config_file: str | None = None
+    """The text-format ModelServerConfig TF Serving was started with (``--model_config_file``):
+    where runtime orchestration (``gateway deploy``) starts from. After the first deploy the
+    gateway holds the whole config (in its state directory) and is its only writer: TF Serving
+    must not also poll that file (no ``--model_config_file_poll_wait_seconds``)."""
 
 
 class TorchServeBackendConfig(_BackendBase):
@@ -157,6 +162,12 @@ class TorchServeBackendConfig(_BackendBase):
     """Which inference API the gateway uses."""
     grpc_load_balancing: GrpcLoadBalancing = "pick_first"
     """``round_robin`` over every address of ``grpc`` (several replicas behind one name)."""
+    key_file: str | None = None
+    """TorchServe's ``key_file.json`` (token authorization, on by default since TorchServe 0.11;
+    it is written to TorchServe's working directory). The gateway sends the inference key with
+    inference calls and the management key with metadata, readiness and deploy calls, re-reads
+    the file when it changes, and renews a key through TorchServe's token API shortly before it
+    expires. Unset: no key is sent (TorchServe started with token authorization off)."""
 
 
 class OipBackendConfig(_BackendBase):

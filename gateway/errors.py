@@ -15,6 +15,7 @@ import grpc
 class ErrorCode(StrEnum):
     INVALID_ARGUMENT = "invalid_argument"
     NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     NOT_READY = "not_ready"
@@ -70,6 +71,12 @@ class UnknownVariant(GatewayError):
     code = ErrorCode.INVALID_ARGUMENT
 
 
+class Conflict(GatewayError):
+    """The change clashes with one in progress (another deploy of the same version, say)."""
+
+    code = ErrorCode.CONFLICT
+
+
 class ModelNotReady(GatewayError):
     """The model is configured, but no variant can serve it right now (all drained or unready)."""
 
@@ -103,6 +110,7 @@ class InternalError(GatewayError):
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_ARGUMENT: 400,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.NOT_READY: 503,
@@ -115,6 +123,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.CONFLICT: grpc.StatusCode.ABORTED,
     ErrorCode.PAYLOAD_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: grpc.StatusCode.INVALID_ARGUMENT,
     ErrorCode.NOT_READY: grpc.StatusCode.UNAVAILABLE,

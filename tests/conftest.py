@@ -9,20 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.local.stack import StackPorts, backend_processes, start_all
-from tests.support.stack import free_stack_ports, gateway_config, running_gateway
+from deploy.local.stack import StackPorts
+from tests.support.stack import gateway_config, running_backends, running_gateway
 
 
 @pytest.fixture(scope="session")
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
-    ports = free_stack_ports()
-    processes = backend_processes(tmp_path_factory.mktemp("backends"), ports)
-    start_all(processes, timeout=180)
-    try:
+    with running_backends(tmp_path_factory.mktemp("backends")) as ports:
         yield ports
-    finally:
-        for process in processes:
-            process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import numpy as np
 
 from deploy.local import stack
 from deploy.local.process import http_ok
+from gateway.backends.torchserve_keys import INFERENCE, bearer, parse_key_file
 from gateway.config import (
     GatewayConfig,
     TFServingBackendConfig,
@@ -110,6 +111,14 @@ def time_calls(call: object, rounds: int) -> list[float]:
     return timings
 
 
+def inference_key(torchserve: TorchServeBackendConfig) -> dict[str, str]:
+    """The header TorchServe's token authorization wants on inference (none if it is off)."""
+    if torchserve.key_file is None:
+        return {}
+    keys = parse_key_file(Path(torchserve.key_file).read_bytes(), time.time()).keys
+    return bearer(keys[INFERENCE].value) if INFERENCE in keys else {}
+
+
 def direct_vs_gateway(
     config: GatewayConfig, gateway: Client, digits: DigitsSet, rounds: int
 ) -> list[tuple[str, float, float]]:
@@ -121,9 +130,10 @@ def direct_vs_gateway(
     assert torchserve.inference is not None
     host, port = torchserve.inference.removeprefix("http://").split(":")
     direct = Client(host, int(port))
+    auth = inference_key(torchserve)
     try:
         for _ in range(2):  # the first round warms connections up and is discarded
-            direct_ms = time_calls(lambda: direct.post("/predictions/digits/1", body, {}), rounds)
+            direct_ms = time_calls(lambda: direct.post("/predictions/digits/1", body, auth), rounds)
             via_ms = time_calls(
                 lambda: gateway.post(
                     "/v2/models/digits/infer", body, {"x-gateway-variant": "torch-v1"}

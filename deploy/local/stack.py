@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deploy.local.process import ManagedProcess, StartError, http_ok, port_open, stop_group
@@ -20,7 +20,7 @@ from deploy.local.tfserving import (
     write_model_config,
     write_monitoring_config,
 )
-from deploy.local.torchserve import TorchServePorts, torchserve_process
+from deploy.local.torchserve import TorchServePorts, key_file, torchserve_process
 from gateway.config import GatewayConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +36,30 @@ class StackPorts:
     torchserve: TorchServePorts = field(default_factory=TorchServePorts)
     tfserving_grpc: int = 8500
     tfserving_rest: int = 8501
+    torchserve_key_file: Path | None = None
+    """Where TorchServe writes its token-authorization keys, once known (see ``with_files``)."""
+    tfserving_model_config: Path | None = None
+    """The ModelServerConfig file TF Serving starts with, once known."""
+
+
+def model_config_path(run_dir: Path) -> Path:
+    return run_dir / "tfserving" / "models.config"
+
+
+def with_files(run_dir: Path, ports: StackPorts) -> StackPorts:
+    """``ports`` naming the files the backends of :func:`backend_processes` read and write."""
+    return replace(
+        ports,
+        torchserve_key_file=key_file(run_dir / "torchserve"),
+        tfserving_model_config=model_config_path(run_dir).resolve(),
+    )
 
 
 def backend_processes(run_dir: Path, ports: StackPorts) -> list[ManagedProcess]:
     """TorchServe with both digits archives, and TF Serving with both SavedModel versions."""
     tf_dir = run_dir / "tfserving"
     model_config = write_model_config(
-        tf_dir / "models.config", MODEL_STORE / "tfserving" / "digits"
+        model_config_path(run_dir), MODEL_STORE / "tfserving" / "digits"
     )
     monitoring = write_monitoring_config(tf_dir / "monitoring.config")
     return [

@@ -3,7 +3,8 @@
 ``tensorflow_model_server`` cannot be installed everywhere (there is no wheel for it), so when it is
 not on PATH the launcher runs ``deploy.local.tfserving_standin`` instead: a Python server that runs
 the same SavedModels with TensorFlow and speaks the same gRPC and REST APIs. Both read the same
-text-format ``ModelServerConfig``.
+text-format ``ModelServerConfig``, here parsed and written with protobuf's own text format over the
+gateway's wire-compatible copy of the message (``gateway/wire/tensorflow_serving_config.proto``).
 
 This module must not import TensorFlow: the stack starts it in processes that never need TF.
 """
@@ -11,7 +12,6 @@ This module must not import TensorFlow: the stack starts it in processes that ne
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import urllib.error
@@ -22,146 +22,19 @@ from pathlib import Path
 from types import MappingProxyType
 
 from deploy.local.process import ManagedProcess
+from gateway.runtimes.model_server_config import (
+    TENSORFLOW_PLATFORM,
+    parse_monitoring_config,
+    read_model_server_config,
+    render,
+)
+from gateway.wire.tensorflow_serving_config_pb2 import ModelServerConfig, MonitoringConfig
 
 STANDIN_NAME = "TF Serving stand-in"
 REAL_BINARY = "tensorflow_model_server"
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LABELS: Mapping[str, int] = MappingProxyType({"stable": 1, "canary": 2})
-
-
-@dataclass
-class TextMessage:
-    """A parsed protobuf text-format message: every field name maps to the values it was given."""
-
-    fields: dict[str, list[str | int | float | bool | TextMessage]] = field(default_factory=dict)
-
-    def values(self, name: str) -> list[str | int | float | bool | TextMessage]:
-        return self.fields.get(name, [])
-
-    def messages(self, name: str) -> list[TextMessage]:
-        return [value for value in self.values(name) if isinstance(value, TextMessage)]
-
-    def message(self, name: str) -> TextMessage | None:
-        found = self.messages(name)
-        return found[-1] if found else None
-
-    def scalar(self, name: str) -> str | int | float | bool | None:
-        found = [value for value in self.values(name) if not isinstance(value, TextMessage)]
-        return found[-1] if found else None
-
-
-class TextFormatError(ValueError):
-    """The text is not protobuf text format (of the subset model and monitoring configs use)."""
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<comment>\#[^\n]*)
-      | (?P<punct>[{}<>:\[\],;])
-      | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-      | (?P<word>[A-Za-z0-9_.+\-]+)
-    )""",
-    re.VERBOSE,
-)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
-_CLOSING = {"{": "}", "<": ">"}
-
-
-def _tokens(text: str) -> list[str]:
-    tokens: list[str] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            if text[position:].strip():
-                raise TextFormatError(
-                    f"unexpected text at offset {position}: {text[position:][:20]!r}"
-                )
-            break
-        position = match.end()
-        if match.lastgroup != "comment":
-            tokens.append(match.group(match.lastgroup or ""))
-    return tokens
-
-
-def _unquote(token: str) -> str:
-    body = token[1:-1]
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
-
-
-def _scalar(token: str) -> str | int | float | bool:
-    if token[0] in "\"'":
-        return _unquote(token)
-    if token in ("true", "True"):
-        return True
-    if token in ("false", "False"):
-        return False
-    try:
-        return int(token, 0)
-    except ValueError:
-        pass
-    try:
-        return float(token)
-    except ValueError:
-        return token  # an enum value name
-
-
-class _Parser:
-    def __init__(self, tokens: list[str]) -> None:
-        self._tokens = tokens
-        self._index = 0
-
-    def _peek(self) -> str | None:
-        return self._tokens[self._index] if self._index < len(self._tokens) else None
-
-    def _next(self) -> str:
-        token = self._peek()
-        if token is None:
-            raise TextFormatError("unexpected end of text")
-        self._index += 1
-        return token
-
-    def message(self, closing: str | None) -> TextMessage:
-        result = TextMessage()
-        while (token := self._peek()) != closing:
-            if token is None:
-                raise TextFormatError(f"missing {closing!r}")
-            name = self._next()
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise TextFormatError(f"expected a field name, got {name!r}")
-            result.fields.setdefault(name, []).extend(self._field_values())
-            if self._peek() in (",", ";"):
-                self._next()
-        if closing is not None:
-            self._next()
-        return result
-
-    def _field_values(self) -> list[str | int | float | bool | TextMessage]:
-        has_colon = self._peek() == ":"
-        if has_colon:
-            self._next()
-        token = self._next()
-        if token in _CLOSING:
-            return [self.message(_CLOSING[token])]
-        if token == "[":
-            return self._list()
-        if not has_colon:
-            raise TextFormatError(f"expected ':' before {token!r}")
-        return [_scalar(token)]
-
-    def _list(self) -> list[str | int | float | bool | TextMessage]:
-        values: list[str | int | float | bool | TextMessage] = []
-        while (token := self._next()) != "]":
-            if token == ",":
-                continue
-            values.append(self.message(_CLOSING[token]) if token in _CLOSING else _scalar(token))
-        return values
-
-
-def parse_text_format(text: str) -> TextMessage:
-    """Parse protobuf text format without the message's schema (field names are not checked)."""
-    return _Parser(_tokens(text)).message(None)
 
 
 @dataclass(frozen=True)
@@ -174,38 +47,22 @@ class ModelEntry:
     labels: Mapping[str, int] = field(default_factory=dict)
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
 def render_model_config(entries: Sequence[ModelEntry]) -> str:
     """Text-format ``ModelServerConfig`` for these models, with absolute base paths."""
-    lines = ["model_config_list {"]
+    config = ModelServerConfig()
+    config.model_config_list.SetInParent()
     for entry in entries:
-        lines += [
-            "  config {",
-            f"    name: {_quote(entry.name)}",
-            f"    base_path: {_quote(str(entry.base_path.resolve()))}",
-            '    model_platform: "tensorflow"',
-            "    model_version_policy {",
-        ]
+        model = config.model_config_list.config.add(
+            name=entry.name,
+            base_path=str(entry.base_path.resolve()),
+            model_platform=TENSORFLOW_PLATFORM,
+        )
         if entry.versions:
-            lines += ["      specific {"]
-            lines += [f"        versions: {version}" for version in entry.versions]
-            lines += ["      }"]
+            model.model_version_policy.specific.versions.extend(entry.versions)
         else:
-            lines += ["      all {}"]
-        lines += ["    }"]
-        for label, version in entry.labels.items():
-            lines += [
-                "    version_labels {",
-                f"      key: {_quote(label)}",
-                f"      value: {version}",
-                "    }",
-            ]
-        lines += ["  }"]
-    lines += ["}"]
-    return "\n".join(lines) + "\n"
+            model.model_version_policy.all.SetInParent()
+        model.version_labels.update(entry.labels)
+    return render(config)
 
 
 def write_model_config(
@@ -225,8 +82,16 @@ def write_model_config(
 def write_monitoring_config(path: Path) -> Path:
     """Write a ``MonitoringConfig`` that turns on Prometheus metrics at the usual path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'prometheus_config {{\n  enable: true\n  path: "{PROMETHEUS_PATH}"\n}}\n')
+    monitoring = MonitoringConfig()
+    monitoring.prometheus_config.enable = True
+    monitoring.prometheus_config.path = PROMETHEUS_PATH
+    path.write_text(render(monitoring))
     return path
+
+
+def read_monitoring_config(path: Path) -> MonitoringConfig:
+    """A text-format ``MonitoringConfig`` file (what ``--monitoring_config_file`` names)."""
+    return parse_monitoring_config(path.read_text(), str(path))
 
 
 @dataclass(frozen=True)
@@ -258,34 +123,19 @@ def _numeric_subdirs(base_path: Path) -> list[int]:
     ]
 
 
-def _policy(config: TextMessage) -> tuple[str, tuple[int, ...], int]:
-    policy = config.message("model_version_policy")
-    if policy is None:
-        return "latest", (), 1
-    specific = policy.message("specific")
-    if specific is not None:
-        return "specific", tuple(int(str(v)) for v in specific.values("versions")), 1
-    if policy.message("all") is not None:
-        return "all", (), 1
-    latest = policy.message("latest")
-    num = latest.scalar("num_versions") if latest is not None else None
-    return "latest", (), max(int(num or 1), 1)
-
-
 def configured_models(model_config_file: Path) -> list[ConfiguredModel]:
     """The models (and version policies) of a text-format ``ModelServerConfig`` file."""
-    root = parse_text_format(model_config_file.read_text())
-    config_list = root.message("model_config_list")
     models: list[ConfiguredModel] = []
-    for config in config_list.messages("config") if config_list else []:
-        policy, versions, num_latest = _policy(config)
+    for config in read_model_server_config(model_config_file).model_config_list.config:
+        policy = config.model_version_policy
+        kind = policy.WhichOneof("policy_choice") or "latest"
         models.append(
             ConfiguredModel(
-                name=str(config.scalar("name") or ""),
-                base_path=Path(str(config.scalar("base_path") or "")),
-                policy=policy,
-                versions=versions,
-                num_latest=num_latest,
+                name=config.name,
+                base_path=Path(config.base_path),
+                policy=kind,
+                versions=tuple(policy.specific.versions) if kind == "specific" else (),
+                num_latest=max(policy.latest.num_versions, 1),
             )
         )
     return models
@@ -328,6 +178,9 @@ def _server_flags(
         # The real server refuses labels of versions still loading when it reads the config at
         # start-up, which is always the case there; the stand-in takes the flag too.
         "--allow_version_labels_for_unavailable_models=true",
+        # A version that fails to load ends at once (state END, with its error) instead of being
+        # retried five times a minute apart: a deploy of a bad version fails fast.
+        "--max_num_load_retries=0",
     ]
     if monitoring_config_file is not None:
         flags.append(f"--monitoring_config_file={monitoring_config_file.resolve()}")

@@ -9,6 +9,11 @@ several TorchServes (a test's and ``make up``'s, say) run side by side.
 Both archives in the store carry the model name ``digits``, with versions 1 and 2; listing both
 in ``load_models`` registers both versions under the one name, and the first archive listed
 becomes the default version (the one ``/predictions/digits`` runs).
+
+Token authorization is on, as TorchServe's own default: TorchServe writes its keys to
+``run_dir/key_file.json`` (its working directory), every call needs one, and the management API
+may register models (``enable_model_api``) from the model store only (``allowed_urls`` matches no
+remote URL).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local.process import ManagedProcess
+from gateway.backends.torchserve_keys import MANAGEMENT, bearer, parse_key_file
 
 DEFAULT_MODELS: tuple[str, ...] = ("digits_v1.mar", "digits_v2.mar")
 HOST = "127.0.0.1"
 JVM_ARGS = "-Xmx512m"
+KEY_FILE = "key_file.json"
 
 # Linux limits a unix socket path to 107 bytes; the frontend's are "<tmp>/.ts.sock.<port>".
 _MAX_SOCKET_PATH = 107
@@ -50,15 +57,24 @@ class ModelVersion:
     version: str
 
 
+def key_file(run_dir: Path) -> Path:
+    """Where the TorchServe of ``run_dir`` writes its keys: its working directory."""
+    return run_dir.resolve() / KEY_FILE
+
+
 def torchserve_process(
     run_dir: Path,
     model_store: Path,
     ports: TorchServePorts,
     models: Sequence[str] = DEFAULT_MODELS,
+    token_auth: bool = True,
+    token_expiration_min: float | None = None,
 ) -> ManagedProcess:
     """A not-yet-started TorchServe serving ``models`` (archive names in ``model_store``).
 
     Its ``ready`` check passes once every model version in those archives has a READY worker.
+    With ``token_auth`` (the default) its keys are in :func:`key_file`, expiring after
+    ``token_expiration_min`` (TorchServe's default: 60).
     """
     run_dir = run_dir.resolve()
     model_store = model_store.resolve()
@@ -76,7 +92,12 @@ def torchserve_process(
     for directory in (run_dir, tmp_dir, logs_dir):
         directory.mkdir(parents=True, exist_ok=True)
     config = run_dir / "config.properties"
-    config.write_text(config_properties(model_store, ports, models))
+    config.write_text(
+        config_properties(model_store, ports, models, token_auth, token_expiration_min)
+    )
+    keys = key_file(run_dir) if token_auth else None
+    if keys is not None:
+        keys.unlink(missing_ok=True)  # a previous run's keys are no longer valid
 
     management = f"http://{HOST}:{ports.management}"
     return ManagedProcess(
@@ -86,14 +107,14 @@ def torchserve_process(
             "--start",
             "--foreground",
             "--ncs",
-            "--disable-token-auth",
+            *([] if token_auth else ["--disable-token-auth"]),
             "--model-store",
             str(model_store),
             "--ts-config",
             str(config),
         ],
         run_dir=run_dir,
-        ready=lambda: all(has_ready_worker(management, model) for model in expected),
+        ready=lambda: all(has_ready_worker(management, model, keys) for model in expected),
         env={
             # The launcher's pid file and TorchServe's java.io.tmpdir.
             "TMPDIR": str(tmp_dir),
@@ -106,8 +127,14 @@ def torchserve_process(
     )
 
 
-def config_properties(model_store: Path, ports: TorchServePorts, models: Sequence[str]) -> str:
-    """TorchServe's ``config.properties``: loopback only, no auth token, one worker a model."""
+def config_properties(
+    model_store: Path,
+    ports: TorchServePorts,
+    models: Sequence[str],
+    token_auth: bool = True,
+    token_expiration_min: float | None = None,
+) -> str:
+    """TorchServe's ``config.properties``: loopback only, tokens on, one worker a model."""
     settings = {
         "inference_address": f"http://{HOST}:{ports.inference}",
         "management_address": f"http://{HOST}:{ports.management}",
@@ -120,13 +147,18 @@ def config_properties(model_store: Path, ports: TorchServePorts, models: Sequenc
         "load_models": ",".join(models),
         "default_workers_per_model": "1",
         "metrics_mode": "prometheus",
-        "disable_token_authorization": "true",
+        "disable_token_authorization": "false" if token_auth else "true",
         "enable_model_api": "true",
+        # Regular expressions of the URLs the management API may fetch archives from: only
+        # file URLs inside the model store (archive names in the store need no URL at all).
+        "allowed_urls": f"file://\\Q{model_store}\\E/.*",
         "install_py_dep_per_model": "false",
         "number_of_netty_threads": "2",
         "netty_client_threads": "2",
         "vmargs": JVM_ARGS,
     }
+    if token_expiration_min is not None:
+        settings["token_expiration_min"] = f"{token_expiration_min:g}"
     lines = ["# Written by deploy/local/torchserve.py for this run only."]
     lines += [f"{key}={_escape(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
@@ -145,11 +177,25 @@ def archive_model_version(archive: Path) -> ModelVersion:
         ) from error
 
 
-def has_ready_worker(management_url: str, model: ModelVersion, timeout: float = 1.0) -> bool:
+def management_key(keys: Path | None) -> dict[str, str]:
+    """The Authorization header of the management API, from the key file (none without one)."""
+    if keys is None:
+        return {}
+    try:
+        key = parse_key_file(keys.read_bytes(), 0.0).keys.get(MANAGEMENT)
+    except (OSError, ValueError):
+        return {}
+    return bearer(key.value) if key is not None else {}
+
+
+def has_ready_worker(
+    management_url: str, model: ModelVersion, keys: Path | None = None, timeout: float = 1.0
+) -> bool:
     """Whether ``GET /models/<name>/<version>`` lists a worker in state READY."""
     url = f"{management_url}/models/{model.name}/{model.version}"
+    request = urllib.request.Request(url, headers=management_key(keys))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             described: Any = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
         return False

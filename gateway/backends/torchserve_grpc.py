@@ -14,6 +14,7 @@ from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary
 from gateway.backends.http_pool import HttpPool
 from gateway.backends.tfserving_grpc import channel_options
+from gateway.backends.torchserve_keys import INFERENCE, TorchServeKeys, call_with_key
 from gateway.backends.torchserve_management import TorchServeManagement
 from gateway.backends.torchserve_rest import torchserve_response
 from gateway.codecs import oip_json
@@ -45,7 +46,12 @@ class TorchServeGrpcBackend:
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
         self._pool = HttpPool(name, 4, config.connect_timeout_s)
-        self._management = TorchServeManagement(name, config.management, self._pool, self.timeout_s)
+        self._keys = TorchServeKeys(
+            name, config.key_file, config.management, config.connect_timeout_s
+        )
+        self._management = TorchServeManagement(
+            name, config.management, self._pool, self.timeout_s, self._keys
+        )
 
     async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
@@ -56,6 +62,7 @@ class TorchServeGrpcBackend:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        await self._keys.close()
         await self._pool.close()
 
     async def infer(
@@ -76,8 +83,13 @@ class TorchServeGrpcBackend:
                 model_name=target.name, model_version=target.version, input={"data": data}
             )
             body = message.SerializeToString()
+
+        async def call(metadata: tuple[tuple[str, str], ...] | None) -> bytes:
+            reply: bytes = await self._predictions(body, timeout=timeout_s, metadata=metadata)
+            return reply
+
         with grpc_boundary(self.name, timeout_s):
-            reply: bytes = await self._predictions(body, timeout=timeout_s)
+            reply = await call_with_key(self._keys, INFERENCE, call)
         prediction = ts.PredictionResponse.FromString(reply).prediction
         return torchserve_response(target, request, prediction, None, self.name)
 

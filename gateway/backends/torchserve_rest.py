@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, http_error
-from gateway.backends.http_pool import HttpPool
+from gateway.backends.http_pool import HttpPool, HttpReply
+from gateway.backends.torchserve_keys import INFERENCE, TorchServeKeys, send_with_key
 from gateway.backends.torchserve_management import TorchServeManagement
 from gateway.codecs import oip_json
 from gateway.codecs.torchserve import single_body
@@ -37,12 +38,18 @@ class TorchServeRestBackend:
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
-        self._management = TorchServeManagement(name, config.management, self._pool, self.timeout_s)
+        self._keys = TorchServeKeys(
+            name, config.key_file, config.management, config.connect_timeout_s
+        )
+        self._management = TorchServeManagement(
+            name, config.management, self._pool, self.timeout_s, self._keys
+        )
 
     async def start(self) -> None:
         await self._pool.start()
 
     async def close(self) -> None:
+        await self._keys.close()
         await self._pool.close()
 
     async def infer(
@@ -50,8 +57,13 @@ class TorchServeRestBackend:
     ) -> InferResponse:
         url = f"{self.base_url}/predictions/{target.name}/{target.version}"
         body, content_type = await _body(request, self._limit)
-        headers = {"content-type": content_type} if content_type else None
-        reply = await self._pool.request("POST", url, timeout_s, body, headers)
+        headers = {"content-type": content_type} if content_type else {}
+
+        async def send(auth: dict[str, str] | None) -> HttpReply:
+            sent = {**headers, **auth} if auth else headers
+            return await self._pool.request("POST", url, timeout_s, body, sent or None)
+
+        reply = await send_with_key(self._keys, INFERENCE, send)
         if reply.status != 200:
             raise http_error(reply.status, error_text(reply.body, "message"), self.name)
         return torchserve_response(target, request, reply.body, reply.content_type, self.name)

@@ -257,7 +257,10 @@ def measure_torchserve(
     """Real digits in real TorchServe: direct, through Envoy, and through the gateway (its OIP
     endpoint, and its TorchServe endpoint, which forwards bodies both ways untouched)."""
     ports = TorchServePorts(*(free_port() for _ in range(5)))
-    torchserve = torchserve_process(run / "torchserve", REPO / "model_store/torchserve", ports)
+    # Token authorization off: wrk and Envoy send no key, and the comparison stays as it was.
+    torchserve = torchserve_process(
+        run / "torchserve", REPO / "model_store/torchserve", ports, token_auth=False
+    )
     steps.progress.say("torchserve: starting TorchServe (about 30 s)")
     start(torchserve, timeout=120)
     steps.progress.advance(p.TORCHSERVE_START_S, "torchserve: TorchServe ready")

@@ -21,9 +21,9 @@ from deploy.devtools import require_tool
 from deploy.image_python import TFSERVING, TORCHSERVE, TRITON
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
-from deploy.local.tfserving import parse_text_format
+from deploy.local.tfserving import read_monitoring_config
 from deploy.local.torchserve import archive_model_version
-from gateway.config import load_config
+from gateway.config import TFServingBackendConfig, TorchServeBackendConfig, load_config
 from tests.deploy.helpers import (
     COMPOSE_CPU,
     COMPOSE_GPU,
@@ -199,24 +199,26 @@ def test_tfserving_serves_both_versions_with_labels_and_metrics(services):
         assert (on_host / str(version) / "saved_model.pb").is_file()
 
     monitoring = host_path(tfserving, flag(command, "monitoring_config_file"))
-    prometheus = parse_text_format(monitoring.read_text()).message("prometheus_config")
-    assert prometheus is not None
-    assert prometheus.scalar("enable") is True
+    prometheus = read_monitoring_config(monitoring).prometheus_config
+    assert prometheus.enable is True
     scrape = prometheus_jobs()["tfserving"]
-    assert prometheus.scalar("path") == scrape["metrics_path"]
+    assert prometheus.path == scrape["metrics_path"]
     assert scrape["static_configs"][0]["targets"] == ["tfserving:8501"]
 
 
-def test_torchserve_registers_both_versions_without_token_auth(services):
+def test_torchserve_registers_both_versions_with_token_auth(services):
     torchserve = services["torchserve"]
     command = torchserve["command"]
     assert torchserve["entrypoint"] == ["torchserve"]
     assert "--foreground" in command
-    assert "--disable-token-auth" in command
+    assert "--disable-token-auth" not in command
     config = properties(host_path(torchserve, flag(command, "ts-config")))
     assert config["metrics_mode"] == "prometheus"
-    assert config["disable_token_authorization"] == "true"
-    assert config["enable_model_api"] == "false"
+    assert config["disable_token_authorization"] == "false"
+    assert config["enable_model_api"] == "true"
+    # Archives only from the model store: no remote URL matches.
+    store_url = "file://" + config["model_store"] + "/.*"
+    assert config["allowed_urls"] == store_url
     store = host_path(torchserve, config["model_store"])
     archives = config["load_models"].split(",")
     versions = {archive_model_version(store / archive) for archive in archives}
@@ -270,6 +272,37 @@ def test_tritons_variants_carry_no_weight_until_given_some():
         }
         others = {(v.version, v.labels) for v in config.models["digits"].variants}
         assert {(v.version, v.labels) for v in variants} <= others, "the same labels as theirs"
+
+
+def test_gateway_reads_torchserves_keys_from_their_shared_volume(services, monkeypatch, configs):
+    torchserve, gateway = services["torchserve"], services["gateway"]
+    keys = next(m for m in torchserve["volumes"] if m["target"] == torchserve["working_dir"])
+    assert keys["type"] == "volume"
+    assert not keys.get("read_only")  # TorchServe writes key_file.json there
+    (mine,) = [m for m in gateway["volumes"] if m.get("source") == keys["source"]]
+    assert mine["read_only"] is True
+    for key, value in gateway["environment"].items():
+        monkeypatch.setenv(key, value)
+    config = load_config(host_path(gateway, "/etc/gateway/gateway.yaml"))
+    backend = config.backends["torchserve"]
+    assert isinstance(backend, TorchServeBackendConfig)
+    assert backend.key_file == mine["target"] + "/key_file.json"
+    # The key file is its owner's alone (TorchServe makes it 0600): the gateway runs as that uid,
+    # the volume is in memory and owned by it.
+    assert gateway["user"] == "1000:1000"
+    options = configs["gpu"]["volumes"][keys["source"]]["driver_opts"]
+    assert options["type"] == "tmpfs"
+    assert "uid=1000" in options["o"].split(",")
+    check = torchserve["healthcheck"]["test"]
+    assert check[check.index("--key-file") + 1] == torchserve["working_dir"] + "/key_file.json"
+    # TF Serving: the gateway holds the config it started with, and nothing else rewrites it.
+    tfserving = config.backends["tfserving"]
+    assert isinstance(tfserving, TFServingBackendConfig)
+    assert tfserving.model_config_file is not None
+    assert host_path(gateway, tfserving.model_config_file) == host_path(
+        services["tfserving"], flag(services["tfserving"]["command"], "model_config_file")
+    )
+    assert not any("poll_wait" in arg for arg in services["tfserving"]["command"])
 
 
 def test_gateway_config_reaches_the_runtimes_by_service_name(services, monkeypatch):
@@ -339,14 +372,17 @@ def test_torchserve_healthcheck_command_works(configs, backends: StackPorts):
     assert test[:2] == ["CMD", "python"]
     script = host_path(service, test[2])
     assert script == DEPLOY / "torchserve" / "healthcheck.py"
-    url, *models = test[3:]
+    key_flag, _, url, *models = test[3:]
+    assert key_flag == "--key-file"
     assert url == "http://127.0.0.1:8081"
     assert models == ["digits/1", "digits/2"]
     python = shutil.which("python3")
     assert python is not None
     here = f"http://127.0.0.1:{backends.torchserve.management}"
-    assert run([python, str(script), here, *models]).returncode == 0
-    missing = run([python, str(script), here, "digits/1", "digits/3"])
+    keys = ["--key-file", str(backends.torchserve_key_file)]
+    assert run([python, str(script), *keys, here, *models]).returncode == 0
+    assert run([python, str(script), here, *models]).returncode == 1  # tokens are on
+    missing = run([python, str(script), *keys, here, "digits/1", "digits/3"])
     assert missing.returncode == 1
     assert "digits/3" in missing.stdout
 

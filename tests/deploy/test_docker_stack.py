@@ -9,7 +9,11 @@ where they answer to their service names, with their ports published on 127.0.0.
   runtime for both versions, resolves the version labels, and every runtime exports the metrics
   the dashboard reads;
 - the gateway image, built from deploy/gateway/Dockerfile and run with deploy/compose/gateway.yaml
-  on that network, turns healthy, serves every variant and stops cleanly on SIGTERM.
+  on that network (TorchServe's keys on the volume they share), turns healthy, serves every
+  variant and stops cleanly on SIGTERM;
+- the real TF Serving answers HandleReloadConfigRequest as the stand-in does (the assertions of
+  tests/support/tfserving_reload.py), and version 3 deploys into both images and comes out again
+  with the orchestration library.
 
 Without a reachable Docker engine these tests skip; ``make test-docker`` sets
 GATEWAY_DOCKER_TESTS=required, which makes that a failure instead.
@@ -17,18 +21,20 @@ GATEWAY_DOCKER_TESTS=required, which makes that a failure instead.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import re
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
+import grpc
 import numpy as np
 import pytest
 from docker.errors import DockerException
@@ -36,6 +42,12 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.local.stack import StackPorts
+from deploy.local.torchserve import TorchServePorts
+from gateway.config import parse_config
+from gateway.runtimes.results import DeployResult
+from gateway.runtimes.setup import deploy_request, orchestrator
+from model_store.digits import load_reference, load_test_set
 from tests.deploy.helpers import (
     COMPOSE_CPU,
     DEPLOY,
@@ -50,8 +62,15 @@ from tests.deploy.helpers import (
     nanoseconds,
     unescape_compose,
 )
+from tests.runtimes.direct import (
+    tfserving_predict,
+    tfserving_states,
+    torchserve_predict,
+    torchserve_versions,
+)
 from tests.support.http import DIGITS, call, infer, probabilities
-from tests.support.stack import VARIANTS, gateway_config, running_gateway
+from tests.support.stack import VARIANTS, backends_config, gateway_config, running_gateway
+from tests.support.tfserving_reload import assert_reload_semantics
 
 REQUIRED = os.environ.get("GATEWAY_DOCKER_TESTS") == "required"
 HEALTHY_WITHIN_S = 600.0  # first runs pull several GB of images
@@ -67,18 +86,29 @@ DOCKER_VARIANTS = [
 RUNTIME_METRIC_PREFIXES = ("ts_", ":tensorflow:", "nv_")
 
 
-def container_spec(service: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for a service of the resolved compose model."""
+def container_spec(
+    service: dict[str, Any], volumes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of ``containers.create`` for a service of the resolved compose model.
+
+    ``volumes`` names the engine's volume for each of the compose file's named volumes.
+    """
+    named = volumes or {}
     spec: dict[str, Any] = {
         "image": service["image"],
         "entrypoint": service.get("entrypoint"),
         "command": service.get("command"),
         "environment": service.get("environment") or {},
         "init": bool(service.get("init")),
+        "user": service.get("user"),
+        "working_dir": service.get("working_dir"),
         "volumes": {
-            mount["source"]: {"bind": mount["target"], "mode": "ro" if mount["read_only"] else "rw"}
+            (mount["source"] if mount["type"] == "bind" else named[mount["source"]]): {
+                "bind": mount["target"],
+                "mode": "ro" if mount.get("read_only") else "rw",
+            }
             for mount in service.get("volumes", [])
-            if mount["type"] == "bind"
+            if mount["type"] == "bind" or mount["source"] in named
         },
         # Published on loopback, on ports the engine picks.
         "ports": {f"{port['target']}/tcp": ("127.0.0.1", None) for port in service["ports"]},
@@ -107,9 +137,13 @@ def test_compose_services_translate_to_containers():
     }
     assert tfserving["healthcheck"]["test"][3].startswith('exec 3<>"/dev/tcp/127.0.0.1/$1"')
     assert tfserving["healthcheck"]["start_period"] == 120 * 10**9
-    torchserve = container_spec(services["torchserve"])
+    torchserve = container_spec(services["torchserve"], {"torchserve-keys": "keys"})
     assert torchserve["init"] is True
     assert set(torchserve["ports"]) == {"8080/tcp", "8081/tcp", "8082/tcp", "7070/tcp"}
+    assert torchserve["volumes"]["keys"] == {"bind": torchserve["working_dir"], "mode": "rw"}
+    gateway = container_spec(services["gateway"], {"torchserve-keys": "keys"})
+    assert gateway["volumes"]["keys"] == {"bind": "/run/torchserve", "mode": "ro"}
+    assert gateway["user"] == "1000:1000"
     assert nanoseconds("2m0s") == nanoseconds("120s") == 120 * 10**9
 
 
@@ -172,6 +206,24 @@ def network(engine: docker.DockerClient) -> Iterator[Network]:
         created.remove()
 
 
+@pytest.fixture(scope="module")
+def volumes(engine: docker.DockerClient, network: Network) -> Iterator[dict[str, str]]:
+    """The compose file's named volumes the runtimes share with the gateway (the key volume),
+    made with the same driver options."""
+    declared = compose_config(COMPOSE_CPU)["volumes"]
+    made = {
+        name: engine.volumes.create(
+            f"{network.name}-{name}", driver_opts=declared[name].get("driver_opts") or {}
+        )
+        for name in ("torchserve-keys",)
+    }
+    try:
+        yield {name: volume.name for name, volume in made.items()}
+    finally:
+        for volume in made.values():
+            volume.remove(force=True)
+
+
 def start(engine: docker.DockerClient, network: Network, name: str, spec: dict[str, Any]) -> Any:
     image = spec["image"]
     if ":" in image and not engine.images.list(name=image):
@@ -198,12 +250,15 @@ def wait_healthy(container: Container) -> None:
 
 
 @pytest.fixture(scope="module")
-def runtimes(engine: docker.DockerClient, network: Network) -> Iterator[dict[str, Runtime]]:
+def runtimes(
+    engine: docker.DockerClient, network: Network, volumes: dict[str, str]
+) -> Iterator[dict[str, Runtime]]:
     services = compose_config(COMPOSE_CPU)["services"]
     started: dict[str, Runtime] = {}
     try:
         for name in RUNTIMES:
-            started[name] = Runtime(start(engine, network, name, container_spec(services[name])))
+            spec = container_spec(services[name], volumes)
+            started[name] = Runtime(start(engine, network, name, spec))
         for runtime in started.values():
             wait_healthy(runtime.container)
         yield started
@@ -212,33 +267,35 @@ def runtimes(engine: docker.DockerClient, network: Network) -> Iterator[dict[str
             runtime.container.remove(force=True)
 
 
-def gateway_backends(runtimes: dict[str, Runtime]) -> dict[str, Any]:
-    tf, ts, triton = runtimes["tfserving"], runtimes["torchserve"], runtimes["triton"]
-    return {
-        "tfserving": {
-            "kind": "tfserving",
-            "grpc": f"127.0.0.1:{tf.port(8500)}",
-            "rest": f"http://127.0.0.1:{tf.port(8501)}",
-            "protocol": "grpc",
-            "timeout_s": 10,
-        },
-        "torchserve": {
-            "kind": "torchserve",
-            "inference": f"http://127.0.0.1:{ts.port(8080)}",
-            "management": f"http://127.0.0.1:{ts.port(8081)}",
-            "metrics": f"http://127.0.0.1:{ts.port(8082)}",
-            "grpc": f"127.0.0.1:{ts.port(7070)}",
-            "protocol": "rest",
-            "timeout_s": 10,
-        },
-        # As deploy/compose/gateway.yaml has it (OIP over REST).
-        "triton": {
-            "kind": "oip",
-            "url": f"http://127.0.0.1:{triton.port(8000)}",
-            "protocol": "rest",
-            "timeout_s": 10,
-        },
+def published(runtimes: dict[str, Runtime], tmp_path: Path) -> StackPorts:
+    """The runtimes' published ports, TorchServe's keys (copied out of its container) and the
+    model config TF Serving started with, as the local stack's tests know them."""
+    tf, ts = runtimes["tfserving"], runtimes["torchserve"]
+    service = compose_config(COMPOSE_CPU)["services"]["torchserve"]
+    copied = ts.container.exec_run(["cat", f"{service['working_dir']}/key_file.json"])
+    assert copied.exit_code == 0, copied.output
+    assert isinstance(copied.output, bytes)
+    keys = tmp_path / "key_file.json"
+    keys.write_bytes(copied.output)
+    return StackPorts(
+        torchserve=TorchServePorts(ts.port(8080), ts.port(8081), ts.port(8082), ts.port(7070), 0),
+        tfserving_grpc=tf.port(8500),
+        tfserving_rest=tf.port(8501),
+        torchserve_key_file=keys,
+        tfserving_model_config=DEPLOY / "tfserving" / "models.config",
+    )
+
+
+def gateway_backends(runtimes: dict[str, Runtime], tmp_path: Path) -> dict[str, Any]:
+    backends = backends_config(published(runtimes, tmp_path))
+    # As deploy/compose/gateway.yaml has it (OIP over REST).
+    backends["triton"] = {
+        "kind": "oip",
+        "url": f"http://127.0.0.1:{runtimes['triton'].port(8000)}",
+        "protocol": "rest",
+        "timeout_s": 10,
     }
+    return backends
 
 
 def sample_names(url: str) -> set[str]:
@@ -256,7 +313,7 @@ def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
     config = gateway_config(
         None,  # type: ignore[arg-type]
         models={"digits": {"variants": DOCKER_VARIANTS}},
-        backends=gateway_backends(runtimes),
+        backends=gateway_backends(runtimes, tmp_path),
     )
     with running_gateway(tmp_path, config) as url:
         answers = {}
@@ -310,7 +367,7 @@ def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
                 assert name in exported, f"{title}: the runtimes export no {name}"
 
 
-def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
+def test_gateway_image_serves_and_stops_cleanly(engine, network, volumes, runtimes):
     tag = f"gateway:test-{uuid.uuid4().hex[:8]}"
     image, _ = engine.images.build(
         path=str(REPO), dockerfile="deploy/gateway/Dockerfile", tag=tag, rm=True
@@ -329,7 +386,7 @@ def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
         )
         assert probe == b""
         services = compose_config(COMPOSE_CPU)["services"]
-        spec = container_spec(services["gateway"])
+        spec = container_spec(services["gateway"], volumes)
         spec.update(image=tag, read_only=True, tmpfs={"/tmp": ""})
         gateway = start(engine, network, "gateway", spec)
         try:
@@ -348,6 +405,42 @@ def test_gateway_image_serves_and_stops_cleanly(engine, network, runtimes):
             gateway.remove(force=True)
     finally:
         engine.images.remove(tag, force=True)
+
+
+def test_tfserving_reloads_its_config_as_the_standin_does(runtimes):
+    """tests/support/tfserving_reload.py's assertions, here on the real TF Serving."""
+    with grpc.insecure_channel(f"127.0.0.1:{runtimes['tfserving'].port(8500)}") as channel:
+        assert_reload_semantics(channel, "/models/digits")
+
+
+def test_deploy_version_3_into_the_official_images(runtimes, tmp_path):
+    ports = published(runtimes, tmp_path)
+    config = parse_config(gateway_config(ports))
+    targets = [{"backend": "torchserve", "archive": "digits_v3.mar"}, {"backend": "tfserving"}]
+    request = deploy_request(config, "digits", 3, targets)
+
+    async def deploy_then_undeploy() -> tuple[DeployResult, DeployResult, DeployResult]:
+        deployer = orchestrator(config, tmp_path / "state", timeout_s=300)
+        try:
+            done = await deployer.deploy(request)
+            rows = load_test_set().inputs
+            for answer in (
+                torchserve_predict(ports, "3", rows),
+                tfserving_predict(ports, 3, rows),
+            ):
+                np.testing.assert_allclose(answer, load_reference("3"), atol=1e-5)
+            return done, await deployer.deploy(request), await deployer.undeploy(request)
+        finally:
+            await deployer.close()
+
+    deployed, again, undeployed = asyncio.run(deploy_then_undeploy())
+    for outcome in deployed.outcomes:
+        print(f"\n{outcome.runtime} (official image): {outcome.action} in {outcome.seconds:.2f}s")
+    assert deployed.ok, deployed.as_dict()
+    assert [o.action for o in again.outcomes] == ["already-there", "already-there"]
+    assert undeployed.ok, undeployed.as_dict()
+    assert torchserve_versions(ports) == ["1", "2"]
+    assert tfserving_states(ports)[3] == "END"
 
 
 # --- The Kubernetes pods' settings on the same images ------------------------------------------

@@ -13,7 +13,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from deploy.local.tfserving import parse_text_format
+from deploy.local.tfserving import read_monitoring_config
 from gateway.config import parse_config
 from tests.deploy.helpers import (
     COMPOSE_CPU,
@@ -170,11 +170,9 @@ def test_every_service_selects_pods_and_named_ports(docs):
 def test_prometheus_annotations_point_at_real_metrics_endpoints(docs):
     expected_paths = {
         "gateway": "/metrics",
-        "tfserving": str(
-            parse_text_format((DEPLOY / "tfserving" / "monitoring.config").read_text())
-            .message("prometheus_config")
-            .scalar("path")  # type: ignore[union-attr]
-        ),
+        "tfserving": read_monitoring_config(
+            DEPLOY / "tfserving" / "monitoring.config"
+        ).prometheus_config.path,
         "torchserve": "/metrics",
         "triton": "/metrics",
         "alertmanager": "/metrics",

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from deploy.local.stack import StackPorts
+from gateway.backends.torchserve_keys import INFERENCE
 from tests.integration.test_translation_matrix import ROWS, matrix_config, pin
 from tests.support.http import call, infer
-from tests.support.stack import running_gateway
+from tests.support.stack import running_gateway, torchserve_auth
 
 pytestmark = pytest.mark.stack
 JSON = {"content-type": "application/json"}
@@ -123,7 +124,9 @@ def test_same_protocol_answers_are_the_backends_bytes(url, backends):
     oip = json.dumps({"id": "same-bytes", "inputs": [tensor]}).encode()
     via = call(f"{url}/predictions/digits/1", oip, {**JSON, **pin("ts_rest-v1")})
     direct = call(
-        f"http://127.0.0.1:{backends.torchserve.inference}/predictions/digits/1", oip, JSON
+        f"http://127.0.0.1:{backends.torchserve.inference}/predictions/digits/1",
+        oip,
+        {**JSON, **torchserve_auth(backends, INFERENCE)},
     )
     assert via.status == direct.status == 200
     assert via.body == direct.body

@@ -110,12 +110,18 @@ def test_the_check_catches_a_310_union_in_isinstance(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("models", "healthy"), [(["digits/1", "digits/2"], True), (["digits/1", "digits/9"], False)]
+    ("models", "with_key", "healthy"),
+    [
+        (["digits/1", "digits/2"], True, True),
+        (["digits/1", "digits/9"], True, False),
+        (["digits/1", "digits/2"], False, False),  # token authorization is on
+    ],
 )
-def test_healthcheck_on_the_images_python(backends: StackPorts, models, healthy):
+def test_healthcheck_on_the_images_python(backends: StackPorts, models, with_key, healthy):
     url = f"http://127.0.0.1:{backends.torchserve.management}"
+    key = ["--key-file", str(backends.torchserve_key_file)] if with_key else []
     done = subprocess.run(
-        [image_python(), str(HEALTHCHECK), url, *models],
+        [image_python(), str(HEALTHCHECK), *key, url, *models],
         capture_output=True,
         text=True,
         check=False,

@@ -22,7 +22,13 @@ import numpy as np
 import pytest
 
 from deploy.local.process import ManagedProcess, free_port
-from deploy.local.torchserve import TorchServePorts, config_properties, torchserve_process
+from deploy.local.torchserve import (
+    TorchServePorts,
+    config_properties,
+    key_file,
+    torchserve_process,
+)
+from gateway.backends.torchserve_keys import INFERENCE, MANAGEMENT, bearer, parse_key_file
 from model_store.digits import DigitsSet, load_test_set
 from tests.support.torchserve_grpc_messages import PredictionsRequest, predictions_stub
 
@@ -49,6 +55,11 @@ class Server:
     process: ManagedProcess
     ports: TorchServePorts
     seconds_to_ready: float
+    keys: Path
+
+    def auth(self, role: str) -> dict[str, str]:
+        """The Authorization header of one API (token authorization is on)."""
+        return bearer(parse_key_file(self.keys.read_bytes(), 0.0).keys[role].value)
 
     @property
     def inference(self) -> str:
@@ -81,7 +92,7 @@ def start_server(run_dir: Path) -> Server:
     except BaseException:
         process.stop()
         raise
-    return Server(process, ports, seconds)
+    return Server(process, ports, seconds, key_file(run_dir))
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +142,10 @@ def oip_request(inputs: np.ndarray[Any, Any], request_id: str | None = None) -> 
     return body
 
 
-def call(url: str, body: Any = None) -> Reply:
+def call(url: str, body: Any = None, auth: dict[str, str] | None = None) -> Reply:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **(auth or {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return Reply(response.status, response.headers["Content-Type"], json.load(response))
@@ -143,7 +155,9 @@ def call(url: str, body: Any = None) -> Reply:
 
 
 def worker_pids(server: Server, version: str) -> list[int]:
-    described = call(f"{server.management}/models/digits/{version}").body
+    described = call(
+        f"{server.management}/models/digits/{version}", auth=server.auth(MANAGEMENT)
+    ).body
     return [worker["pid"] for worker in described[0]["workers"] if worker["status"] == "READY"]
 
 
@@ -162,7 +176,7 @@ def check_oip_response(
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
-def test_config_properties_bind_loopback_without_tokens(tmp_path: Path) -> None:
+def test_config_properties_bind_loopback_with_tokens_on(tmp_path: Path) -> None:
     text = config_properties(tmp_path, TorchServePorts(), ("a.mar", "b.mar"))
     settings = dict(line.split("=", 1) for line in text.splitlines() if not line.startswith("#"))
     assert settings["inference_address"] == "http://127.0.0.1:8080"
@@ -172,7 +186,9 @@ def test_config_properties_bind_loopback_without_tokens(tmp_path: Path) -> None:
     assert settings["grpc_management_port"] == "7071"
     assert settings["load_models"] == "a.mar,b.mar"
     assert settings["model_store"] == str(tmp_path)
-    assert settings["disable_token_authorization"] == "true"
+    assert settings["disable_token_authorization"] == "false"
+    assert settings["enable_model_api"] == "true"
+    assert settings["allowed_urls"] == f"file://\\\\Q{tmp_path}\\\\E/.*"  # Java-escaped
     assert settings["default_workers_per_model"] == "1"
     assert settings["metrics_mode"] == "prometheus"
 
@@ -181,7 +197,7 @@ def test_both_versions_are_registered_under_one_name(server: Server) -> None:
     assert server.seconds_to_ready < START_TIMEOUT
     for version in VERSIONS:
         assert worker_pids(server, version)
-    listed = call(f"{server.management}/models/digits/all").body
+    listed = call(f"{server.management}/models/digits/all", auth=server.auth(MANAGEMENT)).body
     assert sorted(entry["modelVersion"] for entry in listed) == list(VERSIONS)
 
 
@@ -192,6 +208,7 @@ def test_rest_predictions_match_torchscript(
     reply = call(
         f"{server.inference}/predictions/digits/{version}",
         oip_request(test_set.inputs, request_id=f"rest-v{version}"),
+        server.auth(INFERENCE),
     )
     assert reply.status == 200
     assert reply.content_type == "application/json"
@@ -203,7 +220,7 @@ def test_rest_accepts_nested_data_and_assigns_an_id(
 ) -> None:
     body = oip_request(test_set.inputs[:3])
     body["inputs"][0]["data"] = test_set.inputs[:3].tolist()
-    reply = call(f"{server.inference}/predictions/digits/2", body)
+    reply = call(f"{server.inference}/predictions/digits/2", body, server.auth(INFERENCE))
     assert reply.status == 200
     assert isinstance(reply.body["id"], str)
     assert reply.body["id"]
@@ -219,6 +236,7 @@ def test_grpc_predictions_match_torchscript(
         reply = predictions_stub(channel)(
             PredictionsRequest(model_name="digits", model_version=version, input={"data": body}),
             timeout=30,
+            metadata=tuple(server.auth(INFERENCE).items()),
         )
     check_oip_response(
         json.loads(reply.prediction), version, expected[version][:16], f"grpc-v{version}"
@@ -227,7 +245,10 @@ def test_grpc_predictions_match_torchscript(
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_describe_returns_oip_metadata(server: Server, version: str) -> None:
-    reply = call(f"{server.management}/models/digits/{version}?customized=true")
+    reply = call(
+        f"{server.management}/models/digits/{version}?customized=true",
+        auth=server.auth(MANAGEMENT),
+    )
     assert reply.status == 200
     [described] = reply.body
     assert described["modelVersion"] == version
@@ -242,7 +263,8 @@ def test_malformed_request_is_rejected_and_the_worker_survives(
     before = worker_pids(server, "1")
     wrong_shape = oip_request(test_set.inputs[:2, :32].reshape(1, 64))
     wrong_shape["inputs"][0]["shape"] = [2, 32]
-    reply = call(f"{server.inference}/predictions/digits/1", wrong_shape)
+    inference = server.auth(INFERENCE)
+    reply = call(f"{server.inference}/predictions/digits/1", wrong_shape, inference)
     assert reply.status == 400
     assert reply.content_type == "application/json"
     assert reply.body["code"] == 400
@@ -250,7 +272,7 @@ def test_malformed_request_is_rejected_and_the_worker_survives(
 
     wrong_name = oip_request(test_set.inputs[:1])
     wrong_name["inputs"][0]["name"] = "pixels"
-    reply = call(f"{server.inference}/predictions/digits/1", wrong_name)
+    reply = call(f"{server.inference}/predictions/digits/1", wrong_name, inference)
     assert reply.status == 400
     assert "unknown input 'pixels'" in reply.body["message"]
 
@@ -265,17 +287,26 @@ def test_malformed_request_is_rejected_and_the_worker_survives(
                 input={"data": json.dumps(wrong_shape).encode()},
             ),
             timeout=30,
+            metadata=tuple(inference.items()),
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    reply = call(f"{server.inference}/predictions/digits/1", oip_request(test_set.inputs[:1], "ok"))
+    reply = call(
+        f"{server.inference}/predictions/digits/1",
+        oip_request(test_set.inputs[:1], "ok"),
+        inference,
+    )
     assert reply.status == 200
     check_oip_response(reply.body, "1", expected["1"][:1], "ok")
     assert worker_pids(server, "1") == before
 
 
 def test_unknown_version_is_not_found(server: Server, test_set: DigitsSet) -> None:
-    reply = call(f"{server.inference}/predictions/digits/9", oip_request(test_set.inputs[:1]))
+    reply = call(
+        f"{server.inference}/predictions/digits/9",
+        oip_request(test_set.inputs[:1]),
+        server.auth(INFERENCE),
+    )
     assert reply.status == 404
     assert reply.body["type"] == "ModelVersionNotFoundException"
 
@@ -286,7 +317,7 @@ def test_stop_leaves_no_process_behind(tmp_path: Path, server: Server) -> None:
     try:
         pids = [pid for version in VERSIONS for pid in worker_pids(second, version)]
         assert (tmp_path / "ts" / "logs" / "ts_log.log").is_file()
-        assert call(f"{server.inference}/ping").status == 200
+        assert call(f"{server.inference}/ping", auth=server.auth(INFERENCE)).status == 200
     finally:
         second.process.stop()
     assert second.process.popen is not None
@@ -295,7 +326,7 @@ def test_stop_leaves_no_process_behind(tmp_path: Path, server: Server) -> None:
     while _live(group, pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _live(group, pids) == []
-    assert call(f"{server.inference}/ping").status == 200
+    assert call(f"{server.inference}/ping", auth=server.auth(INFERENCE)).status == 200
 
 
 def _live(pgid: int, pids: list[int]) -> list[int]:
@@ -310,3 +341,28 @@ def _live(pgid: int, pids: list[int]) -> list[int]:
         if state != "Z" and (pgrp == pgid or pid in pids):
             live.append(pid)
     return live
+
+
+def test_every_api_needs_its_key(server: Server, test_set: DigitsSet) -> None:
+    body = oip_request(test_set.inputs[:1])
+    for url, auth in (
+        (f"{server.inference}/predictions/digits/1", None),
+        (f"{server.inference}/predictions/digits/1", server.auth(MANAGEMENT)),
+        (f"{server.management}/models/digits/1", server.auth(INFERENCE)),
+        (f"{server.inference}/ping", None),
+    ):
+        reply = call(url, body if "predictions" in url else None, auth)
+        assert reply.status == 400, url
+        assert reply.body["type"] == "InvalidKeyException", url
+
+
+def test_the_model_api_takes_archives_from_the_model_store_only(server: Server) -> None:
+    remote = "http://127.0.0.1:9/digits_v3.mar"
+    request = urllib.request.Request(
+        f"{server.management}/models?url={remote}", method="POST", headers=server.auth(MANAGEMENT)
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=30)
+    with raised.value as error:
+        assert error.code == 404
+        assert "does not match any allowed URL" in json.load(error)["message"]

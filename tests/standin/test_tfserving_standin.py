@@ -747,7 +747,9 @@ def test_single_model_flags_serve_the_latest_version_and_sigterm_stops_it(
         started = time.monotonic()
         process.popen.send_signal(signal.SIGTERM)
         assert process.popen.wait(timeout=10) == 0
-        assert time.monotonic() - started < 2.5
+        # About a second when the machine is quiet (1 s gRPC grace, then TensorFlow's exit);
+        # well under the 10 s after which a supervisor would kill it, even on a loaded one.
+        assert time.monotonic() - started < 5
     finally:
         process.stop()
 

@@ -10,8 +10,15 @@ from typing import Any
 import yaml
 
 from deploy.local.process import free_port
-from deploy.local.stack import StackPorts, gateway_process, start_all
+from deploy.local.stack import (
+    StackPorts,
+    backend_processes,
+    gateway_process,
+    start_all,
+    with_files,
+)
 from deploy.local.torchserve import TorchServePorts
+from gateway.backends.torchserve_keys import bearer, parse_key_file
 
 VARIANTS = [
     {"name": "tf-v1", "backend": "tfserving", "version": 1, "weight": 40, "labels": ["stable"]},
@@ -28,6 +35,26 @@ def free_stack_ports() -> StackPorts:
         tfserving_grpc=free_port(),
         tfserving_rest=free_port(),
     )
+
+
+@contextlib.contextmanager
+def running_backends(run_dir: Path) -> Iterator[StackPorts]:
+    """A real TorchServe and TF Serving (or its stand-in) on free ports, until the block ends."""
+    ports = free_stack_ports()
+    processes = backend_processes(run_dir, ports)
+    start_all(processes, timeout=180)
+    try:
+        yield with_files(run_dir, ports)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def torchserve_auth(ports: StackPorts, role: str) -> dict[str, str]:
+    """The Authorization header of TorchServe's ``inference`` or ``management`` API."""
+    assert ports.torchserve_key_file is not None
+    keys = parse_key_file(Path(ports.torchserve_key_file).read_bytes(), 0.0).keys
+    return bearer(keys[role].value)
 
 
 def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
@@ -50,6 +77,10 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
             "timeout_s": 10,
         },
     }
+    if ports.torchserve_key_file is not None:
+        backends["torchserve"]["key_file"] = str(ports.torchserve_key_file)
+    if ports.tfserving_model_config is not None:
+        backends["tfserving"]["model_config_file"] = str(ports.tfserving_model_config)
     for name, changes in overrides.items():
         backends[name] = {**backends.get(name, {}), **changes}
     return backends

@@ -15,10 +15,19 @@ Behaviours a client may notice, all as in TF Serving unless said otherwise:
   NOT_FOUND (REST 404, "Servable not found for request: Latest(m)" / "Specific(m, 3)"); an unknown
   label is INVALID_ARGUMENT (REST 400, "Unrecognized servable version label: l").
 - REST errors are ``{ "error": "<message>" }`` with TF Serving's status-code-to-HTTP mapping.
-- Differences: models are loaded once at start (no file-system polling, no config reload, no
-  batching, no MultiInference); the grpc.health.v1 service is served as well; every response says it
-  comes from the stand-in (the ``Server`` header on REST, ``x-tfserving-standin`` trailing metadata
-  on gRPC), and so does the first line of its log and ``--version``.
+- ``ModelService/HandleReloadConfigRequest`` replaces the whole config: versions it no longer
+  names are unloaded, new ones loaded on a thread (GetModelStatus shows START, LOADING,
+  AVAILABLE, UNLOADING, END, and a failed load's error), the call waits only for models new by
+  name, and labels on versions not yet available are refused (FAILED_PRECONDITION) unless
+  ``--allow_version_labels_for_unavailable_models`` lets a new label wait for its version. The
+  checks, codes and messages are ServerCore::ReloadConfig's (``config_checks``).
+- Both APIs listen on 127.0.0.1 unless ``--standin_bind_address`` (the stand-in's own flag) says
+  otherwise; the real server listens on every interface.
+- Differences: the disk is read at start and on each reload, not polled; a new model whose base
+  path is missing makes the reload wait until the caller gives up (the real one waits for ever);
+  no batching, no MultiInference; the grpc.health.v1 service is served as well; every response
+  says it comes from the stand-in (the ``Server`` header on REST, ``x-tfserving-standin``
+  trailing metadata on gRPC), and so does the first line of its log and ``--version``.
 
 Run from the repository root: ``python -m deploy.local.tfserving_standin --model_config_file=F``.
 
@@ -32,8 +41,10 @@ Requests flow from a front end to the core and TensorFlow, and back:
 - the APIs: ``predict``, ``classify`` and ``regress`` (sharing ``examples``), ``metadata``,
   ``status``; ``core`` resolves a ModelSpec's version or label to a servable, ``runtime`` runs a
   signature with TensorFlow;
-- start-up: ``flags``, ``config`` (model and monitoring configs), ``models`` (version policies and
-  labels), ``servables`` (loading a SavedModel), ``server`` (lifetime) and ``cli`` (``main``);
+- start-up and reloads: ``flags``, ``config`` (model and monitoring configs), ``config_checks``
+  (ReloadConfig's validation and labels), ``models`` (version policies on the disk), ``manager``
+  (each version's lifecycle, loads on a thread), ``servables`` (loading a SavedModel),
+  ``server`` (lifetime) and ``cli`` (``main``);
 - side channels: ``errors`` (statuses and their HTTP mapping), ``metrics``, ``identity`` (how the
   stand-in names itself), ``signatures``, ``formatting`` and ``limits``.
 

@@ -11,15 +11,16 @@ from collections.abc import Sequence
 import tensorflow as tf
 from google.protobuf import text_format
 
-from deploy.local.tfserving import TextFormatError
 from deploy.local.tfserving_standin.config import model_server_config, prometheus_path
 from deploy.local.tfserving_standin.core import ServerCore
-from deploy.local.tfserving_standin.errors import StartupError
+from deploy.local.tfserving_standin.errors import ServingError, StartupError
 from deploy.local.tfserving_standin.flags import parse_args
 from deploy.local.tfserving_standin.identity import STANDIN_VERSION, announce, log
+from deploy.local.tfserving_standin.manager import LoadRetries, ServableManager
 from deploy.local.tfserving_standin.metrics import Metrics
-from deploy.local.tfserving_standin.models import load_models
+from deploy.local.tfserving_standin.servables import load_servable
 from deploy.local.tfserving_standin.server import serve
+from gateway.runtimes.model_server_config import ModelConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         metrics_path = prometheus_path(args.monitoring_config_file)
         config = model_server_config(args.model_config_file, args.model_name, args.model_base_path)
-        core = ServerCore(load_models(config, args.allow_version_labels_for_unavailable_models))
-        log.info("All models loaded in %.2fs", time.monotonic() - started)
-        return asyncio.run(serve(core, Metrics(), args, metrics_path))
-    except (StartupError, OSError, text_format.ParseError, TextFormatError) as exc:
+        retries = LoadRetries(args.max_num_load_retries, args.load_retry_interval_micros / 1e6)
+        manager = ServableManager(load_servable, retries)
+        core = ServerCore(manager, args.allow_version_labels_for_unavailable_models)
+        try:
+            core.reload(config)
+            log.info("All models loaded in %.2fs", time.monotonic() - started)
+            return asyncio.run(serve(core, Metrics(), args, metrics_path))
+        finally:
+            manager.close()
+    except ServingError as exc:
+        print(f"Failed to start server. Error: {exc.message}", file=sys.stderr, flush=True)
+        return 1
+    except (StartupError, OSError, text_format.ParseError, ModelConfigError) as exc:
         print(f"Failed to start server. Error: {exc}", file=sys.stderr, flush=True)
         return 1

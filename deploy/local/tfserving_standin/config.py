@@ -7,7 +7,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from deploy.local.tfserving import PROMETHEUS_PATH, parse_text_format
+from deploy.local.tfserving import PROMETHEUS_PATH, read_monitoring_config
 from deploy.local.tfserving_standin.errors import StartupError
 
 
@@ -35,11 +35,7 @@ def prometheus_path(monitoring_config_file: str) -> str | None:
     """The metrics path a MonitoringConfig file turns on, or None when it does not."""
     if not monitoring_config_file:
         return None
-    message = parse_text_format(Path(monitoring_config_file).read_text())
-    unknown = set(message.fields) - {"prometheus_config"}
-    if unknown:
-        raise StartupError(f"MonitoringConfig has no field named {sorted(unknown)[0]!r}")
-    prometheus = message.message("prometheus_config")
-    if prometheus is None or prometheus.scalar("enable") is not True:
+    prometheus = read_monitoring_config(Path(monitoring_config_file)).prometheus_config
+    if not prometheus.enable:
         return None
-    return str(prometheus.scalar("path") or PROMETHEUS_PATH)
+    return prometheus.path or PROMETHEUS_PATH

@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 Code = grpc.StatusCode
+# tensorflow.error.Code numbers (what StatusProto.error_code and TF's errors carry) to codes.
+CODE_BY_NUMBER = {code.value[0]: code for code in Code}
 
 # TF Serving's http_server.cc mapping of error codes to HTTP statuses.
 HTTP_STATUS = {

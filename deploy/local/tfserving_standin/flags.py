@@ -38,5 +38,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         const=True,
         default=False,
     )
+    parser.add_argument("--max_num_load_retries", type=int, default=5)
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000)
+    # The stand-in's own flag (the real server has none): the address both APIs listen on.
+    parser.add_argument(
+        "--standin_bind_address",
+        default="127.0.0.1",
+        help="interface both APIs bind (stand-in only; 0.0.0.0 or :: for every interface)",
+    )
     parser.add_argument("--version", type=_flag_bool, nargs="?", const=True, default=False)
     return parser.parse_args(argv)

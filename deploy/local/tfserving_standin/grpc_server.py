@@ -21,9 +21,9 @@ _HEALTH_SERVICES = ("", "tensorflow.serving.PredictionService", "tensorflow.serv
 
 
 def start_grpc(
-    core: ServerCore, metrics: Metrics, port: int, threads: int
+    core: ServerCore, metrics: Metrics, host: str, port: int, threads: int
 ) -> tuple[grpc.Server, health.HealthServicer, int]:
-    """Listen on the port (0: any free one) and start; the bound port is returned."""
+    """Listen on host:port (port 0: any free one) and start; the bound port is returned."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"), options=GRPC_OPTIONS
     )
@@ -35,8 +35,9 @@ def start_grpc(
     for service in _HEALTH_SERVICES:
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"0.0.0.0:{port}")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bound = server.add_insecure_port(address)
     if not bound:
-        raise OSError(f"cannot listen for gRPC on port {port}")
+        raise OSError(f"cannot listen for gRPC on {address}")
     server.start()
     return server, health_servicer, bound

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 from tensorflow_serving.apis import (
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -15,7 +16,7 @@ from tensorflow_serving.apis import (
 
 from deploy.local.tfserving_standin.classify import classify
 from deploy.local.tfserving_standin.core import ServerCore, model_spec, require_model_spec
-from deploy.local.tfserving_standin.errors import Code, ServingError
+from deploy.local.tfserving_standin.errors import Code, ServingError, invalid
 from deploy.local.tfserving_standin.identity import IDENTITY_METADATA, log
 from deploy.local.tfserving_standin.metadata import model_metadata
 from deploy.local.tfserving_standin.metrics import Metrics
@@ -97,3 +98,35 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore
 
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         return _serve_rpc(context, lambda: model_status(self._core, require_model_spec(request)))
+
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return _serve_rpc(context, lambda: self._reload(request, context))
+
+    def _reload(
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
+        config = request.config
+        try:
+            if config.WhichOneof("config") != "model_config_list":
+                raise invalid(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                    "ModelConfigList is currently supported"
+                )
+            for index, entry in enumerate(config.model_config_list.config):
+                log.info(
+                    "Config entry index: %d path: %s name: %s platform: %s",
+                    index,
+                    entry.base_path,
+                    entry.name,
+                    entry.model_platform,
+                )
+            self._core.reload(config, context.is_active)
+        except ServingError as error:
+            log.error("ReloadConfig failed: %s", error.message)
+            raise
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.SetInParent()
+        # The stand-in keeps none of TF's internal counters: each one asked for rose by 0.
+        for name in request.metric_names:
+            response.metric.add(name=name, int64_value_increase=0)
+        return response

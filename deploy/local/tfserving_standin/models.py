@@ -1,27 +1,30 @@
-"""The configured models: the versions each one's version policy selects, and its labels."""
+"""Which versions of a configured model to serve: its version policy applied to the disk.
+
+As TF Serving's FileSystemStoragePathSource does it: version directories are the base path's
+children named as numbers; ``specific`` versions missing on disk are skipped with a warning; a
+base path that does not exist is an error for the whole poll.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from tensorflow_serving.config import model_server_config_pb2
 
-from deploy.local.tfserving_standin.errors import StartupError
-from deploy.local.tfserving_standin.servables import Servable, load_servable
+from deploy.local.tfserving_standin.identity import log
 
 
-@dataclass(frozen=True)
-class Model:
-    name: str
-    versions: Mapping[int, Servable]
-    labels: Mapping[str, int]
+class PollError(Exception):
+    """The file system could not be polled for a model (TF Serving's message)."""
 
 
-def _version_dirs(name: str, base_path: Path) -> dict[int, Path]:
+def _version_dirs(config: model_server_config_pb2.ModelConfig) -> dict[int, Path]:
+    base_path = Path(config.base_path)
     if not base_path.is_dir():
-        raise StartupError(f"Could not find base path {base_path} for servable {name}")
+        raise PollError(
+            f"Could not find base path {config.base_path} for servable {config.name} with "
+            f"error NOT_FOUND: {config.base_path} not found"
+        )
     return {
         int(d.name): d
         for d in base_path.iterdir()
@@ -29,55 +32,31 @@ def _version_dirs(name: str, base_path: Path) -> dict[int, Path]:
     }
 
 
-def _select_versions(
-    config: model_server_config_pb2.ModelConfig, found: Mapping[int, Path]
-) -> list[int]:
+def aspired_versions(config: model_server_config_pb2.ModelConfig) -> dict[int, Path]:
+    """The version directories the model's policy selects (empty, with a warning, if none)."""
+    found = _version_dirs(config)
     policy = config.model_version_policy
     kind = policy.WhichOneof("policy_choice")
     if kind == "all":
         chosen = sorted(found)
     elif kind == "specific":
-        chosen = sorted(set(policy.specific.versions))
-        missing = [v for v in chosen if v not in found]
-        if missing:
-            raise StartupError(
-                f"Model {config.name}: versions {missing} not found under {config.base_path}"
+        chosen = sorted(v for v in set(policy.specific.versions) if v in found)
+        for missing in sorted(set(policy.specific.versions) - set(found)):
+            log.warning(
+                "Version %d of servable %s, which was requested to be served as a 'specific' "
+                "version in the servable's version policy, was not found in the file system",
+                missing,
+                config.name,
             )
     else:
         chosen = sorted(found)[-max(policy.latest.num_versions, 1) :]
     if not chosen:
-        raise StartupError(f"No versions of servable {config.name} found under {config.base_path}")
-    return chosen
+        log.warning(
+            "No versions of servable %s found under base path %s", config.name, config.base_path
+        )
+    return {version: found[version] for version in chosen}
 
 
-def load_model(
-    config: model_server_config_pb2.ModelConfig, allow_unavailable_labels: bool
-) -> Model:
-    if config.model_platform not in ("", "tensorflow"):
-        raise StartupError(f"Model {config.name}: platform {config.model_platform!r} not supported")
-    found = _version_dirs(config.name, Path(config.base_path))
-    versions = {v: load_servable(config.name, v, found[v]) for v in _select_versions(config, found)}
-    labels = dict(config.version_labels)
-    for version in labels.values():
-        if version not in versions and not allow_unavailable_labels:
-            raise StartupError(
-                f"Request to assign label to version {version} of model {config.name}, "
-                "which is not currently available for inference"
-            )
-    return Model(config.name, versions, labels)
-
-
-def load_models(
-    config: model_server_config_pb2.ModelServerConfig, allow_unavailable_labels: bool
-) -> dict[str, Model]:
-    """Every model of the config's ``model_config_list``, by name."""
-    models: dict[str, Model] = {}
-    for model_config in config.model_config_list.config:
-        if model_config.name in models:
-            raise StartupError(
-                f"Illegal to list model {model_config.name} multiple times in config"
-            )
-        models[model_config.name] = load_model(model_config, allow_unavailable_labels)
-    if not models:
-        raise StartupError("the model config lists no models")
-    return models
+def poll(config: model_server_config_pb2.ModelServerConfig) -> dict[str, dict[int, Path]]:
+    """Aspired versions of every model; one unreadable base path fails the whole poll."""
+    return {entry.name: aspired_versions(entry) for entry in config.model_config_list.config}

@@ -49,11 +49,11 @@ class RestServer:
         return app
 
 
-async def start_rest(server: RestServer, port: int) -> tuple[web.AppRunner, int]:
-    """Listen on the port (0: any free one); the bound port is returned."""
+async def start_rest(server: RestServer, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Listen on host:port (port 0: any free one); the bound port is returned."""
     runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host="0.0.0.0", port=port)
+    site = web.TCPSite(runner, host=host, port=port)
     try:
         await site.start()
     except OSError:

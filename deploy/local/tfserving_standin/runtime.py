@@ -11,10 +11,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from deploy.local.tfserving_standin.errors import Code, ServingError, invalid
+from deploy.local.tfserving_standin.errors import CODE_BY_NUMBER, Code, ServingError, invalid
 from deploy.local.tfserving_standin.servables import Servable
 
-CODE_BY_NUMBER = {code.value[0]: code for code in Code}
 _EAGER_PREFIX = re.compile(
     r"\AGraph execution error:\s*(?:Detected at node .*?<stack traces unavailable>\s*)?", re.S
 )

@@ -25,8 +25,9 @@ async def serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    host = args.standin_bind_address
     grpc_server, health_servicer, grpc_port = start_grpc(
-        core, metrics, args.port, args.grpc_max_threads
+        core, metrics, host, args.port, args.grpc_max_threads
     )
     pool = ThreadPoolExecutor(max_workers=args.rest_api_num_threads, thread_name_prefix="rest")
     runner: web.AppRunner | None = None
@@ -38,9 +39,9 @@ async def serve(
                 args.rest_api_timeout_in_ms / 1000 if args.rest_api_timeout_in_ms > 0 else None
             )
             runner, rest_port = await start_rest(
-                RestServer(api, pool, timeout_s), args.rest_api_port
+                RestServer(api, pool, timeout_s), host, args.rest_api_port
             )
-        log.info("gRPC on port %d, REST on port %d", grpc_port, rest_port)
+        log.info("gRPC on %s port %d, REST on port %d", host, grpc_port, rest_port)
         print(f"READY grpc={grpc_port} rest={rest_port}", flush=True)
         await stop.wait()
         log.info("Stopping")
