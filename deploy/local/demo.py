@@ -191,7 +191,7 @@ def report(
     for variant in variants:
         s = stats.get(variant.name, VariantStats())
         count = len(s.latencies_ms)
-        runtime = config.backends[variant.backend].kind
+        runtime = config.backends[variant.backend].runtime
         accuracy = f"{s.correct / count:.3f}" if count else "-"
         lines.append(
             f"{variant.name:<10}{runtime:<12}{variant.version:>8}"

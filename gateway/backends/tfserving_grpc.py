@@ -65,6 +65,7 @@ class TFServingGrpcBackend:
     ) -> None:
         assert config.grpc is not None
         self.name = name
+        self.runtime = config.runtime
         self.address = config.grpc
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes

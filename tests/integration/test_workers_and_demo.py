@@ -24,6 +24,7 @@ def test_metrics_are_exact_across_worker_processes(backends, tmp_path):
             "version": "1",
             "variant": "tf-v1",
             "backend": "tfserving",
+            "runtime": "tfserving",
             "protocol": "oip_rest",
             "code": "200",
         }
@@ -50,6 +51,7 @@ def test_metrics_are_exact_across_worker_processes(backends, tmp_path):
             model="digits",
             variant="tf-v1",
             backend="tfserving",
+            runtime="tfserving",
             version="1",
         )
         assert weight == 40
