@@ -1,0 +1,86 @@
+"""The gateway as a client of an Open Inference Protocol gRPC server (Triton, MLServer, ...).
+
+Requests built from tensors send every input raw (``raw_input_contents``); a client's own
+ModelInferRequest is forwarded with only its model name and version rewritten, through a view
+whose tensors stay undecoded bytes (``gateway/wire/passthrough.proto``), and the server's reply is
+renamed the same way. Replies are decoded into tensors only when the client speaks another
+protocol.
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.message import DecodeError
+
+from gateway.codecs.oip_grpc import fill_parameters, typed_data
+from gateway.codecs.oip_raw import tensor_bytes, tensor_data
+from gateway.errors import InvalidInput
+from gateway.inference import DATATYPES, InferRequest, Tensor
+from gateway.wire import oip_pb2 as oip
+from gateway.wire import passthrough_pb2 as views
+
+
+def infer_request(request: InferRequest, inputs: list[Tensor], name: str, version: str) -> bytes:
+    """A serialized ModelInferRequest for ``name``/``version``, every input raw."""
+    message = oip.ModelInferRequest(model_name=name, model_version=version, id=request.id or "")
+    fill_parameters(message.parameters, request.parameters)
+    for tensor in inputs:
+        entry = message.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        fill_parameters(entry.parameters, tensor.parameters or {})
+        message.raw_input_contents.append(tensor_bytes(tensor))
+    for wanted in request.outputs:
+        message.outputs.add(name=wanted.name)
+    return message.SerializeToString()
+
+
+def retarget_infer_request(body: bytes, name: str, version: str) -> bytes:
+    """A client's ModelInferRequest, aimed at the backend's model name and version."""
+    try:
+        view = views.ModelInferRequestView.FromString(body)
+    except DecodeError as error:
+        raise InvalidInput(f"not a valid ModelInferRequest: {error}") from None
+    view.model_name = name
+    view.model_version = version
+    return view.SerializeToString()
+
+
+def rename_infer_response(body: bytes, name: str, version: str) -> bytes:
+    """A server's ModelInferResponse under the public model name and version, tensors untouched.
+
+    InvalidInput if it is not one; the caller makes that the backend's fault.
+    """
+    try:
+        view = views.ModelInferResponseView.FromString(body)
+    except DecodeError as error:
+        raise InvalidInput(f"not a valid ModelInferResponse: {error}") from None
+    view.model_name = name
+    view.model_version = version
+    return view.SerializeToString()
+
+
+def infer_response_tensors(body: bytes) -> list[Tensor]:
+    """The outputs of a serialized ModelInferResponse, raw or typed; InvalidInput if unreadable."""
+    try:
+        reply = oip.ModelInferResponse.FromString(body)
+    except DecodeError as error:
+        raise InvalidInput(f"not a valid ModelInferResponse: {error}") from None
+    raw = reply.raw_output_contents
+    if raw and len(raw) != len(reply.outputs):
+        raise InvalidInput(
+            f"raw_output_contents has {len(raw)} entries for {len(reply.outputs)} outputs"
+        )
+    tensors = []
+    for index, item in enumerate(reply.outputs):
+        where = f"output {item.name!r}"
+        if item.datatype not in DATATYPES:
+            raise InvalidInput(f"{where}: unknown datatype {item.datatype!r}")
+        shape = tuple(item.shape)
+        if any(size < 0 for size in shape):
+            raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
+        if raw:
+            data = tensor_data(raw[index], item.datatype, shape, where, "raw output content")
+        else:
+            data = typed_data(item.contents, item.datatype, shape, math.prod(shape), where)
+        tensors.append(Tensor(item.name, item.datatype, data))
+    return tensors
