@@ -49,7 +49,7 @@ class OipGrpcBackend:
         self.address = config.grpc
         self.timeout_s = config.timeout_s
         self._versioned = config.versioned_urls
-        self._options = channel_options(max_message_bytes)
+        self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
 
     async def start(self) -> None:
