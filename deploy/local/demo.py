@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,20 @@ def inference_key(torchserve: TorchServeBackendConfig) -> dict[str, str]:
     return bearer(keys[INFERENCE].value) if INFERENCE in keys else {}
 
 
+def paired_p50(
+    direct: Callable[[], object], gateway: Client, body: bytes, variant: str, rounds: int
+) -> tuple[float, float]:
+    """Median ms of ``direct()`` and of the gateway's OIP endpoint pinned to ``variant``; the
+    first of two rounds warms connections up and is discarded."""
+    for _ in range(2):
+        direct_ms = time_calls(direct, rounds)
+        via_ms = time_calls(
+            lambda: gateway.post("/v2/models/digits/infer", body, {"x-gateway-variant": variant}),
+            rounds,
+        )
+    return statistics.median(direct_ms), statistics.median(via_ms)
+
+
 def direct_vs_gateway(
     config: GatewayConfig, gateway: Client, digits: DigitsSet, rounds: int
 ) -> list[tuple[str, float, float]]:
@@ -134,15 +149,9 @@ def direct_vs_gateway(
     direct = Client(host, int(port))
     auth = inference_key(torchserve)
     try:
-        for _ in range(2):  # the first round warms connections up and is discarded
-            direct_ms = time_calls(lambda: direct.post("/predictions/digits/1", body, auth), rounds)
-            via_ms = time_calls(
-                lambda: gateway.post(
-                    "/v2/models/digits/infer", body, {"x-gateway-variant": "torch-v1"}
-                ),
-                rounds,
-            )
-        rows.append(("TorchServe REST", statistics.median(direct_ms), statistics.median(via_ms)))
+        path = "/predictions/digits/1"
+        p50s = paired_p50(lambda: direct.post(path, body, auth), gateway, body, "torch-v1", rounds)
+        rows.append(("TorchServe REST", *p50s))
     finally:
         direct.close()
     tf = config.backends["tfserving"]
@@ -162,15 +171,8 @@ def direct_vs_gateway(
             request_serializer=tfs.PredictRequest.SerializeToString,
             response_deserializer=tfs.PredictResponse.FromString,
         )
-        for _ in range(2):
-            direct_ms = time_calls(lambda: predict(request, timeout=10), rounds)
-            via_ms = time_calls(
-                lambda: gateway.post(
-                    "/v2/models/digits/infer", body, {"x-gateway-variant": "tf-v1"}
-                ),
-                rounds,
-            )
-    rows.append(("TF Serving gRPC", statistics.median(direct_ms), statistics.median(via_ms)))
+        p50s = paired_p50(lambda: predict(request, timeout=10), gateway, body, "tf-v1", rounds)
+        rows.append(("TF Serving gRPC", *p50s))
     mlserver = mlserver_variant(config)
     if mlserver is not None:
         rows.append(mlserver_direct_vs_gateway(config, mlserver, gateway, digits, rounds))
@@ -204,15 +206,8 @@ def mlserver_direct_vs_gateway(
             request_serializer=oip_pb2.ModelInferRequest.SerializeToString,
             response_deserializer=oip_pb2.ModelInferResponse.FromString,
         )
-        for _ in range(2):
-            direct_ms = time_calls(lambda: infer(request, timeout=10), rounds)
-            via_ms = time_calls(
-                lambda: gateway.post(
-                    "/v2/models/digits/infer", body, {"x-gateway-variant": variant}
-                ),
-                rounds,
-            )
-    return "MLServer gRPC", statistics.median(direct_ms), statistics.median(via_ms)
+        p50s = paired_p50(lambda: infer(request, timeout=10), gateway, body, variant, rounds)
+        return ("MLServer gRPC", *p50s)
 
 
 def report(

@@ -12,6 +12,7 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary
+from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.oip_grpc_client import (
     infer_request,
@@ -19,16 +20,7 @@ from gateway.codecs.oip_grpc_client import (
     retarget_infer_request,
 )
 from gateway.config import OipBackendConfig
-from gateway.errors import BackendError, InvalidInput
-from gateway.inference import (
-    Formats,
-    InferRequest,
-    InferResponse,
-    ModelMetadata,
-    Payload,
-    Tensor,
-    TensorSpec,
-)
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, TensorSpec
 from gateway.wire import oip_pb2 as oip
 
 SERVICE = "/inference.GRPCInferenceService"
@@ -87,19 +79,8 @@ class OipGrpcBackend:
             body = infer_request(request, inputs, target.name, self._version(target))
         with grpc_boundary(self.name, timeout_s):
             reply: bytes = await self._infer(body, timeout=timeout_s)
-
-        async def decode() -> list[Tensor]:
-            try:
-                return infer_response_tensors(reply)
-            except InvalidInput as error:
-                raise BackendError(f"backend {self.name!r}: {error.message}") from None
-
-        return InferResponse(
-            target.name,
-            target.version,
-            decode_outputs=decode,
-            id=request.id,
-            payload=Payload(Formats.OIP_INFER_PB, reply),
+        return undecoded_response(
+            target, request, reply, Formats.OIP_INFER_PB, infer_response_tensors, self.name
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:

@@ -36,13 +36,7 @@ def infer_request(request: InferRequest, inputs: list[Tensor], name: str, versio
 
 def retarget_infer_request(body: bytes, name: str, version: str) -> bytes:
     """A client's ModelInferRequest, aimed at the backend's model name and version."""
-    try:
-        view = views.ModelInferRequestView.FromString(body)
-    except DecodeError as error:
-        raise InvalidInput(f"not a valid ModelInferRequest: {error}") from None
-    view.model_name = name
-    view.model_version = version
-    return view.SerializeToString()
+    return _renamed(views.ModelInferRequestView, body, name, version)
 
 
 def rename_infer_response(body: bytes, name: str, version: str) -> bytes:
@@ -50,10 +44,18 @@ def rename_infer_response(body: bytes, name: str, version: str) -> bytes:
 
     InvalidInput if it is not one; the caller makes that the backend's fault.
     """
+    return _renamed(views.ModelInferResponseView, body, name, version)
+
+
+_View = views.ModelInferRequestView | views.ModelInferResponseView
+
+
+def _renamed(view_type: type[_View], body: bytes, name: str, version: str) -> bytes:
     try:
-        view = views.ModelInferResponseView.FromString(body)
+        view = view_type.FromString(body)
     except DecodeError as error:
-        raise InvalidInput(f"not a valid ModelInferResponse: {error}") from None
+        what = view_type.DESCRIPTOR.name.removesuffix("View")
+        raise InvalidInput(f"not a valid {what}: {error}") from None
     view.model_name = name
     view.model_version = version
     return view.SerializeToString()
