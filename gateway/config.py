@@ -193,7 +193,8 @@ class OipBackendConfig(_BackendBase):
     """What serves behind it (``triton``, ``mlserver``, ``kserve``...), for metrics and the
     catalog (the ``runtime`` label); ``mlserver`` also turns ``binary_tensors`` off."""
     versioned_urls: bool = True
-    """Put the version in the path; false for servers that route only ``/v2/models/{m}/infer``."""
+    """Name the version in each call (the REST path, gRPC's ``model_version``); false for servers
+    that route only ``/v2/models/{m}/infer``, which then pick the version themselves."""
     binary_tensors: bool | None = None
     """Whether its REST API reads Triton's binary tensor extension; unset: every runtime but
     ``mlserver`` does. Without it, tensors travel as JSON and binary bodies are re-encoded."""

@@ -20,7 +20,7 @@ ROUTING_TARGETS = ("1 model, /m", "10k models, /m", "10k models, /model-9999")
 ROUTING_IN_PROCESS = tuple((models, sticky) for models in (1, 10_000) for sticky in (False, True))
 TORCHSERVE_LOADS = (("100 req/s", 4, 100.0), ("closed c4", 4, None))  # (label, conns, rate)
 TORCHSERVE_TARGETS = ("direct", "envoy-2", "gateway torchserve api", "gateway oip api")
-RUNTIMES_LOADS = (("100 req/s", 4, 100.0), ("closed c1", 1, None))  # (label, conns, rate)
+RUNTIMES_LOADS = (("100 req/s", 4, 100.0),)  # (label, connections, rate)
 # Label -> the variant of the runtimes case's gateway it pins (runtimes.gateway_config).
 RUNTIMES_THROUGH_GATEWAY = {
     "gateway -> mlserver rest": "ml-rest-v1",

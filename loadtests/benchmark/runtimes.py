@@ -5,8 +5,9 @@ over the Open Inference Protocol's REST and gRPC, TorchServe over REST, and the 
 stand-in over gRPC (the stand-in runs TensorFlow in Python: it is not TF Serving's C++ server).
 MLServer REST and TorchServe REST take that body as it is, so they are also measured direct.
 
-``make bench`` runs it as the ``runtimes`` case; ``python -m loadtests.benchmark.runtimes`` runs
-it alone (needs Debian's ``wrk``), on free ports.
+``make bench`` runs it as the ``runtimes`` case, at 100 req/s; ``python -m
+loadtests.benchmark.runtimes [--closed]`` runs it alone (needs Debian's ``wrk``), on free ports,
+``--closed`` adding a closed loop over one connection.
 """
 
 from __future__ import annotations
@@ -77,8 +78,17 @@ def gateway_config(ports: StackPorts) -> dict[str, object]:
     }
 
 
+CLOSED_LOAD = ("closed c1", 1, None)  # one connection, back to back: latency without queueing
+Loads = tuple[tuple[str, int, float | None], ...]
+
+
 def measure_runtimes(
-    run: Path, seconds: float, rounds: int, start: Starter, steps: Steps | None = None
+    run: Path,
+    seconds: float,
+    rounds: int,
+    start: Starter,
+    steps: Steps | None = None,
+    loads: Loads = p.RUNTIMES_LOADS,
 ) -> dict[str, Summary]:
     """Start the three runtimes and a 1-worker gateway (through ``start``, which also stops
     them), then measure every target at each load, interleaved; ``steps`` shows the progress."""
@@ -105,7 +115,7 @@ def measure_runtimes(
     for url, path, pin in paths.values():
         warm_up(url + path, body.read_bytes(), pin)
     results: dict[str, Summary] = {}
-    for label, connections, rate in p.RUNTIMES_LOADS:
+    for label, connections, rate in loads:
         targets = {}
         for name, (url, path, pin) in paths.items():
             headers = {**JSON_HEADERS, **({"x-gateway-variant": pin} if pin else {})}
@@ -153,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loadtests.benchmark.runtimes", description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--closed", action="store_true", help="also a closed loop, 1 connection")
     args = parser.parse_args(argv)
     run = REPO / ".run/bench-runtimes"
     started: list[ManagedProcess] = []
@@ -162,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         start_all([process], timeout)
 
     try:
-        results = measure_runtimes(run, args.seconds, args.rounds, start)
+        loads = (*p.RUNTIMES_LOADS, CLOSED_LOAD) if args.closed else p.RUNTIMES_LOADS
+        results = measure_runtimes(run, args.seconds, args.rounds, start, loads=loads)
     finally:
         for process in reversed(started):
             process.stop()
