@@ -11,7 +11,8 @@ from __future__ import annotations
 import grpc
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import grpc_boundary
+from gateway.backends.boundary import grpc_boundary, grpc_error
+from gateway.backends.oip_faults import not_serving
 from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.oip_grpc_client import (
@@ -77,8 +78,12 @@ class OipGrpcBackend:
         else:
             inputs = await request.input_tensors()
             body = infer_request(request, inputs, target.name, self._version(target))
-        with grpc_boundary(self.name, timeout_s):
+        try:
             reply: bytes = await self._infer(body, timeout=timeout_s)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise not_serving(self.name, target, error.details() or "NOT_FOUND") from None
+            raise grpc_error(error, self.name, timeout_s) from None
         return undecoded_response(
             target, request, reply, Formats.OIP_INFER_PB, infer_response_tensors, self.name
         )

@@ -13,6 +13,7 @@ import orjson
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
+from gateway.backends.oip_faults import not_serving
 from gateway.codecs import oip_json
 from gateway.codecs.oip_raw import tensor_spec
 from gateway.config import OipBackendConfig
@@ -89,7 +90,10 @@ class OipRestBackend:
             "POST", self._url(target) + "/infer", timeout_s, body, headers
         )
         if reply.status != 200:
-            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
+            message = error_text(reply.body, "error")
+            if reply.status == 404:
+                raise not_serving(self.name, target, message)
+            raise http_error(reply.status, message, self.name)
         reply_length = reply.header_length
 
         async def decode() -> list[Tensor]:

@@ -95,7 +95,11 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
 
 @pytest.fixture(scope="module")
 def gateway(mlserver: MLServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    digits = [*variants(None), {"name": "grpc-v3", "backend": "ml-grpc", "version": 3, "weight": 0}]
+    unloaded = [
+        {"name": f"{protocol}-v3", "backend": f"ml-{protocol}", "version": 3, "weight": 0}
+        for protocol in PROTOCOLS
+    ]
+    digits = [*variants(None), *unloaded]
     config = gateway_for(
         mlserver,
         {"digits": {"variants": digits}, "numbers": {"variants": variants("digits")}},
@@ -254,15 +258,24 @@ def test_metrics_name_the_runtime(gateway):
 
 
 def test_a_version_loaded_through_mlservers_repository_api_becomes_ready(gateway, mlserver):
-    """Version 3 is configured (weight 0) but not served; MLServer loads it on request."""
+    """Version 3 is configured (weight 0) but not served: 503, with MLServer's word for it, until
+    MLServer loads it on request."""
     ready = f"{gateway.http}/v2/models/digits/versions/3/ready"
+    path = "/v2/models/digits/versions/3/infer"
     assert call(ready).status == 503
+    for protocol in PROTOCOLS:
+        reply = infer(gateway.http, DIGITS.inputs[:1], path, **pin(f"{protocol}-v3"))
+        assert reply.status == 503, reply.body
+        assert reply.json()["error"] == (
+            f"backend 'ml-{protocol}' does not serve digits version 3: "
+            "Model digits with version 3 not found"
+        )
     add_version(mlserver.run_dir, MODEL_STORE, mlserver.ports.http, "3")
     assert wait_for(answers(ready, 200)), "version 3 never became ready"
-    reply = infer(gateway.http, DIGITS.inputs[:16], "/v2/models/digits/versions/3/infer")
-    assert reply.status == 200, reply.body
-    assert reply.headers["x-gateway-variant"] == "grpc-v3"
-    np.testing.assert_allclose(probabilities(reply), load_reference("3")[:16], atol=1e-5)
+    for protocol in PROTOCOLS:
+        reply = infer(gateway.http, DIGITS.inputs[:16], path, **pin(f"{protocol}-v3"))
+        assert reply.status == 200, reply.body
+        np.testing.assert_allclose(probabilities(reply), load_reference("3")[:16], atol=1e-5)
     # Versions 1 and 2 stayed loaded.
     assert infer(gateway.http, DIGITS.inputs[:1], **pin("rest-v1")).status == 200
 
