@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 
-from model_store.build import torch_probabilities, torchscript_from_mar
+from model_store.artifacts import torchscript_from_mar
 from model_store.digits import INPUT_NAME, NUM_FEATURES, OUTPUT_NAME
 
 DATATYPE = "FP32"
@@ -35,7 +36,8 @@ class DigitsRuntime(MLModel):  # type: ignore[misc]
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         pixels = digits_input(payload)
-        probabilities = torch_probabilities(self._module, pixels)
+        with torch.inference_mode():
+            probabilities = self._module(torch.from_numpy(pixels)).numpy()
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,
