@@ -22,6 +22,7 @@ from gateway.codecs.oip_grpc_client import (
 )
 from gateway.config import OipBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, TensorSpec
+from gateway.metadata import MetadataCache
 from gateway.wire import oip_pb2 as oip
 
 SERVICE = "/inference.GRPCInferenceService"
@@ -35,12 +36,19 @@ class OipGrpcBackend:
     kind = "oip"
     protocol = "grpc"
 
-    def __init__(self, name: str, config: OipBackendConfig, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: OipBackendConfig,
+        max_message_bytes: int,
+        metadata: MetadataCache,
+    ) -> None:
         assert config.grpc is not None
         self.name = name
         self.runtime = config.runtime
         self.address = config.grpc
         self.timeout_s = config.timeout_s
+        self._limit = max_message_bytes
         self._versioned = config.versioned_urls
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
@@ -77,7 +85,7 @@ class OipGrpcBackend:
             body = retarget_infer_request(payload.body, target.name, self._version(target))
         else:
             inputs = await request.input_tensors()
-            body = infer_request(request, inputs, target.name, self._version(target))
+            body = infer_request(request, inputs, target.name, self._version(target), self._limit)
         try:
             reply: bytes = await self._infer(body, timeout=timeout_s)
         except grpc.RpcError as error:
@@ -85,7 +93,12 @@ class OipGrpcBackend:
                 raise not_serving(self.name, target, error.details() or "NOT_FOUND") from None
             raise grpc_error(error, self.name, timeout_s) from None
         return undecoded_response(
-            target, request, reply, Formats.OIP_INFER_PB, infer_response_tensors, self.name
+            target,
+            request,
+            reply,
+            Formats.OIP_INFER_PB,
+            lambda body: infer_response_tensors(body, self._limit),
+            self.name,
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:

@@ -81,7 +81,7 @@ class OipRestBackend:
                 request, await request.input_tensors(), self._limit
             )
         else:
-            body = oip_json.encode_request(request, await request.input_tensors())
+            body = oip_json.encode_request(request, await request.input_tensors(), self._limit)
             json_length = None
         headers = {"content-type": "application/json"}
         if json_length is not None:

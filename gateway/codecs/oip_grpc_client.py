@@ -9,29 +9,34 @@ protocol.
 
 from __future__ import annotations
 
-import math
-
 from google.protobuf.message import DecodeError
 
+from gateway.codecs.limits import Budget, checked_shape
 from gateway.codecs.oip_grpc import fill_parameters, typed_data
 from gateway.codecs.oip_raw import tensor_bytes, tensor_data
+from gateway.codecs.upstream_limit import BodyBudget
 from gateway.errors import InvalidInput
 from gateway.inference import DATATYPES, InferRequest, Tensor
 from gateway.wire import oip_pb2 as oip
 from gateway.wire import passthrough_pb2 as views
 
 
-def infer_request(request: InferRequest, inputs: list[Tensor], name: str, version: str) -> bytes:
-    """A serialized ModelInferRequest for ``name``/``version``, every input raw."""
+def infer_request(
+    request: InferRequest, inputs: list[Tensor], name: str, version: str, limit: int
+) -> bytes:
+    """A serialized ModelInferRequest for ``name``/``version``, every input raw; refused
+    (PayloadTooLarge) past ``limit`` bytes."""
+    budget = BodyBudget(limit, "the request as a ModelInferRequest for the backend")
     message = oip.ModelInferRequest(model_name=name, model_version=version, id=request.id or "")
     fill_parameters(message.parameters, request.parameters)
     for tensor in inputs:
+        budget.spend_raw(tensor, 4)
         entry = message.inputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
         fill_parameters(entry.parameters, tensor.parameters or {})
         message.raw_input_contents.append(tensor_bytes(tensor))
     for wanted in request.outputs:
         message.outputs.add(name=wanted.name)
-    return message.SerializeToString()
+    return budget.finish(message.SerializeToString())
 
 
 def retarget_infer_request(body: bytes, name: str, version: str) -> bytes:
@@ -61,8 +66,9 @@ def _renamed(view_type: type[_View], body: bytes, name: str, version: str) -> by
     return view.SerializeToString()
 
 
-def infer_response_tensors(body: bytes) -> list[Tensor]:
-    """The outputs of a serialized ModelInferResponse, raw or typed; InvalidInput if unreadable."""
+def infer_response_tensors(body: bytes, limit: int) -> list[Tensor]:
+    """The outputs of a serialized ModelInferResponse, raw or typed, decoded within ``limit``
+    bytes; InvalidInput if unreadable."""
     try:
         reply = oip.ModelInferResponse.FromString(body)
     except DecodeError as error:
@@ -72,17 +78,17 @@ def infer_response_tensors(body: bytes) -> list[Tensor]:
         raise InvalidInput(
             f"raw_output_contents has {len(raw)} entries for {len(reply.outputs)} outputs"
         )
+    budget = Budget(limit)
     tensors = []
     for index, item in enumerate(reply.outputs):
         where = f"output {item.name!r}"
         if item.datatype not in DATATYPES:
             raise InvalidInput(f"{where}: unknown datatype {item.datatype!r}")
-        shape = tuple(item.shape)
-        if any(size < 0 for size in shape):
-            raise InvalidInput(f"{where}: shape {list(shape)} has a negative dimension")
+        shape = checked_shape(where, item.shape)
+        count = budget.charge(where, shape, item.datatype)
         if raw:
             data = tensor_data(raw[index], item.datatype, shape, where, "raw output content")
         else:
-            data = typed_data(item.contents, item.datatype, shape, math.prod(shape), where)
+            data = typed_data(item.contents, item.datatype, shape, count, where)
         tensors.append(Tensor(item.name, item.datatype, data))
     return tensors

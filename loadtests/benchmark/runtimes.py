@@ -15,14 +15,16 @@ from __future__ import annotations
 import argparse
 import http.client
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 from deploy.local.mlserver import MLServerPorts
 from deploy.local.process import ManagedProcess, free_port
-from deploy.local.stack import StackPorts, backend_processes, start_all
+from deploy.local.stack import StackPorts, backend_processes, start_all, with_files
 from deploy.local.torchserve import TorchServePorts
+from gateway.backends.torchserve_keys import INFERENCE, bearer, parse_key_file
 from loadtests.benchmark import peers
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.cases import Load, Summary, digits_body, interleaved
@@ -60,6 +62,11 @@ def gateway_config(ports: StackPorts) -> dict[str, object]:
             "kind": "torchserve",
             "inference": f"http://127.0.0.1:{ts.inference}",
             "management": f"http://127.0.0.1:{ts.management}",
+            **(
+                {"key_file": str(ports.torchserve_key_file)}
+                if ports.torchserve_key_file is not None
+                else {}
+            ),
         },
         "tf-grpc": {
             "kind": "tfserving",
@@ -95,6 +102,7 @@ def measure_runtimes(
     ports = free_ports()
     for process in backend_processes(run / "runtimes", ports):
         start(process, 180.0)
+    ports = with_files(run / "runtimes", ports)  # TorchServe's keys: token authorization is on
     gateway, port = peers.gateway(
         run / "gw-runtimes", gateway_config(ports), "gateway-runtimes", "/v2/health/ready"
     )
@@ -106,20 +114,22 @@ def measure_runtimes(
     ml_url = f"http://127.0.0.1:{ports.mlserver.http}"
     ts_url = f"http://127.0.0.1:{ports.torchserve.inference}"
     ml_direct, ts_direct = p.RUNTIMES_DIRECT
-    paths: dict[str, tuple[str, str, str | None]] = {
-        ml_direct: (ml_url, "/v2/models/digits/versions/1/infer", None),
-        ts_direct: (ts_url, "/predictions/digits/1", None),
+    assert ports.torchserve_key_file is not None
+    keys = parse_key_file(ports.torchserve_key_file.read_bytes(), time.time()).keys
+    ts_key = bearer(keys[INFERENCE].value)
+    paths: dict[str, tuple[str, str, dict[str, str]]] = {
+        ml_direct: (ml_url, "/v2/models/digits/versions/1/infer", {}),
+        ts_direct: (ts_url, "/predictions/digits/1", ts_key),
     }
     for name, variant in THROUGH_GATEWAY.items():
-        paths[name] = (gateway_url, "/v2/models/digits/infer", variant)
-    for url, path, pin in paths.values():
-        warm_up(url + path, body.read_bytes(), pin)
+        paths[name] = (gateway_url, "/v2/models/digits/infer", {"x-gateway-variant": variant})
+    for url, path, extra in paths.values():
+        warm_up(url + path, body.read_bytes(), extra)
     results: dict[str, Summary] = {}
     for label, connections, rate in loads:
         targets = {}
-        for name, (url, path, pin) in paths.items():
-            headers = {**JSON_HEADERS, **({"x-gateway-variant": pin} if pin else {})}
-            load = Load(path, body, headers, connections, seconds, rate)
+        for name, (url, path, extra) in paths.items():
+            load = Load(path, body, {**JSON_HEADERS, **extra}, connections, seconds, rate)
             targets[name] = load.measure(url, scripts(run, name.replace(" ", "_")))
         done = steps.measured(f"runtimes {label}") if steps is not None else None
         measured = interleaved(targets, rounds, done)
@@ -127,10 +137,10 @@ def measure_runtimes(
     return results
 
 
-def warm_up(url: str, body: bytes, pin: str | None, requests: int = 200) -> None:
+def warm_up(url: str, body: bytes, extra: dict[str, str], requests: int = 200) -> None:
     """Connections, caches and lazy initialisation, before anything is timed; all must be 200."""
     parts = urllib.parse.urlsplit(url)
-    headers = {**JSON_HEADERS, **({"x-gateway-variant": pin} if pin else {})}
+    headers = {**JSON_HEADERS, **extra}
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
     try:
         for _ in range(requests):
@@ -138,7 +148,7 @@ def warm_up(url: str, body: bytes, pin: str | None, requests: int = 200) -> None
             response = connection.getresponse()
             response.read()
             if response.status != 200:
-                raise RuntimeError(f"{url} (pin {pin}) answered {response.status}")
+                raise RuntimeError(f"{url} ({extra}) answered {response.status}")
     finally:
         connection.close()
 

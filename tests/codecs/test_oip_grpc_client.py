@@ -15,10 +15,12 @@ from gateway.codecs.oip_grpc_client import (
     rename_infer_response,
     retarget_infer_request,
 )
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.inference import InferRequest, RequestedOutput, Tensor
 
 service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
+
+LIMIT = 1 << 20
 
 
 def test_a_request_from_tensors_sends_every_input_raw():
@@ -31,7 +33,9 @@ def test_a_request_from_tensors_sends_every_input_raw():
         parameters={"timeout": 5000, "signature_name": "serving_default"},
     )
     tensors = [Tensor("input", "FP32", pixels), Tensor("words", "BYTES", words, {"tag": True})]
-    sent = service_pb2.ModelInferRequest.FromString(infer_request(request, tensors, "digits", "2"))
+    sent = service_pb2.ModelInferRequest.FromString(
+        infer_request(request, tensors, "digits", "2", LIMIT)
+    )
     assert (sent.model_name, sent.model_version, sent.id) == ("digits", "2", "r-7")
     assert [(i.name, i.datatype, list(i.shape)) for i in sent.inputs] == [
         ("input", "FP32", [2, 64]),
@@ -96,7 +100,7 @@ def test_reply_tensors_raw_and_typed():
             struct.pack("<I", 2) + b"ok",
         ]
     )
-    probabilities, labels = infer_response_tensors(raw.SerializeToString())
+    probabilities, labels = infer_response_tensors(raw.SerializeToString(), LIMIT)
     assert probabilities.shape == (2, 2)
     np.testing.assert_array_equal(
         probabilities.data, np.array([[0.1, 0.9], [0.8, 0.2]], dtype=np.float32)
@@ -106,7 +110,7 @@ def test_reply_tensors_raw_and_typed():
     typed = service_pb2.ModelInferResponse(model_name="digits")
     entry = typed.outputs.add(name="counts", datatype="UINT8", shape=[3])
     entry.contents.uint_contents.extend([0, 7, 255])
-    (counts,) = infer_response_tensors(typed.SerializeToString())
+    (counts,) = infer_response_tensors(typed.SerializeToString(), LIMIT)
     assert counts.data.dtype == np.uint8
     assert counts.data.tolist() == [0, 7, 255]
 
@@ -125,6 +129,18 @@ def test_unreadable_replies_say_what_is_wrong(build, message):
     reply.outputs.add(name="b", datatype="FP32", shape=[0])
     build(reply)
     with pytest.raises(InvalidInput, match=message):
-        infer_response_tensors(reply.SerializeToString())
+        infer_response_tensors(reply.SerializeToString(), LIMIT)
     with pytest.raises(InvalidInput, match="not a valid ModelInferResponse"):
-        infer_response_tensors(b"\xff\xff")
+        infer_response_tensors(b"\xff\xff", LIMIT)
+
+
+def test_requests_and_replies_stay_within_the_limit():
+    big = Tensor("input", "FP32", np.zeros((1, 1024), dtype=np.float32))  # 4096 bytes raw
+    with pytest.raises(PayloadTooLarge, match="ModelInferRequest for the backend"):
+        infer_request(InferRequest("digits"), [big], "digits", "1", 4000)
+    assert infer_request(InferRequest("digits"), [big], "digits", "1", 8192)
+    reply = service_pb2.ModelInferResponse(model_name="digits")
+    reply.outputs.add(name="out", datatype="FP32", shape=[1, 1 << 40])  # claims 4 TiB
+    reply.raw_output_contents.append(b"")
+    with pytest.raises(PayloadTooLarge, match="output 'out'"):
+        infer_response_tensors(reply.SerializeToString(), LIMIT)

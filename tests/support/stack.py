@@ -41,7 +41,8 @@ def free_stack_ports() -> StackPorts:
 
 @contextlib.contextmanager
 def running_backends(run_dir: Path) -> Iterator[StackPorts]:
-    """A real TorchServe and TF Serving (or its stand-in) on free ports, until the block ends."""
+    """A real TorchServe, TF Serving (or its stand-in) and MLServer on free ports, until the
+    block ends."""
     ports = free_stack_ports()
     processes = backend_processes(run_dir, ports)
     start_all(processes, timeout=180)
