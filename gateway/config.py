@@ -100,6 +100,9 @@ class ServerConfig(_Strict):
         return value.lower()
 
 
+RUNTIME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
 class _BackendBase(_Strict):
     timeout_s: float = Field(default=10.0, gt=0)
     """Deadline of one backend call; a client's shorter deadline wins."""
@@ -146,6 +149,8 @@ class TFServingBackendConfig(_BackendBase):
     where runtime orchestration (``gateway deploy``) starts from. After the first deploy the
     gateway holds the whole config (in its state directory) and is its only writer: TF Serving
     must not also poll that file (no ``--model_config_file_poll_wait_seconds``)."""
+    runtime: str = Field(default="tfserving", pattern=RUNTIME_PATTERN)
+    """What serves behind it, for metrics and the catalog (the ``runtime`` label)."""
 
 
 class TorchServeBackendConfig(_BackendBase):
@@ -168,17 +173,37 @@ class TorchServeBackendConfig(_BackendBase):
     inference calls and the management key with metadata, readiness and deploy calls, re-reads
     the file when it changes, and renews a key through TorchServe's token API shortly before it
     expires. Unset: no key is sent (TorchServe started with token authorization off)."""
+    runtime: str = Field(default="torchserve", pattern=RUNTIME_PATTERN)
+    """What serves behind it, for metrics and the catalog (the ``runtime`` label)."""
 
 
 class OipBackendConfig(_BackendBase):
-    """Any Open Inference Protocol (KServe v2) REST server: Triton, KServe, MLServer, ..."""
+    """Any Open Inference Protocol (KServe v2) server: Triton, MLServer, KServe, ..."""
 
     kind: Literal["oip"]
-    url: HttpBase
-    """Base URL; the gateway calls ``{url}/v2/models/{model}[/versions/{version}]/infer``."""
-    protocol: Literal["rest"] = "rest"
+    url: HttpBase | None = None
+    """Base URL of its REST API; the gateway calls ``{url}/v2/models/{m}[/versions/{v}]/infer``."""
+    grpc: HostPort | None = None
+    """host:port of its ``inference.GRPCInferenceService``."""
+    grpc_load_balancing: GrpcLoadBalancing = "pick_first"
+    """``round_robin`` over every address of ``grpc`` (several replicas behind one name)."""
+    protocol: Literal["rest", "grpc"] = "rest"
+    """Which of the two the gateway uses for inference, metadata and readiness."""
+    runtime: str = Field(default="oip", pattern=RUNTIME_PATTERN)
+    """What serves behind it (``triton``, ``mlserver``, ``kserve``...), for metrics and the
+    catalog (the ``runtime`` label); ``mlserver`` also turns ``binary_tensors`` off."""
     versioned_urls: bool = True
-    """Put the version in the path; false for servers that route only ``/v2/models/{m}/infer``."""
+    """Name the version in each call (the REST path, gRPC's ``model_version``); false for servers
+    that route only ``/v2/models/{m}/infer``, which then pick the version themselves."""
+    binary_tensors: bool | None = None
+    """Whether its REST API reads Triton's binary tensor extension; unset: every runtime but
+    ``mlserver`` does. Without it, tensors travel as JSON and binary bodies are re-encoded."""
+
+    @property
+    def rest_binary(self) -> bool:
+        if self.binary_tensors is not None:
+            return self.binary_tensors
+        return self.runtime != "mlserver"
 
 
 BackendConfig = Annotated[
@@ -284,13 +309,13 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"{path}.version", "TF Serving versions are integers, got " + variant.version)
                 )
-            endpoint = _endpoint(backend)
+            key, endpoint = _endpoint(backend)
             if endpoint is None:
                 # Blamed on the protocol if an environment variable chose it, else on the
-                # missing address (its key has the protocol's name); said once per backend.
+                # missing address (the key that protocol reads); said once per backend.
                 place = where(("backends", variant.backend, "protocol"), os.environ)
                 if not place.startswith(FROM_ENVIRONMENT):
-                    place = where(("backends", variant.backend, backend.protocol), os.environ)
+                    place = where(("backends", variant.backend, key), os.environ)
                 reason = f"protocol is {backend.protocol!r} but no such address is set"
                 problems.append((place, reason))
         if model.variants and not any(v.weight > 0 for v in model.variants):
@@ -300,13 +325,15 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def _endpoint(backend: AnyBackendConfig) -> str | None:
-    """The address inference uses, given the backend's protocol."""
-    if isinstance(backend, OipBackendConfig):
-        return backend.url
+def _endpoint(backend: AnyBackendConfig) -> tuple[str, str | None]:
+    """The key and address inference uses, given the backend's protocol."""
     if backend.protocol == "grpc":
-        return backend.grpc
-    return backend.rest if isinstance(backend, TFServingBackendConfig) else backend.inference
+        return "grpc", backend.grpc
+    if isinstance(backend, OipBackendConfig):
+        return "url", backend.url
+    if isinstance(backend, TFServingBackendConfig):
+        return "rest", backend.rest
+    return "inference", backend.inference
 
 
 def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:

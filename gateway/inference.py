@@ -42,6 +42,8 @@ class Formats:
     OIP_JSON = "oip_json"
     """An Open Inference Protocol REST body: JSON, or JSON and binary tensors (``json_length``).
     Without a binary part it is also what TorchServe's kservev2 handlers read."""
+    OIP_INFER_PB = "oip_infer_pb"
+    """A serialized Open Inference Protocol ``ModelInferRequest`` / ``ModelInferResponse``."""
     TFS_PREDICT_PB = "tfs_predict_pb"
     """A serialized ``tensorflow.serving.PredictRequest`` / ``PredictResponse``."""
     TFS_PREDICT_JSON = "tfs_predict_json"

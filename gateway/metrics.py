@@ -55,34 +55,34 @@ class GatewayMetrics:
         self.requests = Counter(
             "gateway_requests",
             "Requests by outcome; code is the HTTP status (gRPC front ends: its HTTP equivalent).",
-            ["model", "version", "variant", "backend", "protocol", "code"],
+            ["model", "version", "variant", "backend", "runtime", "protocol", "code"],
             registry=registry,
         )
         self.request_duration = Histogram(
             "gateway_request_duration_seconds",
             "End-to-end time from request arrival to response written into the socket buffer.",
-            ["model", "version", "variant", "backend", "protocol"],
+            ["model", "version", "variant", "backend", "runtime", "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.upstream_duration = Histogram(
             "gateway_upstream_duration_seconds",
             "Time spent waiting for the backend call.",
-            ["model", "version", "variant", "backend"],
+            ["model", "version", "variant", "backend", "runtime"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.overhead = Histogram(
             "gateway_overhead_seconds",
             "Per-request gateway time: end-to-end minus upstream.",
-            ["backend", "protocol"],
+            ["backend", "runtime", "protocol"],
             buckets=OVERHEAD_BUCKETS,
             registry=registry,
         )
         self.inflight = Gauge(
             "gateway_inflight_requests",
             "Backend calls under way.",
-            ["backend"],
+            ["backend", "runtime"],
             multiprocess_mode="livesum",
             registry=registry,
         )
@@ -109,22 +109,24 @@ class GatewayMetrics:
         self._variants = collector
         self.registry.register(collector)
 
-    def inflight_child(self, backend: str) -> Any:
-        return self._child(self.inflight, backend)
+    def inflight_child(self, backend: str, runtime: str) -> Any:
+        return self._child(self.inflight, backend, runtime)
 
     def finish(self, record: RequestRecord, status: int) -> None:
         """Count one finished request and observe its latencies."""
         elapsed = time.perf_counter() - record.started
         variant = record.variant
         if variant is None:
-            self._child(self.requests, record.model, "", "", "", record.protocol, str(status)).inc()
+            unrouted = (record.model, "", "", "", "", record.protocol, str(status))
+            self._child(self.requests, *unrouted).inc()
             return
-        labels = (record.model, variant.version, variant.name, variant.backend.name)
+        backend = variant.backend
+        labels = (record.model, variant.version, variant.name, backend.name, backend.runtime)
         self._child(self.requests, *labels, record.protocol, str(status)).inc()
         self._child(self.request_duration, *labels, record.protocol).observe(elapsed)
         if record.upstream_s is not None:
             self._child(self.upstream_duration, *labels).observe(record.upstream_s)
-            self._child(self.overhead, variant.backend.name, record.protocol).observe(
+            self._child(self.overhead, backend.name, backend.runtime, record.protocol).observe(
                 max(elapsed - record.upstream_s, 0.0)
             )
 
@@ -146,7 +148,7 @@ class VariantCollector(Collector):
     are the configuration and the latest readiness probe, whichever worker answers the scrape.
     """
 
-    LABELS = ("model", "variant", "backend", "version")
+    LABELS = ("model", "variant", "backend", "runtime", "version")
 
     def __init__(self, variants: Callable[[], Iterable[Variant]], ready: Callable[[Variant], bool]):
         self._variants = variants
@@ -164,7 +166,7 @@ class VariantCollector(Collector):
             labels=self.LABELS,
         )
         for v in self._variants():
-            labels = [v.model, v.name, v.backend.name, v.version]
+            labels = [v.model, v.name, v.backend.name, v.backend.runtime, v.version]
             weight.add_metric(labels, v.weight)
             ready.add_metric(labels, 1.0 if self._ready(v) else 0.0)
         yield weight

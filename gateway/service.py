@@ -85,7 +85,7 @@ class InferenceService:
         record.model = variant.model
         record.variant = variant
         backend = variant.backend
-        inflight = self.metrics.inflight_child(backend.name)
+        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
         inflight.inc()
         started = time.perf_counter()
         try:

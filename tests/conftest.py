@@ -1,4 +1,4 @@
-"""Session-wide real backends: TorchServe and TF Serving (or its stand-in) on free ports.
+"""Session-wide real backends: TorchServe, TF Serving (or its stand-in) and MLServer on free ports.
 
 Started once, on first use, and stopped at the end; readiness is polled, never slept on.
 """

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.config import ConfigError, load_config, parse_config
+from gateway.config import ConfigError, OipBackendConfig, load_config, parse_config
 
 VALID: dict[str, Any] = {
     "backends": {
@@ -217,3 +217,48 @@ def test_environment_sections_and_cross_checks_name_the_variable(monkeypatch):
             "protocol is 'rest' but no such address is set"
         )
     }
+
+
+def oip(**fields):
+    doc = {**VALID, "backends": {**VALID["backends"], "ml": {"kind": "oip", **fields}}}
+    doc["models"] = {"digits": {"variants": [
+        {"name": "ml-v1", "backend": "ml", "version": 1, "weight": 1}]}}  # fmt: skip
+    return doc
+
+
+def test_runtime_defaults_to_the_kind_and_names_oip_servers():
+    config = parse_config(oip(url="http://127.0.0.1:9000"))
+    assert [config.backends[name].runtime for name in ("tfs", "ts", "ml")] == [
+        "tfserving",
+        "torchserve",
+        "oip",
+    ]
+    named = parse_config(oip(url="http://127.0.0.1:9000", runtime="triton")).backends["ml"]
+    assert named.runtime == "triton"
+    assert (
+        "should match pattern"
+        in problems(oip(url="http://h:1", runtime="Tri ton"))["backends.ml.runtime"]
+    )
+
+
+def test_oip_over_grpc_needs_its_address():
+    config = parse_config(oip(grpc="127.0.0.1:9001", protocol="grpc", runtime="mlserver"))
+    backend = config.backends["ml"]
+    assert isinstance(backend, OipBackendConfig)
+    assert (backend.protocol, backend.grpc, backend.url) == ("grpc", "127.0.0.1:9001", None)
+    found = problems(oip(url="http://127.0.0.1:9000", protocol="grpc"))
+    assert found == {"backends.ml.grpc": "protocol is 'grpc' but no such address is set"}
+    assert "backends.ml.url" in problems(oip(grpc="127.0.0.1:9001"))
+
+
+def test_mlserver_gets_json_tensors_unless_told_otherwise():
+    def binary(**fields) -> bool:
+        backend = parse_config(oip(url="http://127.0.0.1:9000", **fields)).backends["ml"]
+        assert isinstance(backend, OipBackendConfig)
+        return backend.rest_binary
+
+    assert binary() is True
+    assert binary(runtime="triton") is True
+    assert binary(runtime="mlserver") is False
+    assert binary(runtime="mlserver", binary_tensors=True) is True
+    assert binary(binary_tensors=False) is False

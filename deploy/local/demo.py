@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from deploy.local.process import http_ok
 from gateway.backends.torchserve_keys import INFERENCE, bearer, parse_key_file
 from gateway.config import (
     GatewayConfig,
+    OipBackendConfig,
     TFServingBackendConfig,
     TorchServeBackendConfig,
     load_config,
 )
-from gateway.wire import tensorflow_pb2
+from gateway.wire import oip_pb2, tensorflow_pb2
 from gateway.wire import tensorflow_serving_pb2 as tfs
 from model_store.digits import DigitsSet, load_test_set
 
@@ -46,8 +48,9 @@ class VariantStats:
         self.correct += right
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
+def percentile(values: list[float], q: float) -> str:
+    """``q``-th percentile in ms, formatted; ``-`` for a variant that took no request."""
+    return f"{float(np.percentile(values, q)):.2f}" if values else "-"
 
 
 def oip_body(row: np.ndarray) -> bytes:
@@ -119,6 +122,20 @@ def inference_key(torchserve: TorchServeBackendConfig) -> dict[str, str]:
     return bearer(keys[INFERENCE].value) if INFERENCE in keys else {}
 
 
+def paired_p50(
+    direct: Callable[[], object], gateway: Client, body: bytes, variant: str, rounds: int
+) -> tuple[float, float]:
+    """Median ms of ``direct()`` and of the gateway's OIP endpoint pinned to ``variant``; the
+    first of two rounds warms connections up and is discarded."""
+    for _ in range(2):
+        direct_ms = time_calls(direct, rounds)
+        via_ms = time_calls(
+            lambda: gateway.post("/v2/models/digits/infer", body, {"x-gateway-variant": variant}),
+            rounds,
+        )
+    return statistics.median(direct_ms), statistics.median(via_ms)
+
+
 def direct_vs_gateway(
     config: GatewayConfig, gateway: Client, digits: DigitsSet, rounds: int
 ) -> list[tuple[str, float, float]]:
@@ -132,15 +149,9 @@ def direct_vs_gateway(
     direct = Client(host, int(port))
     auth = inference_key(torchserve)
     try:
-        for _ in range(2):  # the first round warms connections up and is discarded
-            direct_ms = time_calls(lambda: direct.post("/predictions/digits/1", body, auth), rounds)
-            via_ms = time_calls(
-                lambda: gateway.post(
-                    "/v2/models/digits/infer", body, {"x-gateway-variant": "torch-v1"}
-                ),
-                rounds,
-            )
-        rows.append(("TorchServe REST", statistics.median(direct_ms), statistics.median(via_ms)))
+        path = "/predictions/digits/1"
+        p50s = paired_p50(lambda: direct.post(path, body, auth), gateway, body, "torch-v1", rounds)
+        rows.append(("TorchServe REST", *p50s))
     finally:
         direct.close()
     tf = config.backends["tfserving"]
@@ -160,16 +171,43 @@ def direct_vs_gateway(
             request_serializer=tfs.PredictRequest.SerializeToString,
             response_deserializer=tfs.PredictResponse.FromString,
         )
-        for _ in range(2):
-            direct_ms = time_calls(lambda: predict(request, timeout=10), rounds)
-            via_ms = time_calls(
-                lambda: gateway.post(
-                    "/v2/models/digits/infer", body, {"x-gateway-variant": "tf-v1"}
-                ),
-                rounds,
-            )
-    rows.append(("TF Serving gRPC", statistics.median(direct_ms), statistics.median(via_ms)))
+        p50s = paired_p50(lambda: predict(request, timeout=10), gateway, body, "tf-v1", rounds)
+        rows.append(("TF Serving gRPC", *p50s))
+    mlserver = mlserver_variant(config)
+    if mlserver is not None:
+        rows.append(mlserver_direct_vs_gateway(config, mlserver, gateway, digits, rounds))
     return rows
+
+
+def mlserver_variant(config: GatewayConfig) -> str | None:
+    """A version-1 digits variant on MLServer over gRPC, if the config has one."""
+    for variant in config.models["digits"].variants:
+        backend = config.backends[variant.backend]
+        if backend.runtime == "mlserver" and backend.protocol == "grpc" and variant.version == "1":
+            return variant.name
+    return None
+
+
+def mlserver_direct_vs_gateway(
+    config: GatewayConfig, variant: str, gateway: Client, digits: DigitsSet, rounds: int
+) -> tuple[str, float, float]:
+    """MLServer's own ModelInfer (raw contents) against the gateway's OIP JSON, pinned to it."""
+    name = next(v.backend for v in config.models["digits"].variants if v.name == variant)
+    backend = config.backends[name]
+    assert isinstance(backend, OipBackendConfig)
+    assert backend.grpc is not None
+    request = oip_pb2.ModelInferRequest(model_name="digits", model_version="1")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 64])
+    request.raw_input_contents.append(digits.inputs[0:1].tobytes())
+    body = oip_body(digits.inputs[0])
+    with grpc.insecure_channel(backend.grpc) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=oip_pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=oip_pb2.ModelInferResponse.FromString,
+        )
+        p50s = paired_p50(lambda: infer(request, timeout=10), gateway, body, variant, rounds)
+        return ("MLServer gRPC", *p50s)
 
 
 def report(
@@ -185,18 +223,18 @@ def report(
     lines = [
         f"{total} requests through the gateway ({failures} failed)",
         "",
-        f"{'variant':<10}{'runtime':<12}{'version':>8}{'weight':>8}{'share':>8}"
+        f"{'variant':<13}{'runtime':<12}{'version':>8}{'weight':>8}{'share':>8}"
         f"{'requests':>10}{'p50 ms':>8}{'p99 ms':>8}{'accuracy':>10}",
     ]
     for variant in variants:
         s = stats.get(variant.name, VariantStats())
         count = len(s.latencies_ms)
-        runtime = config.backends[variant.backend].kind
+        runtime = config.backends[variant.backend].runtime
         accuracy = f"{s.correct / count:.3f}" if count else "-"
         lines.append(
-            f"{variant.name:<10}{runtime:<12}{variant.version:>8}"
+            f"{variant.name:<13}{runtime:<12}{variant.version:>8}"
             f"{variant.weight / total_weight:>8.0%}{count / max(total, 1):>8.1%}{count:>10}"
-            f"{percentile(s.latencies_ms, 50):>8.2f}{percentile(s.latencies_ms, 99):>8.2f}"
+            f"{percentile(s.latencies_ms, 50):>8}{percentile(s.latencies_ms, 99):>8}"
             f"{accuracy:>10}"
         )
     moved = sum(1 for variants_seen in seen_by_user.values() if len(variants_seen) > 1)

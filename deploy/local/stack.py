@@ -1,6 +1,7 @@
-"""The local stack without Docker: real TorchServe, TF Serving (or its stand-in), the gateway.
+"""The local stack without Docker: real TorchServe, TF Serving (or its stand-in), real MLServer,
+and the gateway.
 
-``python -m deploy.local.stack up`` starts all three in the background and returns once every
+``python -m deploy.local.stack up`` starts them all in the background and returns once every
 part is ready; ``down`` stops exactly the processes ``up`` recorded in the run directory.
 """
 
@@ -12,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from deploy.local.mlserver import MLServerPorts, mlserver_process
 from deploy.local.process import ManagedProcess, StartError, http_ok, port_open, stop_group
 from deploy.local.tfserving import (
     STANDIN_NAME,
@@ -26,7 +28,7 @@ from gateway.config import GatewayConfig, load_config
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
 MODEL_STORE = REPO / "model_store"
-PARTS = ("torchserve", "tfserving", "gateway")
+PARTS = ("torchserve", "tfserving", "mlserver", "gateway")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class StackPorts:
     """Where TorchServe writes its token-authorization keys, once known (see ``with_files``)."""
     tfserving_model_config: Path | None = None
     """The ModelServerConfig file TF Serving starts with, once known."""
+    mlserver: MLServerPorts = field(default_factory=MLServerPorts)
 
 
 def model_config_path(run_dir: Path) -> Path:
@@ -56,7 +59,8 @@ def with_files(run_dir: Path, ports: StackPorts) -> StackPorts:
 
 
 def backend_processes(run_dir: Path, ports: StackPorts) -> list[ManagedProcess]:
-    """TorchServe with both digits archives, and TF Serving with both SavedModel versions."""
+    """TorchServe with both digits archives, TF Serving with both SavedModel versions, and
+    MLServer with both versions from the archives' TorchScript."""
     tf_dir = run_dir / "tfserving"
     model_config = write_model_config(
         model_config_path(run_dir), MODEL_STORE / "tfserving" / "digits"
@@ -67,6 +71,7 @@ def backend_processes(run_dir: Path, ports: StackPorts) -> list[ManagedProcess]:
         tfserving_process(
             tf_dir, model_config, ports.tfserving_grpc, ports.tfserving_rest, monitoring
         ),
+        mlserver_process(run_dir / "mlserver", MODEL_STORE, ports.mlserver),
     ]
 
 
@@ -139,6 +144,11 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
         f"  {tf_name:<12} gRPC :{ports.tfserving_grpc}  REST :{ports.tfserving_rest}  "
         f"(ready in {waited['tfserving']:.1f}s)"
     )
+    ml = ports.mlserver
+    print(
+        f"  MLServer     REST :{ml.http}  gRPC :{ml.grpc}  metrics :{ml.metrics}  "
+        f"(ready in {waited['mlserver']:.1f}s)"
+    )
     grpc = f"  gRPC :{ports.gateway_grpc}" if ports.gateway_grpc is not None else ""
     print(f"  gateway      http://127.0.0.1:{ports.gateway_http}{grpc}  (metrics at /metrics)")
     print(f"logs and pids under {run_dir}; `make down` stops it all")
@@ -177,6 +187,9 @@ def _all_ports(ports: StackPorts) -> list[int]:
         ts.grpc_management,
         ports.tfserving_grpc,
         ports.tfserving_rest,
+        ports.mlserver.http,
+        ports.mlserver.grpc,
+        ports.mlserver.metrics,
     ]
 
 

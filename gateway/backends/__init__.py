@@ -15,6 +15,7 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("torchserve", "rest"): "gateway.backends.torchserve_rest:TorchServeRestBackend",
     ("torchserve", "grpc"): "gateway.backends.torchserve_grpc:TorchServeGrpcBackend",
     ("oip", "rest"): "gateway.backends.oip_rest:OipRestBackend",
+    ("oip", "grpc"): "gateway.backends.oip_grpc:OipGrpcBackend",
 }
 
 

@@ -27,9 +27,11 @@ class Backend(Protocol):
     name: str
     """The key of this backend in the config's ``backends``."""
     kind: str
-    """``tfserving`` or ``torchserve``."""
+    """``tfserving``, ``torchserve`` or ``oip``: which API family it speaks."""
     protocol: str
     """``grpc`` or ``rest``: what :meth:`infer` speaks."""
+    runtime: str
+    """What serves behind it (``tfserving``, ``torchserve``, ``mlserver``, ``triton``...)."""
     timeout_s: float
     """Default deadline of one call."""
 

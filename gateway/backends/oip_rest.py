@@ -2,7 +2,8 @@
 
 A client's OIP body, JSON or binary, is forwarded byte for byte; tensors from other protocols are
 sent in the binary extension. The reply is kept as it came and decoded only if the client needs
-tensors.
+tensors. A server without the binary extension (MLServer: ``binary_tensors`` off) gets JSON: a
+binary body is re-encoded, and its reply handed back as tensors for the client's own encoding.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import orjson
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, http_error
 from gateway.backends.http_pool import HttpPool
+from gateway.backends.oip_faults import not_serving
 from gateway.codecs import oip_json
 from gateway.codecs.oip_raw import tensor_spec
 from gateway.config import OipBackendConfig
@@ -42,10 +44,13 @@ class OipRestBackend:
         metadata: MetadataCache,
     ) -> None:
         self.name = name
+        self.runtime = config.runtime
+        assert config.url is not None
         self.base_url = config.url
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes
         self._versioned = config.versioned_urls
+        self._binary = config.rest_binary
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
 
     async def start(self) -> None:
@@ -63,12 +68,21 @@ class OipRestBackend:
         self, target: BackendModel, request: InferRequest, timeout_s: float
     ) -> InferResponse:
         payload = request.payload
-        if payload is not None and payload.format == Formats.OIP_JSON:
+        forwarded = (
+            payload is not None
+            and payload.format == Formats.OIP_JSON
+            and (self._binary or payload.json_length is None)
+        )
+        if forwarded:
+            assert payload is not None
             body, json_length = payload.body, payload.json_length
-        else:
+        elif self._binary:
             body, json_length = oip_json.encode_binary_request(
                 request, await request.input_tensors(), self._limit
             )
+        else:
+            body = oip_json.encode_request(request, await request.input_tensors(), self._limit)
+            json_length = None
         headers = {"content-type": "application/json"}
         if json_length is not None:
             headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(json_length)}
@@ -76,18 +90,28 @@ class OipRestBackend:
             "POST", self._url(target) + "/infer", timeout_s, body, headers
         )
         if reply.status != 200:
-            raise http_error(reply.status, error_text(reply.body, "error"), self.name)
+            message = error_text(reply.body, "error")
+            if reply.status == 404:
+                raise not_serving(self.name, target, message)
+            raise http_error(reply.status, message, self.name)
         reply_length = reply.header_length
 
         async def decode() -> list[Tensor]:
             return oip_json.decode_response(reply.body, reply_length, self.name).outputs or []
 
+        # The reply is in the encoding the client asked for only if the server read its body and
+        # can answer binary outputs when asked; otherwise the client's front end encodes it.
+        in_kind = forwarded and (self._binary or not _wants_binary(request))
         return InferResponse(
             target.name,
             target.version,
             decode_outputs=decode,
             id=request.id,
-            payload=Payload(Formats.OIP_JSON, reply.body, reply.content_type, reply_length),
+            payload=(
+                Payload(Formats.OIP_JSON, reply.body, reply.content_type, reply_length)
+                if in_kind
+                else None
+            ),
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
@@ -110,3 +134,7 @@ class OipRestBackend:
         except GatewayError:
             return False
         return reply.status == 200
+
+
+def _wants_binary(request: InferRequest) -> bool:
+    return request.binary_output or any(wanted.binary for wanted in request.outputs)

@@ -12,6 +12,7 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary
+from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_apis import TFServingApis
 from gateway.codecs.tfserving_grpc import (
     predict_request_from_tensors,
@@ -20,8 +21,8 @@ from gateway.codecs.tfserving_grpc import (
 )
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
 from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
-from gateway.errors import BackendError, InvalidInput
-from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.errors import BackendError
+from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
@@ -65,6 +66,7 @@ class TFServingGrpcBackend:
     ) -> None:
         assert config.grpc is not None
         self.name = name
+        self.runtime = config.runtime
         self.address = config.grpc
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes
@@ -124,19 +126,13 @@ class TFServingGrpcBackend:
             body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
             reply: bytes = await self._predict(body, timeout=timeout_s)
-
-        async def decode() -> list[Tensor]:
-            try:
-                return predict_response_tensors(reply, self._limit)
-            except InvalidInput as error:
-                raise BackendError(f"backend {self.name!r}: {error.message}") from None
-
-        return InferResponse(
-            target.name,
-            target.version,
-            decode_outputs=decode,
-            id=request.id,
-            payload=Payload(Formats.TFS_PREDICT_PB, reply),
+        return undecoded_response(
+            target,
+            request,
+            reply,
+            Formats.TFS_PREDICT_PB,
+            lambda body: predict_response_tensors(body, self._limit),
+            self.name,
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:

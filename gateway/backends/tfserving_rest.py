@@ -39,6 +39,7 @@ class TFServingRestBackend:
     ) -> None:
         assert config.rest is not None
         self.name = name
+        self.runtime = config.runtime
         self.base_url = config.rest
         self.timeout_s = config.timeout_s
         self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)

@@ -40,6 +40,7 @@ class TorchServeGrpcBackend:
     ) -> None:
         assert config.grpc is not None
         self.name = name
+        self.runtime = config.runtime
         self.address = config.grpc
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes

@@ -34,6 +34,7 @@ class TorchServeRestBackend:
     ) -> None:
         assert config.inference is not None
         self.name = name
+        self.runtime = config.runtime
         self.base_url = config.inference
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes

@@ -143,7 +143,7 @@ def _decode_input(
             raise InvalidInput(f"{where} has both contents and raw_input_contents")
         data = tensor_data(raw, datatype, shape, where, "raw content")
     elif item.HasField("contents"):
-        data = _typed_data(item.contents, datatype, shape, count, where)
+        data = typed_data(item.contents, datatype, shape, count, where)
     else:
         raise InvalidInput(f"{where} has no data: set contents or raw_input_contents")
     return Tensor(item.name, datatype, data, parameters_from_proto(item.parameters) or None)
@@ -155,7 +155,7 @@ def _refuse_extensions(entries: Mapping[str, oip.InferParameter], where: str) ->
             raise InvalidInput(f"{where}: {extension} is not supported by the gateway")
 
 
-def _typed_data(
+def typed_data(
     contents: oip.InferTensorContents,
     datatype: str,
     shape: tuple[int, ...],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from gateway import __version__
 from gateway.codecs import oip_grpc
+from gateway.codecs.oip_grpc_client import rename_infer_response
 from gateway.codecs.oip_raw import timeout_s
+from gateway.errors import BackendError, InvalidInput
 from gateway.grpc.call import Call, Method, parse
-from gateway.inference import TensorSpec
+from gateway.inference import Formats, Payload, TensorSpec
 from gateway.service import InferenceService
 from gateway.wire import oip_pb2 as oip
 
@@ -63,9 +65,20 @@ class OipService:
     async def model_infer(self, body: bytes, call: Call) -> bytes:
         message = parse(oip.ModelInferRequest, body)
         request = oip_grpc.decode_request(message, self._limit)
+        request.payload = Payload(Formats.OIP_INFER_PB, body)
         hints = call.hints(timeout_s(request.parameters))
         decision = self._service.route(request.model, request.version, None, hints)
         response = await self._service.infer(request, decision, call.record)
+        variant = decision.variant
+        forwarded = response.payload
+        if forwarded is not None and forwarded.format == Formats.OIP_INFER_PB:
+            # An OIP gRPC backend answered the client's own request, in kind.
+            if variant.target.name == variant.model:
+                return forwarded.body
+            try:
+                return rename_infer_response(forwarded.body, variant.model, variant.version)
+            except InvalidInput as error:
+                raise BackendError(f"backend {variant.backend.name!r}: {error.message}") from None
         outputs = await response.output_tensors()
         # Answer in kind: tritonclient sends raw tensors and reads raw ones.
         raw = len(message.raw_input_contents) > 0

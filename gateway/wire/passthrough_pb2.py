@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gateway.wire import tensorflow_serving_pb2 as gateway_dot_wire_dot_tensorflow__serving__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egateway/wire/passthrough.proto\x12\x18gateway.wire.passthrough\x1a%gateway/wire/tensorflow_serving.proto\"{\n\x12PredictRequestView\x12>\n\nmodel_spec\x18\x01 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\x12\x0e\n\x06inputs\x18\x02 \x03(\x0c\x12\x15\n\routput_filter\x18\x03 \x03(\t\"f\n\x13PredictResponseView\x12\x0f\n\x07outputs\x18\x01 \x03(\x0c\x12>\n\nmodel_spec\x18\x02 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\"a\n\x10InputRequestView\x12>\n\nmodel_spec\x18\x01 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\x12\r\n\x05input\x18\x02 \x01(\x0c\"d\n\x12ResultResponseView\x12\x0e\n\x06result\x18\x01 \x01(\x0c\x12>\n\nmodel_spec\x18\x02 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpecb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egateway/wire/passthrough.proto\x12\x18gateway.wire.passthrough\x1a%gateway/wire/tensorflow_serving.proto\"{\n\x12PredictRequestView\x12>\n\nmodel_spec\x18\x01 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\x12\x0e\n\x06inputs\x18\x02 \x03(\x0c\x12\x15\n\routput_filter\x18\x03 \x03(\t\"f\n\x13PredictResponseView\x12\x0f\n\x07outputs\x18\x01 \x03(\x0c\x12>\n\nmodel_spec\x18\x02 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\"a\n\x10InputRequestView\x12>\n\nmodel_spec\x18\x01 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\x12\r\n\x05input\x18\x02 \x01(\x0c\"d\n\x12ResultResponseView\x12\x0e\n\x06result\x18\x01 \x01(\x0c\x12>\n\nmodel_spec\x18\x02 \x01(\x0b\x32*.gateway.wire.tensorflow.serving.ModelSpec\"\x9f\x01\n\x15ModelInferRequestView\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x12\n\nparameters\x18\x04 \x03(\x0c\x12\x0e\n\x06inputs\x18\x05 \x03(\x0c\x12\x0f\n\x07outputs\x18\x06 \x03(\x0c\x12\x1a\n\x12raw_input_contents\x18\x07 \x03(\x0c\"\x91\x01\n\x16ModelInferResponseView\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x12\n\nparameters\x18\x04 \x03(\x0c\x12\x0f\n\x07outputs\x18\x05 \x03(\x0c\x12\x1b\n\x13raw_output_contents\x18\x06 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,4 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INPUTREQUESTVIEW']._serialized_end=425
   _globals['_RESULTRESPONSEVIEW']._serialized_start=427
   _globals['_RESULTRESPONSEVIEW']._serialized_end=527
+  _globals['_MODELINFERREQUESTVIEW']._serialized_start=530
+  _globals['_MODELINFERREQUESTVIEW']._serialized_end=689
+  _globals['_MODELINFERRESPONSEVIEW']._serialized_start=692
+  _globals['_MODELINFERRESPONSEVIEW']._serialized_end=837
 # @@protoc_insertion_point(module_scope)

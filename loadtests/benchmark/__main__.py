@@ -31,6 +31,7 @@ from loadtests.benchmark.cases import (
 )
 from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
+from loadtests.benchmark.runtimes import measure_runtimes
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
@@ -148,6 +149,8 @@ def measure_all(
             report.routing = measure_routing(run, ups, scripts, args, start, steps)
         if "torchserve" in cases:
             report.torchserve = measure_torchserve(run, scripts, args, start, steps)
+        if "runtimes" in cases:
+            report.runtimes = measure_runtimes(run, args.seconds, args.rounds, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve")
+CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes")
 
 PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
 CLOSED_TARGETS = ("direct", *PROXIES)
@@ -20,12 +20,22 @@ ROUTING_TARGETS = ("1 model, /m", "10k models, /m", "10k models, /model-9999")
 ROUTING_IN_PROCESS = tuple((models, sticky) for models in (1, 10_000) for sticky in (False, True))
 TORCHSERVE_LOADS = (("100 req/s", 4, 100.0), ("closed c4", 4, None))  # (label, conns, rate)
 TORCHSERVE_TARGETS = ("direct", "envoy-2", "gateway torchserve api", "gateway oip api")
+RUNTIMES_LOADS = (("100 req/s", 4, 100.0),)  # (label, connections, rate)
+# Label -> the variant of the runtimes case's gateway it pins (runtimes.gateway_config).
+RUNTIMES_THROUGH_GATEWAY = {
+    "gateway -> mlserver rest": "ml-rest-v1",
+    "gateway -> mlserver grpc": "ml-grpc-v1",
+    "gateway -> torchserve rest": "ts-rest-v1",
+    "gateway -> tfserving stand-in grpc": "tf-grpc-v1",
+}
+RUNTIMES_DIRECT = ("mlserver rest, direct", "torchserve rest, direct")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
 STARTUP_S = 3.0  # one gateway started and waited on, about
 IN_PROCESS_S = 3.0  # one in-process routing measurement, about
 TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
+RUNTIMES_START_S = 30.0  # TorchServe, the TF Serving stand-in, MLServer and a gateway, about
 
 
 def measurements(case: str, rounds: int) -> int:
@@ -36,6 +46,7 @@ def measurements(case: str, rounds: int) -> int:
         "big": len(BIG_REST_TARGETS) + 1,
         "routing": len(ROUTING_TARGETS),
         "torchserve": len(TORCHSERVE_LOADS) * len(TORCHSERVE_TARGETS),
+        "runtimes": len(RUNTIMES_LOADS) * (len(RUNTIMES_DIRECT) + len(RUNTIMES_THROUGH_GATEWAY)),
     }
     return per_round.get(case, 0) * rounds
 
@@ -56,4 +67,7 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
     if "torchserve" in chosen:
         steps += 1  # TorchServe's start
         planned += TORCHSERVE_START_S
+    if "runtimes" in chosen:
+        steps += 1  # the runtimes' start
+        planned += RUNTIMES_START_S
     return steps, planned

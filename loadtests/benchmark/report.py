@@ -18,6 +18,7 @@ class Report:
     startup: dict[str, tuple[float, float]] = field(default_factory=dict)
     routing: dict[str, Any] = field(default_factory=dict)
     torchserve: dict[str, Summary] = field(default_factory=dict)
+    runtimes: dict[str, Summary] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +122,8 @@ class Report:
             table(f"Fixed rate {rate} req/s (open loop, Poisson arrivals)", results)
         table("1 MiB binary tensor, 8 connections", self.big, "MB/s", self.big_bytes / 1e6)
         table("Real digits through TorchServe", self.torchserve)
+        if self.runtimes:
+            table("Real digits through each runtime (version 1)", self.runtimes)
         e2e = self.routing.get("end_to_end")
         if e2e:
             table("1 vs 10,000 configured models (1 worker each), closed loop 32 connections", e2e)

@@ -311,7 +311,7 @@ def sample_names(url: str) -> set[str]:
 def test_gateway_over_the_official_runtime_images(runtimes, tmp_path):
     rows = DIGITS.inputs[:16]
     config = gateway_config(
-        None,  # type: ignore[arg-type]
+        None,
         models={"digits": {"variants": DOCKER_VARIANTS}},
         backends=gateway_backends(runtimes, tmp_path),
     )

@@ -162,7 +162,7 @@ def test_ha_gateway_balances_grpc_over_headless_services(renderings, monkeypatch
     services = by_kind(docs, "Service")
     for name in GRPC_RUNTIMES:
         backend = config.backends[name]
-        assert backend.grpc_load_balancing == "round_robin"  # type: ignore[union-attr]
+        assert backend.grpc_load_balancing == "round_robin"
         host, port = backend.grpc.split(":")  # type: ignore[union-attr]
         headless = services[host]
         assert headless["spec"]["clusterIP"] == "None"

@@ -427,8 +427,8 @@ def test_metrics_count_each_grpc_protocol(gateway, triton, channel):
     assert after["tfs_grpc"] - before["tfs_grpc"] == 1
     assert after["torchserve_grpc"] - before["torchserve_grpc"] == 1
     unrouted = ("gateway_requests_total", tuple(sorted({
-        "model": "", "version": "", "variant": "", "backend": "", "protocol": "oip_grpc",
-        "code": "404"}.items())))  # fmt: skip
+        "model": "", "version": "", "variant": "", "backend": "", "runtime": "",
+        "protocol": "oip_grpc", "code": "404"}.items())))  # fmt: skip
     assert samples(gateway.http)[unrouted] >= 1
 
 

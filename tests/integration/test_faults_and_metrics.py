@@ -55,23 +55,25 @@ def test_backend_down_is_503(backends, tmp_path):
         assert call(url + "/v2/models/digits/ready").json()["ready"] is False
 
 
+@pytest.mark.parametrize("backend", ["torchserve", "mlserver"])
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_hung_backend_is_504_within_the_deadline(backends, tmp_path, blackhole, protocol):
+def test_hung_backend_is_504_within_the_deadline(backends, tmp_path, blackhole, backend, protocol):
     if protocol == "rest":
-        override = {"inference": f"http://127.0.0.1:{blackhole}", "timeout_s": 1.0}
+        key = "inference" if backend == "torchserve" else "url"
+        override = {key: f"http://127.0.0.1:{blackhole}", "protocol": "rest", "timeout_s": 1.0}
     else:
         override = {"grpc": f"127.0.0.1:{blackhole}", "protocol": "grpc", "timeout_s": 1.0}
     config = gateway_config(
         backends,
-        models=one_variant("torchserve"),
-        backends=backends_config(backends, torchserve=override),
+        models=one_variant(backend),
+        backends=backends_config(backends, **{backend: override}),
     )
-    with running_gateway(tmp_path, config) as url:
+    with running_gateway(tmp_path, config, ready_path="/v2/health/live") as url:
         started = time.monotonic()
         reply = infer(url, DIGITS.inputs[:1])
         elapsed = time.monotonic() - started
         assert reply.status == 504
-        assert reply.json()["error"] == "backend 'torchserve' did not answer within 1s"
+        assert reply.json()["error"] == f"backend {backend!r} did not answer within 1s"
         assert 0.9 < elapsed < 5
 
 
@@ -119,6 +121,7 @@ def test_metrics_count_requests_latency_and_weights(gateway_url):
         "version": "2",
         "variant": "torch-v2",
         "backend": "torchserve",
+        "runtime": "torchserve",
         "protocol": "oip_rest",
     }
     assert (
@@ -131,6 +134,7 @@ def test_metrics_count_requests_latency_and_weights(gateway_url):
         "version": "",
         "variant": "",
         "backend": "",
+        "runtime": "",
         "protocol": "oip_rest",
         "code": "404",
     }
@@ -148,7 +152,11 @@ def test_metrics_count_requests_latency_and_weights(gateway_url):
         == 5
     )
     overhead = value(
-        after, "gateway_overhead_seconds_count", backend="torchserve", protocol="oip_rest"
+        after,
+        "gateway_overhead_seconds_count",
+        backend="torchserve",
+        runtime="torchserve",
+        protocol="oip_rest",
     )
     assert overhead >= 5
     assert (
@@ -158,6 +166,7 @@ def test_metrics_count_requests_latency_and_weights(gateway_url):
             model="digits",
             variant="tf-v1",
             backend="tfserving",
+            runtime="tfserving",
             version="1",
         )
         == 40
@@ -169,11 +178,13 @@ def test_metrics_count_requests_latency_and_weights(gateway_url):
             model="digits",
             variant="tf-v2",
             backend="tfserving",
+            runtime="tfserving",
             version="2",
         )
         == 1
     )
-    assert value(after, "gateway_inflight_requests", backend="torchserve") == 0
+    inflight = value(after, "gateway_inflight_requests", backend="torchserve", runtime="torchserve")
+    assert inflight == 0
 
 
 def test_other_backend_protocols_give_the_same_answers(backends, gateway_url, tmp_path):

@@ -1,7 +1,8 @@
 """Every front-end protocol to every backend protocol, on the digits model: the answers agree.
 
-One gateway points four backend entries at the same two servers — TF Serving over gRPC and
-REST, TorchServe over REST and gRPC — and gives `digits` one variant per entry and version.
+One gateway points six backend entries at the same three servers — TF Serving over gRPC and
+REST, TorchServe over REST and gRPC, MLServer over the Open Inference Protocol's REST and gRPC —
+and gives `digits` one variant per entry and version.
 Each client below speaks one front-end protocol with its own official library (or as the
 protocol's docs show it) and pins a variant with `x-gateway-variant`.
 """
@@ -18,6 +19,7 @@ import pytest
 
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
+from model_store.digits import load_reference
 from tests.support.http import DIGITS, call
 from tests.support.stack import backends_config, gateway_config, running_gateway
 
@@ -28,6 +30,8 @@ BACKEND_ENTRIES = {
     "tf_rest": ("tfserving", "rest"),
     "ts_rest": ("torchserve", "rest"),
     "ts_grpc": ("torchserve", "grpc"),
+    "ml_rest": ("mlserver", "rest"),
+    "ml_grpc": ("mlserver", "grpc"),
 }
 ROWS = DIGITS.inputs[:8]
 
@@ -193,6 +197,7 @@ def test_every_path_gives_the_same_answer(gateway, reference, front_end, backend
     probabilities = FRONT_ENDS[front_end](gateway, f"{backend}-v{version}", version)
     assert probabilities.shape == (len(ROWS), 10)
     np.testing.assert_allclose(probabilities, reference[version], atol=1e-5)
+    np.testing.assert_allclose(probabilities, load_reference(version)[: len(ROWS)], atol=1e-5)
     assert (probabilities.argmax(axis=1) == DIGITS.labels[: len(ROWS)]).mean() >= 0.75
 
 

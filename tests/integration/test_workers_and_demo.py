@@ -10,7 +10,7 @@ from deploy.local.demo import run
 from gateway.config import parse_config
 from tests.integration.test_faults_and_metrics import samples, value
 from tests.support.http import DIGITS, call, infer
-from tests.support.stack import gateway_config, running_gateway
+from tests.support.stack import VARIANTS, gateway_config, running_gateway
 
 pytestmark = pytest.mark.stack
 
@@ -24,6 +24,7 @@ def test_metrics_are_exact_across_worker_processes(backends, tmp_path):
             "version": "1",
             "variant": "tf-v1",
             "backend": "tfserving",
+            "runtime": "tfserving",
             "protocol": "oip_rest",
             "code": "200",
         }
@@ -50,19 +51,27 @@ def test_metrics_are_exact_across_worker_processes(backends, tmp_path):
             model="digits",
             variant="tf-v1",
             backend="tfserving",
+            runtime="tfserving",
             version="1",
         )
         assert weight == 40
         assert call(url + "/v2/health/ready").status == 200
 
 
-def test_demo_reports_split_stickiness_and_latency(backends, gateway_url):
-    doc = gateway_config(backends)
-    doc["server"]["http"]["port"] = int(gateway_url.rsplit(":", 1)[1])
-    text = run(parse_config(doc), requests=120, rounds=20)
+def test_demo_reports_split_stickiness_and_latency(backends, tmp_path):
+    """The demo's config: the four-way split, and MLServer's variants drained (weight 0)."""
+    drained = [
+        {"name": f"mlserver-v{v}", "backend": "mlserver", "version": v, "weight": 0} for v in (1, 2)
+    ]
+    doc = gateway_config(backends, models={"digits": {"variants": [*VARIANTS, *drained]}})
+    with running_gateway(tmp_path, doc):
+        text = run(parse_config(doc), requests=120, rounds=20)
     assert "120 requests through the gateway (0 failed)" in text
     assert "each always on one variant: True" in text
     for variant in ("tf-v1", "torch-v1", "tf-v2", "torch-v2"):
         assert variant in text
-    assert "TorchServe REST" in text
-    assert "TF Serving gRPC" in text
+    for version in ("1", "2"):
+        row = next(line for line in text.splitlines() if line.startswith(f"mlserver-v{version}"))
+        assert row.split()[1:] == ["mlserver", version, "0%", "0.0%", "0", "-", "-", "-"]
+    for backend in ("TorchServe REST", "TF Serving gRPC", "MLServer gRPC"):
+        assert backend in text

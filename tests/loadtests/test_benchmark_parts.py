@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from gateway.config import parse_config
+from loadtests.benchmark import runtimes
 from loadtests.benchmark.cases import Summary, interleaved
 from loadtests.benchmark.plan import CASES, plan
 from loadtests.benchmark.report import Report
@@ -96,8 +98,21 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 
 def test_the_plan_counts_every_measurement_of_a_run():
     steps, seconds = plan(CASES, rounds=3, seconds=8.0)
-    # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve measurements per round,
-    # plus the peers' start, 2 RSS readings, 6 start-ups, 4 in-process routings, TorchServe's start
-    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8) + 2 + 6 + 4 + 1
+    # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes measurements per
+    # round, plus the peers' start, 2 RSS readings, 6 start-ups, 4 in-process routings,
+    # TorchServe's start and the runtimes' start
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6) + 2 + 6 + 4 + 1 + 1
     assert 10 * 60 < seconds < 20 * 60  # "about ten minutes" and then some
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
+
+
+def test_the_runtimes_case_pins_one_variant_per_runtime_and_protocol():
+    config = parse_config(runtimes.gateway_config(runtimes.free_ports()))
+    variants = {v.name: config.backends[v.backend] for v in config.models["digits"].variants}
+    pinned = {(variants[name].runtime, variants[name].protocol)
+              for name in runtimes.THROUGH_GATEWAY.values()}  # fmt: skip
+    assert pinned == {("mlserver", "rest"), ("mlserver", "grpc"), ("torchserve", "rest"),
+                      ("tfserving", "grpc")}  # fmt: skip
+    report = Report(runtimes={"gateway -> mlserver grpc, 100 req/s": summary(99.5, 1.5, 4.25)})
+    assert "Real digits through each runtime (version 1)" in report.render()
+    assert "gateway -> mlserver grpc, 100 req/s" in runtimes.render(report.runtimes)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from deploy.local.mlserver import MLServerPorts
 from deploy.local.process import free_port
 from deploy.local.stack import (
     StackPorts,
@@ -34,12 +35,14 @@ def free_stack_ports() -> StackPorts:
         torchserve=TorchServePorts(*(free_port() for _ in range(5))),
         tfserving_grpc=free_port(),
         tfserving_rest=free_port(),
+        mlserver=MLServerPorts(free_port(), free_port(), free_port()),
     )
 
 
 @contextlib.contextmanager
 def running_backends(run_dir: Path) -> Iterator[StackPorts]:
-    """A real TorchServe and TF Serving (or its stand-in) on free ports, until the block ends."""
+    """A real TorchServe, TF Serving (or its stand-in) and MLServer on free ports, until the
+    block ends."""
     ports = free_stack_ports()
     processes = backend_processes(run_dir, ports)
     start_all(processes, timeout=180)
@@ -76,6 +79,14 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
             "protocol": "rest",
             "timeout_s": 10,
         },
+        "mlserver": {
+            "kind": "oip",
+            "runtime": "mlserver",
+            "url": f"http://127.0.0.1:{ports.mlserver.http}",
+            "grpc": f"127.0.0.1:{ports.mlserver.grpc}",
+            "protocol": "grpc",
+            "timeout_s": 10,
+        },
     }
     if ports.torchserve_key_file is not None:
         backends["torchserve"]["key_file"] = str(ports.torchserve_key_file)
@@ -87,11 +98,16 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
 
 
 def gateway_config(
-    ports: StackPorts,
+    ports: StackPorts | None,
     models: dict[str, Any] | None = None,
     backends: dict[str, Any] | None = None,
     **server: Any,
 ) -> dict[str, Any]:
+    """A gateway config for tests; ``ports`` (the session's backends) only when ``backends`` is
+    not given."""
+    if backends is None:
+        assert ports is not None, "give the stack's ports or the backends"
+        backends = backends_config(ports)
     return {
         "server": {
             "http": {"host": "127.0.0.1", "port": free_port()},
@@ -99,7 +115,7 @@ def gateway_config(
             "readiness_interval_s": 0.5,
             **server,
         },
-        "backends": backends or backends_config(ports),
+        "backends": backends,
         "models": models or {"digits": {"variants": VARIANTS}},
     }
 
