@@ -47,7 +47,7 @@ class Backend(Protocol):
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         """Input and output tensors of the model version, as the backend reports them."""
 
-    async def ready(self, target: BackendModel) -> bool:
+    async def ready(self, target: BackendModel) -> bool | None:
         """Whether the model version can serve now; False (never an exception) on any failure."""
 
 
