@@ -116,7 +116,7 @@ def reply_boundary(backend: str, what: str = "reply") -> Iterator[None]:
 def grpc_error(error: grpc.RpcError, backend: str, timeout_s: float) -> GatewayError:
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or str(code)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith(_TOO_LARGE):
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
         return BackendError(f"backend {backend!r} sent a reply over the limit: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s")
