@@ -16,10 +16,14 @@ from typing import cast
 
 import httptools
 
-WRITE_SLICE_BYTES = 256 * 1024
-"""Bodies up to this size go out with the head in one write; larger ones in slices of it."""
-HIGH_WATER_BYTES = 256 * 1024
-LOW_WATER_BYTES = 64 * 1024
+SINGLE_WRITE_BYTES = 2 * 1024 * 1024
+"""Bodies up to this size go out with the head in one write (uvloop queues them uncopied)."""
+WRITE_SLICE_BYTES = 1024 * 1024
+"""Larger ones go in slices of this size, each once the transport is below its high-water mark:
+then a stalled backend holds at most about HIGH_WATER_BYTES + WRITE_SLICE_BYTES of copies (TLS
+records, or asyncio's own loop, which copies what the socket does not take at once)."""
+HIGH_WATER_BYTES = 2 * 1024 * 1024
+LOW_WATER_BYTES = 512 * 1024
 
 Body = bytes | AsyncIterable[bytes] | None
 """A request body: whole bytes (sent with Content-Length), chunks (sent chunked), or none."""
@@ -82,7 +86,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(HIGH_WATER_BYTES, LOW_WATER_BYTES)
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             self._fail(UnsolicitedReply())
             return
         self._received = True
@@ -95,6 +100,7 @@ class HttpConnection(asyncio.Protocol):
             self._fail(error)
 
     def eof_received(self) -> bool | None:
+        self.reusable = False
         return None  # close the transport; connection_lost decides what the reply was
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -106,7 +112,8 @@ class HttpConnection(asyncio.Protocol):
         if self._waiter is None or self._waiter.done():
             return
         if self._until_close and exc is None:
-            self._complete()  # the reply had no length: its end is the connection's end
+            self.on_message_complete()  # the reply had no length: it ends with the connection
+            self.reusable = False
         elif self.used and not self._received:
             self._fail(StaleConnection("connection closed before the reply"))
         else:
@@ -125,29 +132,25 @@ class HttpConnection(asyncio.Protocol):
         self._resume = None
 
     # httptools callbacks
-    def on_message_begin(self) -> None:
-        if self._waiter is None or self._waiter.done():
-            raise UnsolicitedReply()
-
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
         if lowered == b"content-type":
             self._content_type = value.decode("latin-1")
         elif lowered == b"content-length" and value.isdigit():
-            self._content_length = int(value)
+            self._content_length = length = int(value)
+            if length > self._limit:
+                raise ReplyTooLarge(self._limit)  # before any byte of the body
         elif lowered == b"transfer-encoding":
             self._chunked = b"chunked" in value.lower()
         elif lowered == b"inference-header-content-length" and value.isdigit():
             self._header_length = int(value)
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:
-            return  # an interim reply (100 Continue, 103 Early Hints): no body follows
-        if self._content_length is not None and self._content_length > self._limit:
-            raise ReplyTooLarge(self._limit)
-        framed = self._content_length is not None or self._chunked
-        self._until_close = not framed and status not in (204, 304)
+        if self._waiter is None or self._waiter.done():
+            raise UnsolicitedReply()  # a second reply in the same bytes as the first
+        if self._content_length is None and not self._chunked:
+            status = self._parser.get_status_code()  # 1xx, 204 and 304 have no body
+            self._until_close = status >= 200 and status not in (204, 304)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -156,21 +159,19 @@ class HttpConnection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        if self._parser.get_status_code() < 200:
-            self._reset_message()
+        status = self._parser.get_status_code()
+        if status < 200:
+            self._reset_message()  # an interim reply (100 Continue, 103 Early Hints)
             return
         self.reusable = self._parser.should_keep_alive()
-        self._complete()
-
-    def _complete(self) -> None:
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
-        if self._waiter is not None and not self._waiter.done():
-            status = self._parser.get_status_code()
-            reply = HttpReply(status, body, self._content_type, self._header_length)
-            self._waiter.set_result(reply)
-        self._wake_writer()  # a reply before the whole body was sent ends the writing
+        self._chunks = []  # an idle connection holds no reply
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(HttpReply(status, body, self._content_type, self._header_length))
+        if self._resume is not None:
+            self._wake_writer()  # a reply before the whole body was sent ends the writing
 
     def _fail(self, error: BaseException) -> None:
         self.reusable = False
@@ -183,19 +184,23 @@ class HttpConnection(asyncio.Protocol):
     # requests
     def begin(self) -> asyncio.Future[HttpReply]:
         """Get ready for one reply; the future resolves with it (or the transport's error)."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._reset_message()
-        self._received = False
-        self.reusable = False
-        return self._waiter
+        self._waiter = waiter = self.lost.get_loop().create_future()
+        # What _reset_message does, inline: this runs for every request.
+        self._chunks = []
+        self._size = 0
+        self._content_type = self._header_length = self._content_length = None
+        self._chunked = self._until_close = self._received = self.reusable = False
+        return waiter
 
-    def write(self, head: bytes, body: bytes | None) -> None:
+    def send(self, head: bytes, body: bytes | None) -> asyncio.Future[HttpReply]:
         """A request that fits one write: the head and a small body together."""
+        waiter = self.begin()
         assert self.transport is not None
         if body:
             self.transport.writelines((head, body))
         else:
             self.transport.write(head)
+        return waiter
 
     async def write_large(self, head: bytes, body: bytes) -> None:
         """A large body in slices, each after the transport has room again."""

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from gateway.backends.boundary import ConnectTimeout, http_boundary
 from gateway.backends.http_connection import (
-    WRITE_SLICE_BYTES,
+    SINGLE_WRITE_BYTES,
     Body,
     HttpConnection,
     HttpReply,
@@ -93,6 +93,7 @@ class HttpPool:
                 connection.abort()
 
     def _target(self, method: str, url: str) -> _Target:
+        """The cached request line and endpoint of ``url`` (made on first use)."""
         target = self._targets.get((method, url))
         if target is None:
             parts = urlsplit(url)
@@ -155,13 +156,14 @@ class HttpPool:
         connection = self._idle(endpoint) if reuse else None
         if connection is None:
             connection = await self._connect(endpoint)
-        waiter = connection.begin()
+        if body is None or (isinstance(body, bytes) and len(body) <= SINGLE_WRITE_BYTES):
+            waiter = connection.send(head, body)
+        else:
+            waiter = connection.begin()
         try:
-            if body is None or (isinstance(body, bytes) and len(body) <= WRITE_SLICE_BYTES):
-                connection.write(head, body)
-            elif isinstance(body, bytes):
+            if isinstance(body, bytes) and len(body) > SINGLE_WRITE_BYTES:
                 await connection.write_large(head, body)
-            else:
+            elif body is not None and not isinstance(body, bytes):
                 await connection.write_chunked(head, body)
             reply = await waiter
         except BaseException:
@@ -173,8 +175,7 @@ class HttpPool:
                 waiter.cancel()
             raise
         connection.used = True
-        transport = connection.transport
-        if connection.reusable and transport is not None and not transport.is_closing():
+        if connection.reusable and connection.transport is not None:
             endpoint.idle.append(connection)
         else:
             connection.close()
@@ -212,13 +213,15 @@ class HttpPool:
 def _encode_headers(headers: Mapping[str, str] | None) -> bytes:
     if not headers:
         return b""
-    text = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    if text.count("\n") != len(headers) or text.count("\r") != len(headers):
-        raise InvalidInput("a header for the backend holds a line break")
     try:
-        return text.encode("latin-1")
+        encoded = "".join([f"{name}: {value}\r\n" for name, value in headers.items()]).encode(
+            "latin-1"
+        )
     except UnicodeEncodeError:
         raise InvalidInput("a header for the backend is not Latin-1 text") from None
+    if encoded.count(b"\n") != len(headers) or encoded.count(b"\r") != len(headers):
+        raise InvalidInput("a header for the backend holds a line break")
+    return encoded
 
 
 def backend_pool(
