@@ -323,19 +323,24 @@ def test_close_before_start(client):
 def test_a_bad_id_in_a_reply_is_not_the_clients_fault(garbler, client):
     garbler.mode = Mode("bad id", answer(b'{"id": 5, "outputs": [' + VALID_OUTPUT + b"]}"),
                         grpc_bytes(b""), BackendError)  # fmt: skip
-    (config,) = [c.config(garbler.fakes()) for c in CLIENTS if c.name == client]
-    backend = create_backend(client, config, LIMIT)
-
-    async def decode() -> None:
-        await backend.start()
-        try:
-            response = await backend.infer(TARGET, request(), 1.0)
-            await response.output_tensors()
-        finally:
-            await backend.close()
-
     with pytest.raises(BackendError, match=r"sent an unreadable reply: .*id must be a string"):
-        uvloop.run(decode())
+        uvloop.run(infer_and_decode(client_backend(client, garbler)))
+
+
+def client_backend(name: str, garbler: Garbler) -> Backend:
+    (config,) = [c.config(garbler.fakes()) for c in CLIENTS if c.name == name]
+    return create_backend(name, config, LIMIT)
+
+
+async def infer_and_decode(backend: Backend, check_metadata: bool = False) -> None:
+    await backend.start()
+    try:
+        if check_metadata:
+            assert (await backend.metadata(TARGET)).outputs[0].name == "y"
+        response = await backend.infer(TARGET, request(), 1.0)
+        await response.output_tensors()
+    finally:
+        await backend.close()
 
 
 TF_METADATA = (
@@ -363,17 +368,6 @@ def test_tf_rest_predict_reply_garbled_beside_sound_metadata(garbler, body):
         answer(TF_METADATA if path.endswith("/metadata") else body)(peer)
 
     garbler.mode = Mode("predict only", script, grpc_bytes(b""), BackendError)
-    (config,) = [c.config(garbler.fakes()) for c in CLIENTS if c.name == "tfserving-rest"]
-    backend = create_backend("tfserving-rest", config, LIMIT)
-
-    async def decode() -> None:
-        await backend.start()
-        try:
-            assert (await backend.metadata(TARGET)).outputs[0].name == "y"
-            response = await backend.infer(TARGET, request(), 1.0)
-            await response.output_tensors()
-        finally:
-            await backend.close()
-
+    backend = client_backend("tfserving-rest", garbler)
     with pytest.raises(BackendError, match=r"backend 'tfserving-rest'"):
-        uvloop.run(decode())
+        uvloop.run(infer_and_decode(backend, check_metadata=True))
