@@ -228,13 +228,12 @@ def backend_pool(
     name: str, config: AnyBackendConfig, max_reply_bytes: int, max_connections: int | None = None
 ) -> HttpPool:
     """The pool a backend's config asks for (its connection limit unless told otherwise)."""
-    return HttpPool(
-        name,
-        max_connections or config.max_connections,
-        config.connect_timeout_s,
-        max_reply_bytes,
-        tls_options(config),
-    )
+    tls = tls_options(config)
+    urls = [value for value in config.model_dump().values() if isinstance(value, str)]
+    if any(url.startswith("https://") for url in urls):
+        client_context(tls)  # loading CAs takes milliseconds: now, not on the first request
+    limit = max_connections or config.max_connections
+    return HttpPool(name, limit, config.connect_timeout_s, max_reply_bytes, tls)
 
 
 def tls_options(config: AnyBackendConfig) -> TlsOptions:
