@@ -25,6 +25,7 @@ from gateway.config import (
     parse_config,
 )
 from gateway.inference import InferRequest, Tensor
+from gateway.metadata import MetadataCache
 from gateway.readiness import UNHEALTHY_THRESHOLD, Readiness
 from gateway.routing.router import Router
 from gateway.wire import tensorflow_serving_pb2 as tfs
@@ -84,7 +85,9 @@ def test_rest_probe_does_not_queue_behind_inference(kind):
             config = TorchServeBackendConfig(
                 kind="torchserve", inference=server.url, management=server.url, max_connections=2
             )
-        ready, elapsed = uvloop.run(ready_while_saturated(create_backend(kind, config, 1 << 20)))
+        ready, elapsed = uvloop.run(
+            ready_while_saturated(create_backend(kind, config, 1 << 20, MetadataCache()))
+        )
     assert ready is True
     assert elapsed < 1.5, elapsed  # not behind the first 3 s inference call
 
@@ -117,7 +120,7 @@ def test_grpc_probe_does_not_queue_behind_inference_streams():
     server.start()
     try:
         config = TFServingBackendConfig(kind="tfserving", grpc=f"127.0.0.1:{port}", rest=None)
-        backend = create_backend("tfserving", config, 1 << 20)
+        backend = create_backend("tfserving", config, 1 << 20, MetadataCache())
         ready, elapsed = uvloop.run(ready_while_saturated(backend))
     finally:
         server.stop(0)
@@ -145,7 +148,7 @@ def test_slow_probes_are_misses_and_failures_count_at_once(monkeypatch):
                                                "weight": 1}]}},
             }
         )  # fmt: skip
-        backend = create_backend("oip", config.backends["oip"], 1 << 20)
+        backend = create_backend("oip", config.backends["oip"], 1 << 20, MetadataCache())
         router = Router.from_config(config, {"oip": backend})
         readiness = Readiness(router, interval_s=60)
 
@@ -171,7 +174,9 @@ def test_slow_probes_are_misses_and_failures_count_at_once(monkeypatch):
 
 def test_a_probe_timeout_is_none_not_false():
     with serving(lambda peer: time.sleep(3)) as server:
-        backend = create_backend("oip", OipBackendConfig(kind="oip", url=server.url), 1 << 20)
+        backend = create_backend(
+            "oip", OipBackendConfig(kind="oip", url=server.url), 1 << 20, MetadataCache()
+        )
 
         async def probe() -> Any:
             await backend.start()
