@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -110,6 +111,21 @@ class _BackendBase(_Strict):
     """Pooled keep-alive connections (REST) to this backend, per worker."""
     connect_timeout_s: float = Field(default=1.0, gt=0)
     """How long to wait for a new connection before answering 503."""
+    tls_ca_file: str | None = None
+    """PEM file of the CAs that sign this backend's certificates, for its ``https://`` URLs
+    (default: the system's CAs). Its gRPC addresses are plaintext."""
+    tls_verify: bool = True
+    """Check the certificate of an ``https://`` URL (chain and host name); false for testing."""
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=value)
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(f"cannot load CA file {value!r}: {error}") from None
+        return value
 
 
 def _host_port(value: str) -> str:

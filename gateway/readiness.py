@@ -5,6 +5,11 @@ per-model ready endpoints and the ``gateway_variant_ready`` gauge. Probes are pa
 ``CONCURRENT_PROBES`` at once and ``PROBES_PER_S`` per second, so a catalog of thousands of model
 versions is swept over several seconds instead of stalling the event loop (and the backends)
 every interval.
+
+A probe is answered (ready or not: a refused connection, an error status or nonsense count as
+"not ready" at once) or missed (no answer within its timeout, which a busy backend can cause).
+Misses keep the last state until ``UNHEALTHY_THRESHOLD`` of them come in a row, like Envoy's
+health checker counts failures before ejecting a host.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 
 CONCURRENT_PROBES = 32
 PROBES_PER_S = 1000.0
+UNHEALTHY_THRESHOLD = 3
+"""Probes in a row without an answer before a ready target counts as not ready."""
 
 
 class Readiness:
@@ -32,6 +39,7 @@ class Readiness:
                 key = (variant.backend.name, variant.target)
                 self._targets.setdefault(key, (variant.backend, []))[1].append(variant)
         self._ready: dict[tuple[str, BackendModel], bool] = {key: False for key in self._targets}
+        self._misses: dict[tuple[str, BackendModel], int] = {}
         self._server_ready = False
         self._task: asyncio.Task[None] | None = None
 
@@ -68,7 +76,7 @@ class Readiness:
             for key, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
                     log.warning("readiness probe of %s %s raised %r", key[0], key[1], result)
-                ready = result is True
+                ready = self._verdict(key, result)
                 if ready != self._ready[key]:
                     log.info("%s %s/%s ready=%s", key[0], key[1].name, key[1].version, ready)
                     changed = True
@@ -77,6 +85,17 @@ class Readiness:
                 await asyncio.sleep(max(0.0, len(batch) / PROBES_PER_S - (loop.time() - began)))
         if changed:
             self._server_ready = all(self.model_ready(route) for route in self._router.models)
+
+    def _verdict(self, key: tuple[str, BackendModel], result: object) -> bool:
+        if result is not None:
+            self._misses.pop(key, None)
+            return result is True
+        misses = self._misses[key] = self._misses.get(key, 0) + 1
+        if misses == UNHEALTHY_THRESHOLD and self._ready[key]:
+            log.warning(
+                "%s %s/%s: %d probes unanswered", key[0], key[1].name, key[1].version, misses
+            )
+        return self._ready[key] and misses < UNHEALTHY_THRESHOLD
 
     def variant_ready(self, variant: Variant) -> bool:
         return self._ready.get((variant.backend.name, variant.target), False)

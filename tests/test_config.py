@@ -262,3 +262,15 @@ def test_mlserver_gets_json_tensors_unless_told_otherwise():
     assert binary(runtime="mlserver") is False
     assert binary(runtime="mlserver", binary_tensors=True) is True
     assert binary(binary_tensors=False) is False
+
+
+def test_tls_ca_file_must_load(tmp_path):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    for path in (tmp_path / "missing.pem", not_pem):
+        doc = {**VALID, "backends": {**VALID["backends"]}}
+        doc["backends"]["ts"] = {**VALID["backends"]["ts"], "tls_ca_file": str(path)}
+        reason = problems(doc)["backends.ts.tls_ca_file"]
+        assert f"cannot load CA file {str(path)!r}" in reason
+    default = parse_config(VALID).backends["ts"]
+    assert (default.tls_ca_file, default.tls_verify) == (None, True)

@@ -49,8 +49,11 @@ class Backend(Protocol):
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         """Input and output tensors of the model version, as the backend reports them."""
 
-    async def ready(self, target: BackendModel) -> bool:
-        """Whether the model version can serve now; False (never an exception) on any failure."""
+    async def ready(self, target: BackendModel) -> bool | None:
+        """Whether the model version can serve now: False (never an exception) on any failure,
+        None when no answer came within the probe timeout (see :mod:`gateway.backends.probe`:
+        probes go over a lane of their own, and :func:`~gateway.backends.probe.probe` makes the
+        verdict)."""
 
 
 @runtime_checkable

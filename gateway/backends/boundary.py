@@ -1,15 +1,25 @@
-"""Translate transport errors into gateway errors, at the one place a backend call is made."""
+"""Translate third-party errors into gateway errors where a backend is called or its reply read.
+
+``http_boundary`` and ``grpc_boundary`` wrap the calls (sockets, HTTP parsing, TLS, gRPC status);
+``reply_boundary`` wraps every decoding of what a backend sent, eager or lazy (protobuf, JSON,
+text, numpy): a reply the gateway cannot read is the backend's fault, 502, never a 500 and never
+the client's 400.
+"""
 
 from __future__ import annotations
 
 import socket
+import ssl
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
 import httptools
 import orjson
+from google.protobuf.message import DecodeError
 
+from gateway.backends.http_connection import ReplyTooLarge
 from gateway.errors import (
     BackendError,
     BackendTimeout,
@@ -46,8 +56,15 @@ def http_boundary(backend: str, timeout_s: float) -> Iterator[None]:
         raise BackendUnavailable(f"backend {backend!r} unreachable: {error}") from None
     except TimeoutError:
         raise BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s") from None
-    except httptools.HttpParserError as error:
-        raise BackendError(f"backend {backend!r} sent a bad HTTP response: {error}") from None
+    except ReplyTooLarge as error:
+        raise BackendError(
+            f"backend {backend!r} sent a reply larger than the {error.limit}-byte limit "
+            "(server.max_request_bytes)"
+        ) from None
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
+        raise BackendError(f"backend {backend!r} sent a bad HTTP response: {error!r}") from None
+    except ssl.SSLError as error:
+        raise BackendUnavailable(f"backend {backend!r} TLS failed: {error}") from None
     except (ConnectionRefusedError, socket.gaierror) as error:
         raise BackendUnavailable(f"backend {backend!r} unreachable: {error}") from None
     except OSError as error:
@@ -65,9 +82,42 @@ def grpc_boundary(backend: str, timeout_s: float) -> Iterator[None]:
         raise grpc_error(error, backend, timeout_s) from None
 
 
+# Where a reply broke the channel's max_receive_message_length (set to server.max_request_bytes).
+_TOO_LARGE = "Received message larger than max"
+_REPLY_ERRORS = (
+    DecodeError,  # protobuf
+    ValueError,  # orjson, UnicodeDecodeError, numpy shapes and dtypes
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    MemoryError,  # a reply whose shape claims more than the machine has
+    RecursionError,
+    struct.error,
+)
+
+
+@contextmanager
+def reply_boundary(backend: str, what: str = "reply") -> Iterator[None]:
+    """Decoding ``what`` a backend sent: anything it makes a codec or library raise -> 502."""
+    try:
+        yield
+    except InvalidInput as error:  # a codec's words for a malformed message: here, the backend's
+        message = error.message
+        raise BackendError(f"backend {backend!r} sent an unreadable {what}: {message}") from None
+    except GatewayError:
+        raise
+    except _REPLY_ERRORS as error:
+        detail = str(error)[:200] or type(error).__name__
+        raise BackendError(f"backend {backend!r} sent an unreadable {what}: {detail}") from None
+
+
 def grpc_error(error: grpc.RpcError, backend: str, timeout_s: float) -> GatewayError:
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or str(code)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+        return BackendError(f"backend {backend!r} sent a reply over the limit: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s")
     if code in _UNAVAILABLE:

@@ -2,162 +2,118 @@
 
 Why not a general client: the hot path sends one small request and reads one response per call.
 aiohttp spent about a quarter of the gateway's CPU doing that (profiled under wrk), httpx more;
-this writes each request with one ``write`` and parses the reply in C. Connections are pooled per
-(host, port), up to ``max_connections`` in use at once; waiting for one counts toward the call's
-deadline. A request that fails on a reused connection before any reply byte arrives (the server
-had closed it while idle) is retried once on a new connection.
+this writes each small request with one ``write`` (the request line, ``Host`` and the pool's
+fixed headers are encoded once per URL) and parses the reply in C. Connections are pooled per
+(scheme, host, port), up to ``max_connections`` in use at once; waiting for one counts toward the
+call's deadline. A request that fails on a reused connection before any reply byte arrives (the
+server had closed it while idle) is retried once on a new connection. ``https://`` URLs are
+spoken over TLS (SNI and certificate checks against the URL's host), never in plaintext.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
 
-import httptools
-
 from gateway.backends.boundary import ConnectTimeout, http_boundary
+from gateway.backends.http_connection import (
+    SINGLE_WRITE_BYTES,
+    Body,
+    HttpConnection,
+    HttpReply,
+    StaleConnection,
+)
+from gateway.backends.tls import TlsOptions, client_context
+from gateway.config import AnyBackendConfig
+from gateway.errors import BackendError, InvalidInput
+
+__all__ = ["Body", "HttpPool", "HttpReply", "TlsOptions", "backend_pool", "tls_options"]
 
 
-@dataclass(frozen=True, slots=True)
-class HttpReply:
-    status: int
-    body: bytes
-    content_type: str | None
-    header_length: int | None = None
-    """Inference-Header-Content-Length of an OIP reply with binary tensors."""
-
-
-class StaleConnection(ConnectionError):
-    """A reused connection closed before any reply byte: the request can safely go again."""
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection; one request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[HttpReply] | None = None
-        self._chunks: list[bytes] = []
-        self._content_type: str | None = None
-        self._header_length: int | None = None
-        self._received = False
-        self.reusable = False
-        self.used = False
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        self._received = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as error:
-            self._fail(error)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.reusable = False
-        self.transport = None
-        if self._waiter is not None and not self._waiter.done():
-            if self.used and not self._received:
-                self._fail(StaleConnection("connection closed before the reply"))
-            else:
-                self._fail(ConnectionResetError("backend closed the connection mid-reply"))
-
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lowered = name.lower()
-        if lowered == b"content-type":
-            self._content_type = value.decode("latin-1")
-        elif lowered == b"inference-header-content-length" and value.isdigit():
-            self._header_length = int(value)
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        self.reusable = self._parser.should_keep_alive()
-        if self._waiter is not None and not self._waiter.done():
-            reply = HttpReply(
-                self._parser.get_status_code(), body, self._content_type, self._header_length
-            )
-            self._waiter.set_result(reply)
-
-    def _fail(self, error: BaseException) -> None:
-        self.reusable = False
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(error)
-        if self.transport is not None:
-            self.transport.close()
-
-    def send(self, head: bytes, body: bytes | None) -> asyncio.Future[HttpReply]:
-        assert self.transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
-        self._chunks = []
-        self._content_type = None
-        self._header_length = None
-        self._received = False
-        self.reusable = False
-        if body:
-            self.transport.writelines((head, body))
-        else:
-            self.transport.write(head)
-        return self._waiter
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+DEFAULT_TLS = TlsOptions()
+CLOSE_WAIT_S = 1.0
 
 
 class _Endpoint:
-    """Idle connections to one host:port."""
+    """Idle connections to one scheme://host:port."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         self.host = host
         self.port = port
-        self.idle: deque[_Connection] = deque()
-        self.host_header = f"Host: {host}:{port}\r\n".encode()
+        self.tls = tls
+        self.idle: deque[HttpConnection] = deque()
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    endpoint: _Endpoint
+    head: bytes
+    """Request line, ``Host`` and the pool's fixed headers, ready to send."""
 
 
 class HttpPool:
-    def __init__(self, backend: str, max_connections: int, connect_timeout_s: float) -> None:
+    def __init__(
+        self,
+        backend: str,
+        max_connections: int,
+        connect_timeout_s: float,
+        max_reply_bytes: int,
+        tls: TlsOptions = DEFAULT_TLS,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``headers`` go on every request (encoded once); ``request`` takes per-call ones."""
         self._backend = backend
         self._connect_timeout_s = connect_timeout_s
+        self._max_reply_bytes = max_reply_bytes
+        self._tls = tls
+        self._fixed_headers = _encode_headers(headers)
         self._slots = asyncio.Semaphore(max_connections)
-        self._endpoints: dict[tuple[str, int], _Endpoint] = {}
-        self._targets: dict[str, tuple[_Endpoint, bytes]] = {}
-        self._open: set[_Connection] = set()
+        self._endpoints: dict[tuple[str, str, int], _Endpoint] = {}
+        self._targets: dict[tuple[str, str], _Target] = {}
+        self._open: set[HttpConnection] = set()
 
     async def start(self) -> None:
         """Connections are opened on demand; nothing to do before traffic."""
 
     async def close(self) -> None:
-        for connection in list(self._open):
-            connection.close()
+        """Close every connection; TLS ones get ``CLOSE_WAIT_S`` to finish their goodbyes."""
+        connections = list(self._open)
         self._open.clear()
         for endpoint in self._endpoints.values():
             endpoint.idle.clear()
+        for connection in connections:
+            connection.close()
+        if connections:
+            await asyncio.wait([c.lost for c in connections], timeout=CLOSE_WAIT_S)
+            for connection in connections:
+                connection.abort()
 
-    def _target(self, url: str) -> tuple[_Endpoint, bytes]:
-        target = self._targets.get(url)
+    def _target(self, method: str, url: str) -> _Target:
+        """The cached request line and endpoint of ``url`` (made on first use)."""
+        target = self._targets.get((method, url))
         if target is None:
             parts = urlsplit(url)
+            if parts.scheme not in ("http", "https"):
+                raise BackendError(f"backend {self._backend!r}: {url!r} is not an http(s) URL")
             host = parts.hostname or "127.0.0.1"
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            key = (host, port)
+            key = (parts.scheme, host, port)
             endpoint = self._endpoints.get(key)
             if endpoint is None:
-                endpoint = self._endpoints[key] = _Endpoint(host, port)
+                tls = client_context(self._tls) if parts.scheme == "https" else None
+                endpoint = self._endpoints[key] = _Endpoint(host, port, tls)
             path = parts.path or "/"
             if parts.query:
                 path += "?" + parts.query
-            target = self._targets[url] = (endpoint, path.encode())
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            head = f"{method} {path} HTTP/1.1\r\nHost: {authority}\r\n".encode() + (
+                self._fixed_headers
+            )
+            target = self._targets[(method, url)] = _Target(endpoint, head)
         return target
 
     async def request(
@@ -165,36 +121,58 @@ class HttpPool:
         method: str,
         url: str,
         timeout_s: float,
-        body: bytes | None = None,
+        body: Body = None,
         headers: Mapping[str, str] | None = None,
     ) -> HttpReply:
-        """Send one request and read the whole reply. Transport errors become gateway errors."""
-        endpoint, path = self._target(url)
-        head = [f"{method} ".encode(), path, b" HTTP/1.1\r\n", endpoint.host_header]
-        if body is not None or method == "POST":
-            head.append(b"Content-Length: %d\r\n" % len(body or b""))
-        if headers:
-            head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
-        head.append(b"\r\n")
-        request_head = b"".join(head)
+        """Send one request and read the whole reply. Transport errors become gateway errors.
+
+        ``body`` is bytes (sent with Content-Length) or an async iterable of chunks (sent
+        chunked, never retried); ``headers`` are this call's own, beside the pool's fixed ones.
+        """
         with http_boundary(self._backend, timeout_s):
+            target = self._target(method, url)
+            head = [target.head]
+            if isinstance(body, bytes):
+                head.append(b"Content-Length: %d\r\n" % len(body))
+            elif body is not None:
+                head.append(b"Transfer-Encoding: chunked\r\n")
+            elif method == "POST":
+                head.append(b"Content-Length: 0\r\n")
+            if headers:
+                head.append(_encode_headers(headers))
+            head.append(b"\r\n")
+            request_head = b"".join(head)
             async with asyncio.timeout(timeout_s), self._slots:
                 try:
-                    return await self._exchange(endpoint, request_head, body, reuse=True)
+                    return await self._exchange(target.endpoint, request_head, body, reuse=True)
                 except StaleConnection:
-                    return await self._exchange(endpoint, request_head, body, reuse=False)
+                    if body is not None and not isinstance(body, bytes):
+                        raise  # a stream cannot be sent twice
+                    return await self._exchange(target.endpoint, request_head, body, reuse=False)
 
     async def _exchange(
-        self, endpoint: _Endpoint, head: bytes, body: bytes | None, reuse: bool
+        self, endpoint: _Endpoint, head: bytes, body: Body, reuse: bool
     ) -> HttpReply:
         connection = self._idle(endpoint) if reuse else None
         if connection is None:
             connection = await self._connect(endpoint)
+        if body is None or (isinstance(body, bytes) and len(body) <= SINGLE_WRITE_BYTES):
+            waiter = connection.send(head, body)
+        else:
+            waiter = connection.begin()
         try:
-            reply = await connection.send(head, body)
+            if isinstance(body, bytes) and len(body) > SINGLE_WRITE_BYTES:
+                await connection.write_large(head, body)
+            elif body is not None and not isinstance(body, bytes):
+                await connection.write_chunked(head, body)
+            reply = await waiter
         except BaseException:
             connection.close()
             self._open.discard(connection)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved: the error raised here is the one reported
+            else:
+                waiter.cancel()
             raise
         connection.used = True
         if connection.reusable and connection.transport is not None:
@@ -204,7 +182,7 @@ class HttpPool:
             self._open.discard(connection)
         return reply
 
-    def _idle(self, endpoint: _Endpoint) -> _Connection | None:
+    def _idle(self, endpoint: _Endpoint) -> HttpConnection | None:
         while endpoint.idle:
             connection = endpoint.idle.pop()  # the most recently used is the likeliest alive
             if connection.transport is not None and not connection.transport.is_closing():
@@ -212,12 +190,17 @@ class HttpPool:
             self._open.discard(connection)
         return None
 
-    async def _connect(self, endpoint: _Endpoint) -> _Connection:
+    async def _connect(self, endpoint: _Endpoint) -> HttpConnection:
         loop = asyncio.get_running_loop()
+        limit = self._max_reply_bytes
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 _, connection = await loop.create_connection(
-                    _Connection, endpoint.host, endpoint.port
+                    lambda: HttpConnection(limit),
+                    endpoint.host,
+                    endpoint.port,
+                    ssl=endpoint.tls,
+                    server_hostname=endpoint.host if endpoint.tls is not None else None,
                 )
         except TimeoutError:
             raise ConnectTimeout(
@@ -225,3 +208,33 @@ class HttpPool:
             ) from None
         self._open.add(connection)
         return connection
+
+
+def _encode_headers(headers: Mapping[str, str] | None) -> bytes:
+    if not headers:
+        return b""
+    try:
+        encoded = "".join([f"{name}: {value}\r\n" for name, value in headers.items()]).encode(
+            "latin-1"
+        )
+    except UnicodeEncodeError:
+        raise InvalidInput("a header for the backend is not Latin-1 text") from None
+    if encoded.count(b"\n") != len(headers) or encoded.count(b"\r") != len(headers):
+        raise InvalidInput("a header for the backend holds a line break")
+    return encoded
+
+
+def backend_pool(
+    name: str, config: AnyBackendConfig, max_reply_bytes: int, max_connections: int | None = None
+) -> HttpPool:
+    """The pool a backend's config asks for (its connection limit unless told otherwise)."""
+    tls = tls_options(config)
+    urls = [value for value in config.model_dump().values() if isinstance(value, str)]
+    if any(url.startswith("https://") for url in urls):
+        client_context(tls)  # loading CAs takes milliseconds: now, not on the first request
+    limit = max_connections or config.max_connections
+    return HttpPool(name, limit, config.connect_timeout_s, max_reply_bytes, tls)
+
+
+def tls_options(config: AnyBackendConfig) -> TlsOptions:
+    return TlsOptions(config.tls_ca_file, config.tls_verify)

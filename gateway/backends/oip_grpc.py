@@ -11,8 +11,9 @@ from __future__ import annotations
 import grpc
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import grpc_boundary, grpc_error
+from gateway.backends.boundary import grpc_boundary, grpc_error, reply_boundary
 from gateway.backends.oip_faults import not_serving
+from gateway.backends.probe import CONTROL_CHANNEL_OPTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.oip_grpc_client import (
@@ -29,7 +30,6 @@ SERVICE = "/inference.GRPCInferenceService"
 MODEL_INFER = f"{SERVICE}/ModelInfer"
 MODEL_METADATA = f"{SERVICE}/ModelMetadata"
 MODEL_READY = f"{SERVICE}/ModelReady"
-READY_TIMEOUT_S = 2.0
 
 
 class OipGrpcBackend:
@@ -51,28 +51,24 @@ class OipGrpcBackend:
         self._limit = max_message_bytes
         self._versioned = config.versioned_urls
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
-        self._channel: grpc.aio.Channel | None = None
+        self._channels: list[grpc.aio.Channel] = []
 
     async def start(self) -> None:
         channel = grpc.aio.insecure_channel(self.address, options=self._options)
-        self._channel = channel
-        # Bytes in, bytes out for inference: the codecs build and read those messages.
+        # Metadata and readiness on a connection of their own, never behind inference streams.
+        control = grpc.aio.insecure_channel(
+            self.address, options=self._options + CONTROL_CHANNEL_OPTIONS
+        )
+        self._channels = [channel, control]
+        # Bytes in, bytes out: the codecs build and read the messages (under the reply boundary).
         self._infer = channel.unary_unary(MODEL_INFER)
-        self._metadata = channel.unary_unary(
-            MODEL_METADATA,
-            request_serializer=oip.ModelMetadataRequest.SerializeToString,
-            response_deserializer=oip.ModelMetadataResponse.FromString,
-        )
-        self._ready = channel.unary_unary(
-            MODEL_READY,
-            request_serializer=oip.ModelReadyRequest.SerializeToString,
-            response_deserializer=oip.ModelReadyResponse.FromString,
-        )
+        self._metadata = control.unary_unary(MODEL_METADATA)
+        self._ready = control.unary_unary(MODEL_READY)
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        for channel in self._channels:
+            await channel.close()
+        self._channels = []
 
     def _version(self, target: BackendModel) -> str:
         return target.version if self._versioned else ""
@@ -99,25 +95,30 @@ class OipGrpcBackend:
             Formats.OIP_INFER_PB,
             lambda body: infer_response_tensors(body, self._limit),
             self.name,
+            "ModelInferResponse",
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         message = oip.ModelMetadataRequest(name=target.name, version=self._version(target))
         with grpc_boundary(self.name, self.timeout_s):
-            reply = await self._metadata(message, timeout=self.timeout_s)
-        return ModelMetadata(
-            platform=reply.platform,
-            inputs=tuple(_spec(item) for item in reply.inputs),
-            outputs=tuple(_spec(item) for item in reply.outputs),
-        )
+            raw: bytes = await self._metadata(message.SerializeToString(), timeout=self.timeout_s)
+        with reply_boundary(self.name, "ModelMetadataResponse"):
+            reply = oip.ModelMetadataResponse.FromString(raw)
+            return ModelMetadata(
+                platform=reply.platform,
+                inputs=tuple(_spec(item) for item in reply.inputs),
+                outputs=tuple(_spec(item) for item in reply.outputs),
+            )
 
-    async def ready(self, target: BackendModel) -> bool:
+    async def ready(self, target: BackendModel) -> bool | None:
+        return await probe(self._model_ready(target))
+
+    async def _model_ready(self, target: BackendModel) -> bool:
         message = oip.ModelReadyRequest(name=target.name, version=self._version(target))
-        try:
-            reply = await self._ready(message, timeout=READY_TIMEOUT_S)
-        except grpc.RpcError:
-            return False
-        return bool(reply.ready)
+        with grpc_boundary(self.name, PROBE_TIMEOUT_S):
+            raw: bytes = await self._ready(message.SerializeToString(), timeout=PROBE_TIMEOUT_S)
+        with reply_boundary(self.name, "ModelReadyResponse"):
+            return bool(oip.ModelReadyResponse.FromString(raw).ready)
 
 
 def _spec(item: oip.ModelMetadataResponse.TensorMetadata) -> TensorSpec:

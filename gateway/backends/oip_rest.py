@@ -11,13 +11,13 @@ from __future__ import annotations
 import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import error_text, http_error
-from gateway.backends.http_pool import HttpPool
+from gateway.backends.boundary import error_text, http_error, reply_boundary
+from gateway.backends.http_pool import backend_pool
 from gateway.backends.oip_faults import not_serving
+from gateway.backends.probe import CONTROL_CONNECTIONS, PROBE_TIMEOUT_S, probe
 from gateway.codecs import oip_json
 from gateway.codecs.oip_raw import tensor_spec
 from gateway.config import OipBackendConfig
-from gateway.errors import BackendError, GatewayError
 from gateway.inference import (
     Formats,
     InferRequest,
@@ -28,7 +28,6 @@ from gateway.inference import (
 )
 from gateway.metadata import MetadataCache
 
-READY_TIMEOUT_S = 2.0
 HEADER_LENGTH = "inference-header-content-length"
 
 
@@ -51,12 +50,16 @@ class OipRestBackend:
         self._limit = max_message_bytes
         self._versioned = config.versioned_urls
         self._binary = config.rest_binary
-        self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
+        self._pool = backend_pool(name, config, max_message_bytes)
+        self._control = backend_pool(name, config, max_message_bytes, CONTROL_CONNECTIONS)
+        """Metadata and readiness, never queued behind inference."""
 
     async def start(self) -> None:
         await self._pool.start()
+        await self._control.start()
 
     async def close(self) -> None:
+        await self._control.close()
         await self._pool.close()
 
     def _url(self, target: BackendModel) -> str:
@@ -97,7 +100,9 @@ class OipRestBackend:
         reply_length = reply.header_length
 
         async def decode() -> list[Tensor]:
-            return oip_json.decode_response(reply.body, reply_length, self.name).outputs or []
+            with reply_boundary(self.name):
+                response = oip_json.decode_response(reply.body, reply_length, self.name)
+            return response.outputs or []
 
         # The reply is in the encoding the client asked for only if the server read its body and
         # can answer binary outputs when asked; otherwise the client's front end encodes it.
@@ -115,24 +120,22 @@ class OipRestBackend:
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
-        reply = await self._pool.request("GET", self._url(target), self.timeout_s)
+        reply = await self._control.request("GET", self._url(target), self.timeout_s)
         if reply.status != 200:
             raise http_error(reply.status, error_text(reply.body, "error"), self.name)
-        try:
+        with reply_boundary(self.name, "model metadata"):
             doc = orjson.loads(reply.body)
             return ModelMetadata(
                 platform=str(doc.get("platform", "")),
                 inputs=tuple(tensor_spec(item) for item in doc.get("inputs", [])),
                 outputs=tuple(tensor_spec(item) for item in doc.get("outputs", [])),
             )
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            raise BackendError(f"backend {self.name!r} sent unreadable model metadata") from None
 
-    async def ready(self, target: BackendModel) -> bool:
-        try:
-            reply = await self._pool.request("GET", self._url(target) + "/ready", READY_TIMEOUT_S)
-        except GatewayError:
-            return False
+    async def ready(self, target: BackendModel) -> bool | None:
+        return await probe(self._ready(target))
+
+    async def _ready(self, target: BackendModel) -> bool:
+        reply = await self._control.request("GET", self._url(target) + "/ready", PROBE_TIMEOUT_S)
         return reply.status == 200
 
 

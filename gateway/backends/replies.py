@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.backends.base import BackendModel
-from gateway.errors import BackendError, InvalidInput
+from gateway.backends.boundary import reply_boundary
 from gateway.inference import InferRequest, InferResponse, Payload, Tensor
 
 
@@ -16,15 +16,14 @@ def undecoded_response(
     format: str,
     decode: Callable[[bytes], list[Tensor]],
     backend: str,
+    what: str,
 ) -> InferResponse:
     """A front end of the same protocol forwards ``reply``; any other decodes it, and a reply
-    ``decode`` cannot read (InvalidInput) is the backend's fault."""
+    ``decode`` cannot read is the backend's fault (``what`` names the message in the error)."""
 
     async def outputs() -> list[Tensor]:
-        try:
+        with reply_boundary(backend, what):
             return decode(reply)
-        except InvalidInput as error:
-            raise BackendError(f"backend {backend!r}: {error.message}") from None
 
     return InferResponse(
         target.name,

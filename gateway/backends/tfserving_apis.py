@@ -12,8 +12,9 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, grpc_boundary, http_error
-from gateway.backends.http_pool import HttpPool
+from gateway.backends.http_pool import HttpPool, backend_pool
 from gateway.codecs.tfserving_grpc import retarget_input_request
+from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, Payload
 
@@ -28,18 +29,16 @@ class TFServingApis:
     def __init__(
         self,
         name: str,
-        grpc_address: str | None,
-        rest_url: str | None,
+        config: TFServingBackendConfig,
         channel_options: list[tuple[str, Any]],
-        max_connections: int,
-        connect_timeout_s: float,
+        max_message_bytes: int,
     ) -> None:
         self._name = name
-        self._grpc_address = grpc_address
-        self._rest_url = rest_url
+        self._config = config
+        self._grpc_address = config.grpc
+        self._rest_url = config.rest
         self._channel_options = channel_options
-        self._max_connections = max_connections
-        self._connect_timeout_s = connect_timeout_s
+        self._max_message_bytes = max_message_bytes
         self._channel: grpc.aio.Channel | None = None
         self._pool: HttpPool | None = None
         self._owned: list[grpc.aio.Channel | HttpPool] = []
@@ -50,7 +49,7 @@ class TFServingApis:
             channel = grpc.aio.insecure_channel(self._grpc_address, options=self._channel_options)
             self._owned.append(channel)
         if pool is None and self._rest_url is not None:
-            pool = HttpPool(self._name, self._max_connections, self._connect_timeout_s)
+            pool = backend_pool(self._name, self._config, self._max_message_bytes)
             await pool.start()
             self._owned.append(pool)
         self._channel, self._pool = channel, pool

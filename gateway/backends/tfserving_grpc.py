@@ -11,7 +11,8 @@ from typing import Any
 import grpc
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import grpc_boundary
+from gateway.backends.boundary import grpc_boundary, reply_boundary
+from gateway.backends.probe import CONTROL_CHANNEL_OPTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_apis import TFServingApis
 from gateway.codecs.tfserving_grpc import (
@@ -30,7 +31,6 @@ PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
 DEFAULT_SIGNATURE = "serving_default"
-READY_TIMEOUT_S = 2.0
 
 
 def channel_options(
@@ -71,35 +71,28 @@ class TFServingGrpcBackend:
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
-        self._apis = TFServingApis(
-            name,
-            config.grpc,
-            config.rest,
-            self._options,
-            config.max_connections,
-            config.connect_timeout_s,
-        )
+        self._apis = TFServingApis(name, config, self._options, max_message_bytes)
+        self._channels: list[grpc.aio.Channel] = []
 
     async def start(self) -> None:
         channel = grpc.aio.insecure_channel(self.address, options=self._options)
-        self._channel = channel
-        # Bytes in, bytes out: messages are built and read by the codecs, not by gRPC.
+        # Metadata and readiness on a connection of their own, never behind inference streams.
+        control = grpc.aio.insecure_channel(
+            self.address, options=self._options + CONTROL_CHANNEL_OPTIONS
+        )
+        self._channels = [channel, control]
+        # Bytes in, bytes out: messages are built and read by the codecs (under the reply
+        # boundary), not by gRPC.
         self._predict = channel.unary_unary(PREDICT)
-        self._get_metadata = channel.unary_unary(
-            GET_MODEL_METADATA,
-            request_serializer=tfs.GetModelMetadataRequest.SerializeToString,
-            response_deserializer=tfs.GetModelMetadataResponse.FromString,
-        )
-        self._get_status = channel.unary_unary(
-            GET_MODEL_STATUS,
-            request_serializer=tfs.GetModelStatusRequest.SerializeToString,
-            response_deserializer=tfs.GetModelStatusResponse.FromString,
-        )
+        self._get_metadata = control.unary_unary(GET_MODEL_METADATA)
+        self._get_status = control.unary_unary(GET_MODEL_STATUS)
         await self._apis.start(channel, None)
 
     async def close(self) -> None:
         await self._apis.close()
-        await self._channel.close()
+        for channel in self._channels:
+            await channel.close()
+        self._channels = []
 
     async def tf_api(
         self, api: str, target: BackendModel, payload: Payload, timeout_s: float
@@ -133,25 +126,34 @@ class TFServingGrpcBackend:
             Formats.TFS_PREDICT_PB,
             lambda body: predict_response_tensors(body, self._limit),
             self.name,
+            "PredictResponse",
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         message = tfs.GetModelMetadataRequest(metadata_field=["signature_def"])
         model_spec(message.model_spec, target)
         with grpc_boundary(self.name, self.timeout_s):
-            reply = await self._get_metadata(message, timeout=self.timeout_s)
-        packed = reply.metadata.get("signature_def")
-        if packed is None:
-            raise BackendError(f"backend {self.name!r} returned no signature_def metadata")
-        signatures = tfs.SignatureDefMap.FromString(packed.value)
-        return metadata_from_signature_map(signatures, DEFAULT_SIGNATURE, self.name)
+            raw: bytes = await self._get_metadata(
+                message.SerializeToString(), timeout=self.timeout_s
+            )
+        with reply_boundary(self.name, "GetModelMetadataResponse"):
+            packed = tfs.GetModelMetadataResponse.FromString(raw).metadata.get("signature_def")
+            if packed is None:
+                raise BackendError(f"backend {self.name!r} returned no signature_def metadata")
+            signatures = tfs.SignatureDefMap.FromString(packed.value)
+            return metadata_from_signature_map(signatures, DEFAULT_SIGNATURE, self.name)
 
-    async def ready(self, target: BackendModel) -> bool:
+    async def ready(self, target: BackendModel) -> bool | None:
+        return await probe(self._available(target))
+
+    async def _available(self, target: BackendModel) -> bool:
         message = tfs.GetModelStatusRequest()
         model_spec(message.model_spec, target)
-        try:
-            reply = await self._get_status(message, timeout=READY_TIMEOUT_S)
-        except grpc.RpcError:
-            return False
+        with grpc_boundary(self.name, PROBE_TIMEOUT_S):
+            raw: bytes = await self._get_status(
+                message.SerializeToString(), timeout=PROBE_TIMEOUT_S
+            )
+        with reply_boundary(self.name, "GetModelStatusResponse"):
+            reply = tfs.GetModelStatusResponse.FromString(raw)
         available = tfs.ModelVersionStatus.State.AVAILABLE
         return any(status.state == available for status in reply.model_version_status)

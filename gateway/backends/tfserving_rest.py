@@ -10,19 +10,18 @@ from __future__ import annotations
 import orjson
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import error_text, http_error
-from gateway.backends.http_pool import HttpPool
+from gateway.backends.boundary import error_text, http_error, reply_boundary
+from gateway.backends.http_pool import backend_pool
+from gateway.backends.probe import CONTROL_CONNECTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.tfserving_apis import TFServingApis
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.tfserving_json import decode_predict_response, encode_predict_request
 from gateway.codecs.tfserving_metadata import metadata_from_json
 from gateway.config import TFServingBackendConfig
-from gateway.errors import BackendError, GatewayError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
 from gateway.metadata import MetadataCache
 
 DEFAULT_SIGNATURE = "serving_default"
-READY_TIMEOUT_S = 2.0
 JSON = {"content-type": "application/json"}
 
 
@@ -42,24 +41,26 @@ class TFServingRestBackend:
         self.runtime = config.runtime
         self.base_url = config.rest
         self.timeout_s = config.timeout_s
-        self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
+        self._pool = backend_pool(name, config, max_message_bytes)
+        self._control = backend_pool(name, config, max_message_bytes, CONTROL_CONNECTIONS)
+        """Metadata and readiness, never queued behind inference."""
         self._apis = TFServingApis(
             name,
-            config.grpc,
-            config.rest,
+            config,
             channel_options(max_message_bytes, config.grpc_load_balancing),
-            config.max_connections,
-            config.connect_timeout_s,
+            max_message_bytes,
         )
         self._limit = max_message_bytes
         self._metadata = metadata
 
     async def start(self) -> None:
         await self._pool.start()
+        await self._control.start()
         await self._apis.start(None, self._pool)
 
     async def close(self) -> None:
         await self._apis.close()
+        await self._control.close()
         await self._pool.close()
 
     async def tf_api(
@@ -93,7 +94,8 @@ class TFServingRestBackend:
 
         async def decode() -> list[Tensor]:
             metadata = await self._metadata.get(self, target)
-            outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
+            with reply_boundary(self.name, ":predict reply"):
+                outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
             return [t for t in outputs if t.name in wanted] if wanted else outputs
 
         return InferResponse(
@@ -105,21 +107,22 @@ class TFServingRestBackend:
         )
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
-        reply = await self._pool.request("GET", self._url(target) + "/metadata", self.timeout_s)
+        url = self._url(target) + "/metadata"
+        reply = await self._control.request("GET", url, self.timeout_s)
         if reply.status != 200:
             raise http_error(reply.status, error_text(reply.body, "error"), self.name)
-        try:
-            doc = orjson.loads(reply.body)
-        except orjson.JSONDecodeError:
-            raise BackendError(f"backend {self.name!r} sent metadata that is not JSON") from None
-        return metadata_from_json(doc, DEFAULT_SIGNATURE, self.name)
+        with reply_boundary(self.name, "model metadata"):
+            return metadata_from_json(orjson.loads(reply.body), DEFAULT_SIGNATURE, self.name)
 
-    async def ready(self, target: BackendModel) -> bool:
-        try:
-            reply = await self._pool.request("GET", self._url(target), READY_TIMEOUT_S)
-            if reply.status != 200:
-                return False
-            states = orjson.loads(reply.body).get("model_version_status", [])
-        except (GatewayError, orjson.JSONDecodeError, AttributeError):
+    async def ready(self, target: BackendModel) -> bool | None:
+        return await probe(self._available(target))
+
+    async def _available(self, target: BackendModel) -> bool:
+        reply = await self._control.request("GET", self._url(target), PROBE_TIMEOUT_S)
+        if reply.status != 200:
             return False
-        return any(item.get("state") == "AVAILABLE" for item in states if isinstance(item, dict))
+        with reply_boundary(self.name, "model status"):
+            states = orjson.loads(reply.body).get("model_version_status", [])
+            return any(
+                item.get("state") == "AVAILABLE" for item in states if isinstance(item, dict)
+            )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import grpc
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import grpc_boundary
-from gateway.backends.http_pool import HttpPool
+from gateway.backends.boundary import grpc_boundary, reply_boundary
+from gateway.backends.http_pool import tls_options
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.backends.torchserve_keys import INFERENCE, TorchServeKeys, call_with_key
 from gateway.backends.torchserve_management import TorchServeManagement
@@ -46,25 +46,22 @@ class TorchServeGrpcBackend:
         self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
-        self._pool = HttpPool(name, 4, config.connect_timeout_s)
         self._keys = TorchServeKeys(
-            name, config.key_file, config.management, config.connect_timeout_s
+            name, config.key_file, config.management, config.connect_timeout_s, tls_options(config)
         )
-        self._management = TorchServeManagement(
-            name, config.management, self._pool, self.timeout_s, self._keys
-        )
+        self._management = TorchServeManagement(name, config, max_message_bytes, self._keys)
 
     async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
         self._predictions = self._channel.unary_unary(PREDICTIONS)
-        await self._pool.start()
+        await self._management.start()
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        await self._management.close()
         await self._keys.close()
-        await self._pool.close()
 
     async def infer(
         self, target: BackendModel, request: InferRequest, timeout_s: float
@@ -91,11 +88,12 @@ class TorchServeGrpcBackend:
 
         with grpc_boundary(self.name, timeout_s):
             reply = await call_with_key(self._keys, INFERENCE, call)
-        prediction = ts.PredictionResponse.FromString(reply).prediction
+        with reply_boundary(self.name):
+            prediction = ts.PredictionResponse.FromString(reply).prediction
         return torchserve_response(target, request, prediction, None, self.name)
 
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         return await self._management.metadata(target)
 
-    async def ready(self, target: BackendModel) -> bool:
+    async def ready(self, target: BackendModel) -> bool | None:
         return await self._management.ready(target)

@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 import orjson
 
-from gateway.backends.http_pool import HttpPool, HttpReply
+from gateway.backends.http_pool import DEFAULT_TLS, HttpPool, HttpReply, TlsOptions
 from gateway.errors import BackendError, GatewayError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ RECHECK_S = 1.0
 HALF_WRITTEN_RETRIES = 20
 HALF_WRITTEN_WAIT_S = 0.01
 TOKEN_TIMEOUT_S = 5.0
+TOKEN_REPLY_BYTES = 64 * 1024  # a token API reply is a few hundred bytes
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -114,11 +115,13 @@ class TorchServeKeys:
         key_file: str | None,
         management_url: str | None,
         connect_timeout_s: float = 1.0,
+        tls: TlsOptions = DEFAULT_TLS,
     ) -> None:
         self._backend = backend
         self._path = key_file
         self._management_url = management_url
         self._connect_timeout_s = connect_timeout_s
+        self._tls = tls
         self._file: KeyFile | None = None
         self._problem: str | None = None
         self._stamp: tuple[int, int, int] | None = None
@@ -232,7 +235,13 @@ class TorchServeKeys:
             )
             return
         if self._pool is None:
-            self._pool = HttpPool(f"{self._backend} token API", 1, self._connect_timeout_s)
+            self._pool = HttpPool(
+                f"{self._backend} token API",
+                1,
+                self._connect_timeout_s,
+                TOKEN_REPLY_BYTES,
+                self._tls,
+            )
         url = f"{self._management_url}/token?type={role}"
         try:
             reply = await self._pool.request("GET", url, TOKEN_TIMEOUT_S, headers=bearer(api_key))

@@ -8,8 +8,8 @@ The reply is kept as TorchServe sent it and read as OIP JSON only if the client 
 from __future__ import annotations
 
 from gateway.backends.base import BackendModel
-from gateway.backends.boundary import error_text, http_error
-from gateway.backends.http_pool import HttpPool, HttpReply
+from gateway.backends.boundary import error_text, http_error, reply_boundary
+from gateway.backends.http_pool import HttpReply, backend_pool, tls_options
 from gateway.backends.torchserve_keys import INFERENCE, TorchServeKeys, send_with_key
 from gateway.backends.torchserve_management import TorchServeManagement
 from gateway.codecs import oip_json
@@ -38,18 +38,18 @@ class TorchServeRestBackend:
         self.base_url = config.inference
         self.timeout_s = config.timeout_s
         self._limit = max_message_bytes
-        self._pool = HttpPool(name, config.max_connections, config.connect_timeout_s)
+        self._pool = backend_pool(name, config, max_message_bytes)
         self._keys = TorchServeKeys(
-            name, config.key_file, config.management, config.connect_timeout_s
+            name, config.key_file, config.management, config.connect_timeout_s, tls_options(config)
         )
-        self._management = TorchServeManagement(
-            name, config.management, self._pool, self.timeout_s, self._keys
-        )
+        self._management = TorchServeManagement(name, config, max_message_bytes, self._keys)
 
     async def start(self) -> None:
         await self._pool.start()
+        await self._management.start()
 
     async def close(self) -> None:
+        await self._management.close()
         await self._keys.close()
         await self._pool.close()
 
@@ -72,7 +72,7 @@ class TorchServeRestBackend:
     async def metadata(self, target: BackendModel) -> ModelMetadata:
         return await self._management.metadata(target)
 
-    async def ready(self, target: BackendModel) -> bool:
+    async def ready(self, target: BackendModel) -> bool | None:
         return await self._management.ready(target)
 
 
@@ -96,7 +96,8 @@ def torchserve_response(
     backend: str,
 ) -> InferResponse:
     async def decode() -> list[Tensor]:
-        return oip_json.decode_response(body, None, backend).outputs or []
+        with reply_boundary(backend):
+            return oip_json.decode_response(body, None, backend).outputs or []
 
     return InferResponse(
         target.name,

@@ -20,6 +20,8 @@ from gateway.backends.torchserve_keys import MANAGEMENT, TorchServeKeys, send_wi
 from gateway.errors import GatewayError
 from gateway.runtimes.results import StepFailed, TorchServeTarget
 
+REPLY_BYTES = 16 * 1024 * 1024  # the largest management reply read (a describe of many models)
+
 
 class TorchServeRuntime:
     kind = "torchserve"
@@ -36,7 +38,7 @@ class TorchServeRuntime:
         self.backend = backend
         self._url = management_url.rstrip("/")
         self._keys = TorchServeKeys(backend, key_file, self._url, connect_timeout_s)
-        self._pool = HttpPool(f"{backend} management", 2, connect_timeout_s)
+        self._pool = HttpPool(f"{backend} management", 2, connect_timeout_s, REPLY_BYTES)
         self._timeout_s = timeout_s
         self._poll_s = poll_s
 
