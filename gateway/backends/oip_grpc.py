@@ -21,6 +21,7 @@ from gateway.codecs.oip_grpc_client import (
     infer_response_tensors,
     retarget_infer_request,
 )
+from gateway.codecs.oip_raw import checked_spec
 from gateway.config import OipBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, TensorSpec
 from gateway.metadata import MetadataCache
@@ -122,4 +123,4 @@ class OipGrpcBackend:
 
 
 def _spec(item: oip.ModelMetadataResponse.TensorMetadata) -> TensorSpec:
-    return TensorSpec(item.name, item.datatype, tuple(int(size) for size in item.shape))
+    return checked_spec(item.name, item.datatype, item.shape)

@@ -81,6 +81,14 @@ def timeout_s(parameters: Parameters) -> float | None:
 
 def tensor_spec(item: dict[str, Any]) -> TensorSpec:
     """One input or output of OIP model metadata (``{"name", "datatype", "shape"}``)."""
-    return TensorSpec(
-        str(item["name"]), str(item["datatype"]), tuple(int(d) for d in item["shape"])
-    )
+    return checked_spec(str(item["name"]), str(item["datatype"]), item["shape"])
+
+
+def checked_spec(name: str, datatype: str, shape: Any) -> TensorSpec:
+    """Metadata of one tensor as a server reported it: a known datatype, dims >= -1."""
+    if datatype not in DATATYPES:
+        raise InvalidInput(f"tensor {name!r} has unknown datatype {datatype!r}")
+    dims = tuple(int(d) for d in shape)
+    if any(d < -1 for d in dims):
+        raise InvalidInput(f"tensor {name!r} has an impossible shape {list(dims)}")
+    return TensorSpec(name, datatype, dims)

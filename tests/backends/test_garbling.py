@@ -24,6 +24,7 @@ from gateway.config import OipBackendConfig, TFServingBackendConfig, TorchServeB
 from gateway.errors import BackendError, BackendTimeout, BackendUnavailable, GatewayError
 from gateway.inference import InferRequest, Tensor
 from gateway.metadata import MetadataCache
+from gateway.wire import oip_pb2 as oip
 from gateway.wire import tensorflow_pb2 as tf
 from gateway.wire import tensorflow_serving_pb2 as tfs
 from tests.backends.hostile import HostileServer, Peer
@@ -97,6 +98,15 @@ def _wrong_tensor() -> bytes:
     return reply.SerializeToString()
 
 
+def _wrong_oip_tensor(datatype: str = "FP32", dim: int = 2) -> bytes:
+    """A ModelInferResponse whose raw output does not fit its shape (or its datatype is not a
+    datatype). Read as a ModelMetadataResponse, the same bytes name an output "y" of that
+    datatype and shape [dim, 2]."""
+    output = oip.ModelInferResponse.InferOutputTensor(name="y", datatype=datatype, shape=[dim, 2])
+    reply = oip.ModelInferResponse(outputs=[output], raw_output_contents=[b"abc"])
+    return reply.SerializeToString()
+
+
 def _oversized() -> bytes:
     return _wrong_tensor() + b"\x22" + _varint(2 * LIMIT) + b"\x00" * (2 * LIMIT)
 
@@ -109,17 +119,23 @@ def _varint(value: int) -> bytes:
     return out + bytes([value])
 
 
+GrpcAnswer = Callable[[grpc.ServicerContext], bytes]
+
+
 @dataclass(frozen=True)
 class Mode:
     """One way to garble: what the HTTP server and the gRPC server do, and what must follow."""
 
     name: str
     http: Callable[[Peer], None]
-    grpc: Callable[[grpc.ServicerContext], bytes]
+    grpc: GrpcAnswer
     error: type[GatewayError]
     ready: bool | None = False
     http_ok: bool = False
     """The HTTP exchange itself is sound (a complete 200): only the body is garbage."""
+    oip_grpc: GrpcAnswer | None = None
+    """What an ``inference.GRPCInferenceService`` method answers, when ``grpc``'s TF Serving
+    bytes would be a well-formed (if meaningless) OIP message."""
 
 
 def answer(body: bytes, status: str = "200 OK") -> Callable[[Peer], None]:
@@ -177,6 +193,7 @@ MODES = [
         grpc_bytes(_wrong_tensor()),
         BackendError,
         http_ok=True,
+        oip_grpc=grpc_bytes(_wrong_oip_tensor(dim=-7)),
     ),
     Mode(
         "wrong JSON types",
@@ -187,6 +204,7 @@ MODES = [
         grpc_bytes(_wrong_tensor()),
         BackendError,
         http_ok=True,
+        oip_grpc=grpc_bytes(_wrong_oip_tensor("FP99")),
     ),
     Mode(
         "not an object",
@@ -266,9 +284,14 @@ class _AnyMethod:
         self._garbler = garbler
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(
-            lambda request, context: self._garbler.mode.grpc(context)
-        )
+        oip_method = handler_call_details.method.startswith("/inference.GRPCInferenceService/")
+
+        def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+            mode = self._garbler.mode
+            reply = mode.oip_grpc if oip_method and mode.oip_grpc is not None else mode.grpc
+            return reply(context)
+
+        return grpc.unary_unary_rpc_method_handler(answer)
 
 
 @pytest.fixture(scope="module")
