@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.config import ServerConfig
 from gateway.errors import GatewayError
-from gateway.http.asgi import Receive, Scope, Send
+from gateway.http.asgi import BodyBudget, Receive, Scope, Send
 from gateway.http.compat_routes import compat_router
 from gateway.http.endpoint import RawEndpoint
 from gateway.http.errors import JSONResponse, error_response
@@ -66,10 +66,12 @@ class HttpFrontEnd:
     to FastAPI."""
 
     def __init__(self, service: InferenceService, server: ServerConfig) -> None:
+        self.body_budget = BodyBudget(server.body_buffer_bytes)
+        budget = self.body_budget
         self._routes: list[tuple[str, re.Pattern[str], RawEndpoint]] = [
-            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server)),
-            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server)),
-            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server)),
+            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server, budget)),
+            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server, budget)),
+            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server, budget)),
         ]
         self._metrics = MetricsEndpoint(service.metrics.exposition)
         self._app = build_fastapi(service)
