@@ -172,7 +172,8 @@ class VariantCollector(Collector):
         for v in self._variants():
             if not labelled:
                 yield header(name, "gauge", documentation)
-            labels = labels_text(self.LABELS, (v.model, v.name, v.backend.name, v.version))
+            values = (v.model, v.name, v.backend.name, v.backend.runtime, v.version)
+            labels = labels_text(self.LABELS, values)
             labelled.append((labels, v))
             yield f"{name}{{{labels}}} {value_text(float(v.weight))}\n"
         if not labelled:

@@ -5,7 +5,8 @@
 pause between children. This reads prometheus_client's child objects (``_metrics``, ``_value``,
 ``_buckets``, ``_sum``), which its public API does not expose;
 ``tests/exposition/test_render.py`` checks the result against ``generate_latest`` so that an
-upgrade that moves them fails loudly.
+upgrade that moves them fails loudly. Bucket values are read without their locks (a third of
+the time): every writer runs on the event loop's thread, the one that renders.
 """
 
 from __future__ import annotations

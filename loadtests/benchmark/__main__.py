@@ -32,6 +32,7 @@ from loadtests.benchmark.cases import (
 from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.runtimes import measure_runtimes
+from loadtests.benchmark.scrape import measure_scrape
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
@@ -114,9 +115,12 @@ def measure_all(
             ),
         }
         assert tuple(proxies) == p.PROXIES
-        for process, _ in proxies.values():
-            start(process)
-        steps.did("start", f"the upstream and {', '.join(p.PROXIES)} ready", p.PEERS_START_S)
+        if cases & p.PROXY_CASES:
+            for process, _ in proxies.values():
+                start(process)
+            steps.did("start", f"the upstream and {', '.join(p.PROXIES)} ready", p.PEERS_START_S)
+        else:
+            steps.did("start", "the upstream ready", p.PEERS_START_S)
         urls = {"direct": f"http://127.0.0.1:{ups.first}"}
         urls.update({name: f"http://127.0.0.1:{port}" for name, (_, port) in proxies.items()})
         scripts = run / "scripts"
@@ -151,6 +155,8 @@ def measure_all(
             report.torchserve = measure_torchserve(run, scripts, args, start, steps)
         if "runtimes" in cases:
             report.runtimes = measure_runtimes(run, args.seconds, args.rounds, start, steps)
+        if "scrape" in cases:
+            report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()
