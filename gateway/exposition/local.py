@@ -34,47 +34,51 @@ def _children(metric: Any) -> list[tuple[tuple[str, ...], Any]]:
         return list(metric._metrics.items())
 
 
-class LocalCounter:
-    def __init__(self, counter: Counter) -> None:
-        (described,) = counter.describe()
-        self._name = described.name + "_total"
-        self._labelnames: tuple[str, ...] = counter._labelnames
-        self._header = header(self._name, "counter", described.documentation)
-        self._counter = counter
+class _LocalFamily:
+    """A labelled metric's header, label names, and each child's labels text once formatted."""
+
+    def __init__(self, metric: Counter | Histogram, kind: str) -> None:
+        (described,) = metric.describe()
+        self._name = described.name + "_total" if kind == "counter" else described.name
+        self._header = header(self._name, kind, described.documentation)
+        self._labelnames: tuple[str, ...] = metric._labelnames
+        self._metric = metric
         self._labels: dict[tuple[str, ...], str] = {}
 
+    def _labels_of(self, values: tuple[str, ...]) -> str:
+        text = self._labels.get(values)
+        if text is None:
+            text = self._labels[values] = labels_text(self._labelnames, values)
+        return text
+
+
+class LocalCounter(_LocalFamily):
+    def __init__(self, counter: Counter) -> None:
+        super().__init__(counter, "counter")
+
     def pieces(self) -> Iterator[str]:
-        children = _children(self._counter)
+        children = _children(self._metric)
         if not children:
             return
         yield self._header
-        name, labels = self._name, self._labels
+        name = self._name
         for values, child in children:
-            text = labels.get(values)
-            if text is None:
-                text = labels[values] = series_name(name, labels_text(self._labelnames, values))
-            yield f"{text} {value_text(child._value.get())}\n"
+            labels = self._labels_of(values)
+            yield f"{series_name(name, labels)} {value_text(child._value.get())}\n"
 
 
-class LocalHistogram:
+class LocalHistogram(_LocalFamily):
     def __init__(self, histogram: Histogram) -> None:
-        (described,) = histogram.describe()
-        self._labelnames: tuple[str, ...] = histogram._labelnames
-        self._header = header(described.name, "histogram", described.documentation)
+        super().__init__(histogram, "histogram")
         les = [floatToGoString(b) for b in histogram._upper_bounds]  # type: ignore[no-untyped-call]
-        self._template = histogram_template(described.name, les, bool(self._labelnames))
-        self._histogram = histogram
-        self._labels: dict[tuple[str, ...], str] = {}
+        self._template = histogram_template(self._name, les, bool(self._labelnames))
 
     def pieces(self) -> Iterator[str]:
-        children = _children(self._histogram)
+        children = _children(self._metric)
         if not children:
             return
         yield self._header
         template, accumulate = self._template.format, itertools.accumulate
         for values, child in children:
-            labels = self._labels.get(values)
-            if labels is None:
-                labels = self._labels[values] = labels_text(self._labelnames, values)
             counts = accumulate([bucket._value for bucket in child._buckets])
-            yield template(labels, *counts, value_text(child._sum.get()))
+            yield template(self._labels_of(values), *counts, value_text(child._sum.get()))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.faults import hung_server
 from tests.support.http import Reply, call
 from tests.support.standalone import GatewayProcess, standalone_config
 
@@ -28,41 +28,20 @@ BODY = (
 
 
 @pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A backend that accepts connections and never answers."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, blackhole: str) -> Iterator[GatewayProcess]:
-    config = standalone_config(blackhole, max_request_bytes=MIB, max_buffered_request_bytes=2 * MIB)
-    config["backends"]["oip"]["timeout_s"] = 4
-    process = GatewayProcess(tmp_path, config)
-    process.start()
-    try:
-        process.wait_for("gateway ready")
-        yield process
-    finally:
-        process.stop()
+def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+    """A gateway whose backend never answers (each upload is held until its 4 s timeout)."""
+    with hung_server() as port:
+        config = standalone_config(
+            f"http://127.0.0.1:{port}", max_request_bytes=MIB, max_buffered_request_bytes=2 * MIB
+        )
+        config["backends"]["oip"]["timeout_s"] = 4
+        process = GatewayProcess(tmp_path, config)
+        process.start()
+        try:
+            process.wait_for("gateway ready")
+            yield process
+        finally:
+            process.stop()
     assert "Traceback" not in process.log
 
 

@@ -25,37 +25,30 @@ def taken_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if "ERROR" in line]
+def failed_start(gateway: GatewayProcess) -> tuple[str, str]:
+    """Run a gateway that cannot start: it exits 1; its log and its one ERROR line."""
+    gateway.start()
+    try:
+        assert gateway.wait_exit(30) == 1
+    finally:
+        gateway.stop()
+    log = gateway.log
+    assert "Traceback" not in log
+    (line,) = [line for line in log.splitlines() if "ERROR" in line]
+    return log, line
 
 
 def test_one_worker_with_its_port_taken_exits_1_with_one_line(tmp_path, taken_port):
     config = standalone_config()
     config["server"]["http"]["port"] = taken_port
-    gateway = GatewayProcess(tmp_path, config)
-    gateway.start()
-    try:
-        assert gateway.wait_exit(30) == 1
-    finally:
-        gateway.stop()
-    log = gateway.log
-    assert "Traceback" not in log
-    (line,) = error_lines(log)
+    _, line = failed_start(GatewayProcess(tmp_path, config))
     assert f"cannot listen for HTTP on 127.0.0.1:{taken_port}: Address already in use" in line
 
 
 def test_grpc_port_taken_stops_the_http_server_already_started(tmp_path, taken_port):
     config = standalone_config(grpc={"host": "127.0.0.1", "port": taken_port})
-    gateway = GatewayProcess(tmp_path, config)
-    gateway.start()
-    try:
-        assert gateway.wait_exit(30) == 1
-    finally:
-        gateway.stop()
-    log = gateway.log
-    assert "Traceback" not in log
+    log, line = failed_start(GatewayProcess(tmp_path, config))
     assert "HTTP on 127.0.0.1" in log  # it had started, and was stopped on the way out
-    (line,) = error_lines(log)
     assert f"cannot listen for gRPC on 127.0.0.1:{taken_port}" in line
 
 
