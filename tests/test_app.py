@@ -10,6 +10,7 @@ import pytest
 
 from gateway.app import Gateway, StartupError
 from gateway.config import parse_config
+from tests.support.offline_gateway import offline_config
 
 READY = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 
@@ -75,12 +76,4 @@ def test_a_failed_bind_stops_everything_already_started():
 
 
 def test_stop_before_start_is_harmless():
-    config = parse_config(
-        {
-            "backends": {"oip": {"kind": "oip", "url": "http://127.0.0.1:9"}},
-            "models": {
-                "m": {"variants": [{"name": "a", "backend": "oip", "version": 1, "weight": 1}]}
-            },
-        }
-    )
-    asyncio.run(Gateway(config).stop())
+    asyncio.run(Gateway(parse_config(offline_config())).stop())
