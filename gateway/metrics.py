@@ -167,20 +167,19 @@ class VariantCollector(Collector):
 
     def pieces(self) -> Iterator[str]:
         """Both families as text, a line at a time (no sample objects for 10,000 models)."""
-        labelled: list[tuple[str, Variant]] = []
+        texts: list[str] = []  # strings only: nothing here for the garbage collector to walk
         name, documentation = self.WEIGHT
         for v in self._variants():
-            if not labelled:
+            if not texts:
                 yield header(name, "gauge", documentation)
             values = (v.model, v.name, v.backend.name, v.backend.runtime, v.version)
-            labels = labels_text(self.LABELS, values)
-            labelled.append((labels, v))
-            yield f"{name}{{{labels}}} {value_text(float(v.weight))}\n"
-        if not labelled:
+            texts.append(labels_text(self.LABELS, values))
+            yield f"{name}{{{texts[-1]}}} {value_text(float(v.weight))}\n"
+        if not texts:
             return
         name, documentation = self.READY
         yield header(name, "gauge", documentation)
-        for labels, v in labelled:
+        for labels, v in zip(texts, self._variants(), strict=False):  # the same variants
             yield f"{name}{{{labels}}} {1.0 if self._ready(v) else 0.0}\n"
 
     def collect(self) -> Iterator[Metric]:

@@ -27,11 +27,21 @@ from gateway.exposition.text import (
 )
 
 
-def _children(metric: Any) -> list[tuple[tuple[str, ...], Any]]:
+def _children(metric: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Each child with its label values, as of the call.
+
+    The keys are copied, not the items: a scrape lasts many garbage collections, and 20,000 new
+    tuples surviving them would count towards the next full collection, which walks every metric
+    child of the worker (400 ms with 10,000 models).
+    """
     if not metric._labelnames:  # a metric without labels is its own only child
-        return [((), metric)]
+        yield (), metric
+        return
+    children = metric._metrics
     with metric._lock:
-        return list(metric._metrics.items())
+        keys = list(children)
+    for key in keys:
+        yield key, children[key]
 
 
 class _LocalFamily:
@@ -57,12 +67,10 @@ class LocalCounter(_LocalFamily):
         super().__init__(counter, "counter")
 
     def pieces(self) -> Iterator[str]:
-        children = _children(self._metric)
-        if not children:
-            return
-        yield self._header
+        if not self._metric._labelnames or self._metric._metrics:
+            yield self._header
         name = self._name
-        for values, child in children:
+        for values, child in _children(self._metric):
             labels = self._labels_of(values)
             yield f"{series_name(name, labels)} {value_text(child._value.get())}\n"
 
@@ -74,11 +82,9 @@ class LocalHistogram(_LocalFamily):
         self._template = histogram_template(self._name, les, bool(self._labelnames))
 
     def pieces(self) -> Iterator[str]:
-        children = _children(self._metric)
-        if not children:
-            return
-        yield self._header
+        if not self._metric._labelnames or self._metric._metrics:
+            yield self._header
         template, accumulate = self._template.format, itertools.accumulate
-        for values, child in children:
+        for values, child in _children(self._metric):
             counts = accumulate([bucket._value for bucket in child._buckets])
             yield template(self._labels_of(values), *counts, value_text(child._sum.get()))
