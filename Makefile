@@ -79,8 +79,9 @@ test: setup mlserver lint typecheck tools image-pythons
 test-docker: tools
 	GATEWAY_DOCKER_TESTS=required $(BIN)/python -m pytest tests/deploy/test_docker_stack.py
 
-# Gateway vs Envoy vs nginx vs no proxy vs a naive FastAPI+httpx proxy, on 127.0.0.1; about ten
-# minutes (BENCH_ARGS=--quick for a one-round smoke run). wrk and nginx come from Debian.
+# Gateway vs Envoy vs nginx vs no proxy vs a naive FastAPI+httpx proxy, on 127.0.0.1, and /metrics
+# with 10,000 models; about twenty minutes (BENCH_ARGS=--quick for a one-round smoke run). wrk and
+# nginx come from Debian.
 bench: setup
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null)

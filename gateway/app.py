@@ -1,7 +1,7 @@
 """The composition root: config -> backends -> router -> service -> front ends, in one event loop.
 
 ``Gateway.start()`` / ``Gateway.stop()`` are the only way anything (the CLI, a worker process, a
-test) runs the gateway.
+test) runs the gateway. A start that fails half-way stops what it had started before it raises.
 """
 
 from __future__ import annotations
@@ -28,6 +28,22 @@ from gateway.service import InferenceService
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE_S = 75  # above common client and load-balancer idle timeouts (60 s)
+# uvicorn's messages for an `Upgrade:` request it does not take (the endpoint answers those).
+_UPGRADE_WARNINGS = ("Unsupported upgrade request.", "No supported WebSocket library detected.")
+
+
+class StartupError(Exception):
+    """The gateway could not start; the message says why in one line (a port in use, ...)."""
+
+
+class _NoUpgradeWarnings(logging.Filter):
+    """One line per client request that asks for an upgrade would let any client flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_UPGRADE_WARNINGS)
+
+
+_NO_UPGRADE_WARNINGS = _NoUpgradeWarnings()
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -42,11 +58,17 @@ def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A listening TCP socket; with ``reuse_port`` every worker gets its own accept queue."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise StartupError(
+            f"cannot listen for HTTP on {host}:{port}: {error.strerror or error}"
+        ) from None
     sock.setblocking(False)
     return sock
 
@@ -74,13 +96,25 @@ class Gateway:
         self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
         self._uvicorn: _EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
+        self._started: list[Backend] = []
         self.http_port: int | None = None
         self.grpc_port: int | None = None
 
     async def start(self, reuse_port: bool = False) -> None:
-        """Open backend pools, start probing, and listen. Returns once accepting requests."""
+        """Open backend pools, start probing, and listen. Returns once accepting requests.
+
+        Raises :class:`StartupError` when a port cannot be bound, after stopping what had started.
+        """
+        try:
+            await self._start(reuse_port)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, reuse_port: bool) -> None:
         for backend in self.backends.values():
             await backend.start()
+            self._started.append(backend)
         await self.readiness.start()
         listen = self.config.server.http
         tls = self.config.server.tls
@@ -89,6 +123,7 @@ class Gateway:
         config = uvicorn.Config(
             self.http_app,
             http="httptools",
+            ws="none",  # no WebSocket endpoints: an `Upgrade` request is an ordinary request
             lifespan="off",
             access_log=False,
             log_level="warning",
@@ -100,33 +135,40 @@ class Gateway:
             ssl_keyfile=tls.key_file if tls is not None else None,
         )
         self._uvicorn = _EmbeddedUvicorn(config)
+        logging.getLogger("uvicorn.error").addFilter(_NO_UPGRADE_WARNINGS)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
-            if self._uvicorn_task.done():
-                self._uvicorn_task.result()
-                raise RuntimeError("HTTP server stopped during start-up")
+            if self._uvicorn_task.done():  # a certificate it cannot load, ...
+                sock.close()
+                error = self._uvicorn_task.exception()
+                raise StartupError(
+                    f"HTTP server on {listen.host}:{self.http_port} did not start: {error!r}"
+                )
             await asyncio.sleep(0.01)
         log.info("HTTP%s on %s:%d", "S" if tls is not None else "", listen.host, self.http_port)
         grpc_listen = self.config.server.grpc
         if self.grpc_app is not None and grpc_listen is not None:
             try:
                 self.grpc_port = await self.grpc_app.start(reuse_port)
-            except BaseException:
-                await self.stop()
-                raise
+            except OSError as error:
+                raise StartupError(str(error)) from None
             log.info("gRPC on %s:%d", grpc_listen.host, self.grpc_port)
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (bounded), then close backends."""
+        """Stop accepting, let in-flight requests finish (bounded), then close backends.
+
+        Safe on a gateway that started only in part, or not at all."""
         await asyncio.gather(self._stop_http(), self._stop_grpc())
         await self.readiness.stop()
-        for backend in self.backends.values():
-            await backend.close()
+        while self._started:
+            await self._started.pop().close()
 
     async def _stop_http(self) -> None:
         if self._uvicorn is not None and self._uvicorn_task is not None:
             self._uvicorn.should_exit = True
-            await self._uvicorn_task
+            # A server that failed to start has already said why (the start raised it).
+            with contextlib.suppress(Exception):
+                await self._uvicorn_task
             self._uvicorn = None
             self._uvicorn_task = None
 

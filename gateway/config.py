@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal, get_args
 
 import orjson
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +42,8 @@ from gateway.config_problems import (
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 LABEL_PATTERN = r"^[A-Za-z0-9_]+$"
 HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+BUFFERED_REQUESTS = 4
+"""Largest requests a worker buffers at once by default (``max_buffered_request_bytes``)."""
 
 
 class _Strict(BaseModel):
@@ -65,6 +75,20 @@ class TlsConfig(_Strict):
     """Its private key (unencrypted)."""
 
 
+class WorkerRestart(_Strict):
+    """How the supervisor of several workers replaces one that died (systemd's start limits)."""
+
+    backoff_s: float = Field(default=1.0, gt=0)
+    """Delay before a dead worker is replaced; it doubles with every quick exit in a row."""
+    max_backoff_s: float = Field(default=30.0, gt=0)
+    """The doubling stops here."""
+    quick_exit_s: float = Field(default=10.0, gt=0)
+    """A worker that dies within this long of being started counts as a quick exit."""
+    max_quick_exits: int = Field(default=5, ge=1)
+    """This many quick exits in a row of one worker and the gateway gives up: it stops the other
+    workers and exits 1, for systemd, compose or Kubernetes to restart it (with their backoff)."""
+
+
 class ServerConfig(_Strict):
     http: Listen = Listen(port=8000)
     """Open Inference Protocol REST, health and ``/metrics``."""
@@ -74,6 +98,10 @@ class ServerConfig(_Strict):
     """Worker processes; each owns one event loop and a SO_REUSEPORT socket per listener."""
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body (HTTP) or message (gRPC) accepted."""
+    max_buffered_request_bytes: int | None = Field(default=None, ge=1024)
+    """Request bodies one worker holds at once over HTTP, all requests together (decompressed
+    bodies count too); a request beyond it is answered 503 at once. Default (null): 4 x
+    ``max_request_bytes``, 256 MiB."""
     sticky_header: str = "x-user-id"
     """Requests carrying this header always land on the same variant for the same value."""
     variant_header: str = "x-gateway-variant"
@@ -92,6 +120,25 @@ class ServerConfig(_Strict):
     through their load balancer and reach gateway replicas added since; ``null``: never."""
     grpc_max_connection_age_grace_s: float = Field(default=30.0, ge=0)
     """How long calls in flight on a connection that got its GOAWAY may still finish."""
+    worker_restart: WorkerRestart = WorkerRestart()
+    """With several workers: backoff and give-up when one keeps dying."""
+
+    @property
+    def body_buffer_bytes(self) -> int:
+        """``max_buffered_request_bytes``, its default resolved."""
+        if self.max_buffered_request_bytes is not None:
+            return self.max_buffered_request_bytes
+        return BUFFERED_REQUESTS * self.max_request_bytes
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_request(self) -> ServerConfig:
+        buffered = self.max_buffered_request_bytes
+        if buffered is not None and buffered < self.max_request_bytes:
+            raise ValueError(
+                f"max_buffered_request_bytes ({buffered}) is below max_request_bytes "
+                f"({self.max_request_bytes}): the largest request could never be served"
+            )
+        return self
 
     @field_validator("sticky_header", "variant_header")
     @classmethod

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     BAD_UPSTREAM = "bad_upstream"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"
+    OVERLOADED = "overloaded"
     INTERNAL = "internal"
 
 
@@ -101,6 +102,12 @@ class BackendTimeout(GatewayError):
     code = ErrorCode.UPSTREAM_TIMEOUT
 
 
+class Overloaded(GatewayError):
+    """The gateway itself is at a limit (request bodies it may buffer at once); retry shortly."""
+
+    code = ErrorCode.OVERLOADED
+
+
 class InternalError(GatewayError):
     """A bug in the gateway; the message is safe to show, the traceback is logged."""
 
@@ -117,6 +124,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_UPSTREAM: 502,
     ErrorCode.UPSTREAM_UNAVAILABLE: 503,
     ErrorCode.UPSTREAM_TIMEOUT: 504,
+    ErrorCode.OVERLOADED: 503,
     ErrorCode.INTERNAL: 500,
 }
 
@@ -130,6 +138,7 @@ GRPC_STATUS: dict[ErrorCode, grpc.StatusCode] = {
     ErrorCode.BAD_UPSTREAM: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.UPSTREAM_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.UPSTREAM_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorCode.OVERLOADED: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 

@@ -28,14 +28,13 @@ from gateway.grpc.call import Call, Method
 from gateway.grpc.oip import OipService
 from gateway.grpc.tfserving import TFServingService
 from gateway.grpc.torchserve import TorchServeService
-from gateway.metrics import RequestRecord
+from gateway.metrics import CLIENT_CLOSED, RequestRecord
 from gateway.service import InferenceService
 from gateway.wire.reflection import public_pool, public_services
 
 log = logging.getLogger(__name__)
 
 HEALTH_POLL_S = 0.5
-CLIENT_CLOSED = 499  # as over HTTP: the client cancelled or went away
 TIMED_OUT = 504
 
 Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]

@@ -10,10 +10,11 @@ from starlette.exceptions import HTTPException
 
 from gateway.config import ServerConfig
 from gateway.errors import GatewayError
-from gateway.http.asgi import Receive, Scope, Send
+from gateway.http.asgi import BodyBudget, Receive, Scope, Send
 from gateway.http.compat_routes import compat_router
 from gateway.http.endpoint import RawEndpoint
 from gateway.http.errors import JSONResponse, error_response
+from gateway.http.metrics_endpoint import MetricsEndpoint
 from gateway.http.oip_infer import OipInferEndpoint
 from gateway.http.oip_routes import oip_router
 from gateway.http.tfserving_rest import TFServingRestEndpoint
@@ -61,23 +62,32 @@ def build_fastapi(service: InferenceService) -> FastAPI:
 
 
 class HttpFrontEnd:
-    """Inference goes straight to its endpoint (first match wins); the rest goes to FastAPI."""
+    """Inference and ``/metrics`` go straight to their endpoints (first match wins); the rest goes
+    to FastAPI."""
 
     def __init__(self, service: InferenceService, server: ServerConfig) -> None:
+        self.body_budget = BodyBudget(server.body_buffer_bytes)
+        budget = self.body_budget
         self._routes: list[tuple[str, re.Pattern[str], RawEndpoint]] = [
-            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server)),
-            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server)),
-            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server)),
+            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server, budget)),
+            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server, budget)),
+            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server, budget)),
         ]
+        self._metrics = MetricsEndpoint(service.metrics.exposition)
         self._app = build_fastapi(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http":
+            method: str = scope["method"]
             path: str = scope["path"]
-            for prefix, pattern, endpoint in self._routes:
-                if path.startswith(prefix):
-                    match = pattern.match(path)
-                    if match is not None:
-                        await endpoint(scope, receive, send, match.groupdict())
-                        return
+            if method == "POST":
+                for prefix, pattern, endpoint in self._routes:
+                    if path.startswith(prefix):
+                        match = pattern.match(path)
+                        if match is not None:
+                            await endpoint(scope, receive, send, match.groupdict())
+                            return
+            elif method == "GET" and path == "/metrics":
+                await self._metrics(scope, receive, send)
+                return
         await self._app(scope, receive, send)

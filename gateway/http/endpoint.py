@@ -1,8 +1,9 @@
 """The shared skeleton of every raw-ASGI hot-path endpoint (OIP, TF Serving and TorchServe REST).
 
-It reads the headers that matter and the body (bounded, decompressed), runs the endpoint's
-``handle``, renders any gateway error in the endpoint's protocol, adds ``x-gateway-variant``, and
-reports the request to the metrics exactly once.
+It reads the headers that matter and the body (bounded, decompressed, and counted against the
+worker's body budget until the response is sent), runs the endpoint's ``handle``, renders any
+gateway error in the endpoint's protocol, adds ``x-gateway-variant``, and reports the request to
+the metrics exactly once.
 """
 
 from __future__ import annotations
@@ -15,22 +16,28 @@ from dataclasses import dataclass
 from gateway.config import ServerConfig
 from gateway.errors import GatewayError, InternalError, InvalidInput
 from gateway.http.asgi import (
+    BodyBudget,
     ClientDisconnected,
     Headers,
+    Held,
     Receive,
     Scope,
     Send,
+    UpgradeRequested,
     decode_content,
     read_body,
     send_response,
+    wants_upgrade,
 )
 from gateway.http.errors import error_response
-from gateway.metrics import RequestRecord
+from gateway.metrics import CLIENT_CLOSED, RequestRecord
 from gateway.service import InferenceService, RouteHints
 
 log = logging.getLogger(__name__)
 
-CLIENT_CLOSED = 499  # nginx's status for "the client went away"
+UPGRADE_REFUSED = (
+    "protocol upgrades are not supported: send the request without 'Connection: upgrade'"
+)
 JSON_TYPE = [(b"content-type", b"application/json")]
 
 
@@ -49,8 +56,9 @@ class RawEndpoint(ABC):
     protocol: str
     """The ``protocol`` label of this endpoint's requests in the metrics."""
 
-    def __init__(self, service: InferenceService, server: ServerConfig) -> None:
+    def __init__(self, service: InferenceService, server: ServerConfig, budget: BodyBudget) -> None:
         self.service = service
+        self._budget = budget
         self._metrics = service.metrics
         self._sticky_header = server.sticky_header.encode()
         self._variant_header = server.variant_header.encode()
@@ -68,30 +76,52 @@ class RawEndpoint(ABC):
         self, scope: Scope, receive: Receive, send: Send, params: dict[str, str | None]
     ) -> None:
         record = RequestRecord(self.protocol, time.perf_counter())
+        held = Held(self._budget)
         try:
-            incoming = await self._read(scope, receive, params)
-            status, out, body = await self.handle(incoming, record)
+            answer = await self._answer(scope, receive, params, record, held)
+            if answer is None:
+                self._metrics.finish(record, CLIENT_CLOSED)
+                return
+            status, out, body = answer
+            if record.variant is not None:
+                out.append((self._variant_header, record.variant.name.encode()))
+            try:
+                await send_response(send, status, out, body)
+            finally:
+                self._metrics.finish(record, status)
+        finally:
+            held.release()  # the body is no longer needed once the response is in the transport
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        params: dict[str, str | None],
+        record: RequestRecord,
+        held: Held,
+    ) -> tuple[int, Headers, bytes] | None:
+        """The response, errors rendered; ``None`` if the client left before sending its body."""
+        try:
+            incoming = await self._read(scope, receive, params, held)
+            return await self.handle(incoming, record)
         except ClientDisconnected:
-            self._metrics.finish(record, CLIENT_CLOSED)
-            return
+            return None
+        except UpgradeRequested:
+            status, out, body = self.render_error(InvalidInput(UPGRADE_REFUSED))
+            out.append((b"connection", b"close"))  # the parser is past HTTP on this one
+            return status, out, body
         except GatewayError as error:
-            status, out, body = self.render_error(error)
+            return self.render_error(error)
         except Exception:
             log.exception("%s request to %s failed", self.protocol, scope["path"])
-            status, out, body = self.render_error(
-                InternalError("internal gateway error; see its log")
-            )
-        if record.variant is not None:
-            out.append((self._variant_header, record.variant.name.encode()))
-        try:
-            await send_response(send, status, out, body)
-        finally:
-            self._metrics.finish(record, status)
+            return self.render_error(InternalError("internal gateway error; see its log"))
 
     async def _read(
-        self, scope: Scope, receive: Receive, params: dict[str, str | None]
+        self, scope: Scope, receive: Receive, params: dict[str, str | None], held: Held
     ) -> Incoming:
         json_length: int | None = None
+        connection: bytes | None = None
+        upgrade: bytes | None = None
         declared: int | None = None
         encoding: bytes | None = None
         content_type: str | None = None
@@ -110,8 +140,14 @@ class RawEndpoint(ABC):
                 pin = value.decode("latin-1")
             elif name == b"content-encoding":
                 encoding = value.lower()
-        body = await read_body(receive, self._limit, declared)
-        body = decode_content(body, encoding, self._limit)
+            elif name == b"connection":
+                connection = value
+            elif name == b"upgrade":
+                upgrade = value
+        if wants_upgrade(connection, upgrade):
+            raise UpgradeRequested
+        body = await read_body(receive, self._limit, declared, held)
+        body = decode_content(body, encoding, self._limit, held)
         return Incoming(params, body, content_type, json_length, RouteHints(pin, sticky))
 
 

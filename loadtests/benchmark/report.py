@@ -19,6 +19,7 @@ class Report:
     routing: dict[str, Any] = field(default_factory=dict)
     torchserve: dict[str, Summary] = field(default_factory=dict)
     runtimes: dict[str, Summary] = field(default_factory=dict)
+    scrape: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +88,7 @@ class Report:
                 # Readiness of thousands of distinct model versions follows a paced probe sweep.
                 rows.append((f"serving after start ({label}) <= 1.5 s",
                              f"live {live:.2f} s, ready {ready:.2f} s", live <= 1.5))  # fmt: skip
+        rows += self._scrape_targets()
         e2e = self.routing.get("end_to_end", {})
         if "1 model, /m" in e2e:
             ratio = (
@@ -100,6 +102,53 @@ class Report:
                 )
             )
         return rows
+
+    def _scrape_targets(self) -> list[tuple[str, str, bool]]:
+        rows: list[tuple[str, str, bool]] = []
+        for label, times in self.scrape.get("scrape", {}).items():
+            if label.startswith("10,000"):
+                rows.append(
+                    (
+                        f"/metrics, {label} with traffic: < 1 s",
+                        f"{times.median_ms:.0f} ms (first {times.first_ms:.0f} ms)",
+                        times.median_ms < 1000,
+                    )
+                )
+        stream = self.scrape.get("stream", {})
+        if len(stream) == 2:
+            plain, scraped = stream.values()
+            added = scraped.p99_ms - plain.p99_ms
+            rows.append(
+                (
+                    "p99 of 200 req/s with back-to-back scrapes: at most +5 ms",
+                    f"{plain.p99_ms:.2f} -> {scraped.p99_ms:.2f} ms",
+                    added <= 5.0,
+                )
+            )
+        return rows
+
+    def _render_scrape(self, out: list[str]) -> None:
+        times = self.scrape.get("scrape", {})
+        if not times:
+            return
+        out.append(
+            "\n/metrics after traffic to every model / every variant (wall ms over loopback)"
+        )
+        out.append(
+            f"  {'target':<44}{'first':>10}{'median':>10}{'max':>10}{'CPU ms':>9}{'MB':>8}"
+            f"{'lines':>10}{'non-200':>9}"
+        )
+        for label, t in times.items():
+            out.append(
+                f"  {label:<44}{t.first_ms:>10.0f}{t.median_ms:>10.0f}{t.max_ms:>10.0f}"
+                f"{t.cpu_ms:>9.0f}{t.megabytes:>8.1f}{t.lines:>10,}{t.failed:>9}"
+            )
+        under = self.scrape.get("scrape_ms_under_load", {})
+        if under:
+            out.append(
+                f"  scrapes during the stream: {under['count']:.0f}, median "
+                f"{under['median_ms']:.0f} ms, max {under['max_ms']:.0f} ms"
+            )
 
     def render(self) -> str:
         out: list[str] = []
@@ -127,6 +176,12 @@ class Report:
         e2e = self.routing.get("end_to_end")
         if e2e:
             table("1 vs 10,000 configured models (1 worker each), closed loop 32 connections", e2e)
+        self._render_scrape(out)
+        if self.scrape.get("stream"):
+            table(
+                "Same worker, 10,000 models: a stream without and with scrapes",
+                self.scrape["stream"],
+            )
         out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")

@@ -98,11 +98,12 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 
 def test_the_plan_counts_every_measurement_of_a_run():
     steps, seconds = plan(CASES, rounds=3, seconds=8.0)
-    # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes measurements per
-    # round, plus the peers' start, 2 RSS readings, 6 start-ups, 4 in-process routings,
-    # TorchServe's start and the runtimes' start
-    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6) + 2 + 6 + 4 + 1 + 1
-    assert 10 * 60 < seconds < 20 * 60  # "about ten minutes" and then some
+    # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes + 2 scrape
+    # stream measurements per round, plus the peers' start, 2 RSS readings, 6 start-ups, 4
+    # in-process routings, TorchServe's start, the runtimes' start, and 4 gateways x 2 traffic
+    # passes of the scrape case
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2) + 2 + 6 + 4 + 1 + 1 + 8
+    assert 15 * 60 < seconds < 30 * 60  # "about twenty minutes"
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
 
 
@@ -116,3 +117,30 @@ def test_the_runtimes_case_pins_one_variant_per_runtime_and_protocol():
     report = Report(runtimes={"gateway -> mlserver grpc, 100 req/s": summary(99.5, 1.5, 4.25)})
     assert "Real digits through each runtime (version 1)" in report.render()
     assert "gateway -> mlserver grpc, 100 req/s" in runtimes.render(report.runtimes)
+
+
+def test_scrape_verdicts_and_table():
+    from loadtests.benchmark.scrape import ScrapeTimes
+
+    report = Report(
+        scrape={
+            "scrape": {
+                "1,000 models, 1 worker, every variant": ScrapeTimes(90, 60, 70, 50, 11.6, 98_000),
+                "10,000 models, 1 worker, every variant": ScrapeTimes(
+                    900, 700, 800, 600, 117.4, 980_000
+                ),
+                "10,000 models, 2 workers, every variant": ScrapeTimes(
+                    3000, 1200, 1300, 900, 117.4, 980_000, 2
+                ),
+            },
+            "stream": {"no scrapes": summary(200, 0.3, 0.9), "scrapes": summary(200, 0.4, 7.0)},
+        }
+    )
+    verdicts = {target: met for target, _, met in report.targets()}
+    assert verdicts["/metrics, 10,000 models, 1 worker, every variant with traffic: < 1 s"]
+    assert not verdicts["/metrics, 10,000 models, 2 workers, every variant with traffic: < 1 s"]
+    assert "1,000" not in " ".join(verdicts)
+    assert not verdicts["p99 of 200 req/s with back-to-back scrapes: at most +5 ms"]
+    text = report.render()
+    assert "10,000 models, 2 workers, every variant" in text
+    assert "980,000" in text

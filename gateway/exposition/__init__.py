@@ -1,0 +1,1 @@
+"""``/metrics``: the Prometheus text format, rendered in slices between requests."""
