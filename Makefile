@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load,report]'
 	touch $(STAMP)
 
 # MLServer in a virtual environment of its own (it pins fastapi<0.116; the gateway runs a newer

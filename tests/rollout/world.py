@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from gateway.metrics import LATENCY_BUCKETS
+from gateway.metrics import LATENCY_BUCKETS, OVERHEAD_BUCKETS
 from gateway.rollout.admin_client import AdminError
 from gateway.rollout.state import ShadowTarget, VariantState
 
@@ -107,6 +107,15 @@ class World:
             ["model", "version", "variant", "backend", "runtime"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self.end_to_end = Histogram(
+            "gateway_request_duration_seconds", "end to end",
+            ["model", "version", "variant", "backend", "runtime", "protocol"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "gateway_overhead_seconds", "gateway time", ["backend", "runtime", "protocol"],
+            buckets=OVERHEAD_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.shadow = Counter(
             "gateway_shadow_requests", "shadow comparisons",
             ["model", "primary", "shadow", "result"], registry=self.registry,
@@ -129,8 +138,11 @@ class World:
         labels = (MODEL, v.version, name, v.backend, v.backend)
         failed = self.random.random() < b.error_rate
         self.requests.labels(*labels, "rest", "503" if failed else "200").inc()
-        jitter = self.random.uniform(0.7, 1.4)
-        self.upstream.labels(*labels).observe(b.latency_s * jitter)
+        upstream = b.latency_s * self.random.uniform(0.7, 1.4)
+        overhead = self.random.uniform(0.0002, 0.0006)
+        self.upstream.labels(*labels).observe(upstream)
+        self.end_to_end.labels(*labels, "rest").observe(upstream + overhead)
+        self.overhead.labels(v.backend, v.backend, "rest").observe(overhead)
         shadow = self.admin.shadow
         if shadow.variants and self.random.random() * 100 < shadow.percent:
             for other in shadow.variants:
