@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gateway.rollout.plan import PlanError, load_plan
+from gateway.rollout.plan import PlanError, load_plan, parse_duration
 from gateway.rollout.state import Rollout
 
 DEFAULT_CONTROLLER = "http://127.0.0.1:8003"
@@ -115,6 +115,7 @@ def _controller(args: argparse.Namespace) -> int:
         prometheus=args.prometheus,
         scrape=tuple(args.scrape or ()),
         token_file=args.token_file,
+        sample_every_s=float(parse_duration(args.sample_every)),
     )
     try:
         return run(options)
@@ -185,6 +186,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         metavar="FILE",
         help="the admin token, when GATEWAY_ADMIN_TOKEN is not set",
+    )
+    controller.add_argument(
+        "--sample-every",
+        default="10s",
+        metavar="DURATION",
+        help="without Prometheus: how often a model asked for an analysis is scraped",
     )
     controller.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]

@@ -39,6 +39,8 @@ class Controller:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         sources: SourceFactory | None = None,
+        sample_every_s: float = 10.0,
+        watch_for_s: float = 3600.0,
     ) -> None:
         from gateway.rollout.metrics import RolloutMetrics
 
@@ -51,6 +53,12 @@ class Controller:
         self._sources: dict[tuple[Any, ...], MetricSource] = {}
         self._lock = threading.RLock()
         self._due: dict[str, float] = {}
+        self._sample_every_s = sample_every_s
+        self._watch_for_s = watch_for_s
+        self._watched: dict[tuple[str, Plan], float] = {}
+        """(model, plan) asked for an analysis -> when: sampled for an hour since (scraping
+        has no history of its own, so a window needs samples taken before it is asked for)."""
+        self._sampled: dict[tuple[str, Plan], float] = {}
         for model in store.models():
             rollout = store.load(model)
             if rollout is not None:
@@ -175,7 +183,8 @@ class Controller:
             return self._run(rollout)
 
     def tick(self) -> None:
-        """Evaluate every unfinished rollout whose interval is up."""
+        """Evaluate every unfinished rollout whose interval is up; sample the models watched."""
+        self._sample_watched()
         for rollout in self.rollouts():
             if rollout.finished:
                 continue
@@ -186,6 +195,20 @@ class Controller:
                     self.evaluate(rollout.model)
                 except Exception:  # one model's trouble must not stop the others' rollouts
                     log.exception("rollout %s: evaluation failed", rollout.model)
+
+    def _sample_watched(self) -> None:
+        now = self.clock()
+        for key, asked in list(self._watched.items()):
+            if now - asked > self._watch_for_s:
+                del self._watched[key]
+                continue
+            if now - self._sampled.get(key, 0.0) >= self._sample_every_s:
+                self._sampled[key] = now
+                model, plan = key
+                try:
+                    self.source(plan).record(model, now)
+                except MetricsUnavailable as error:
+                    log.warning("analysis of %s: %s", model, error)
 
     def analysis(
         self,
@@ -215,6 +238,7 @@ class Controller:
             raise LookupError(f"no rollout of {model} under way: name the candidate and baseline")
         if not baseline:
             raise ValueError("name the baseline variants too")
+        self._watched[(model, plan)] = now
         try:
             observed = self.observe(model, plan, candidates, baseline, noise, start, now)
             results = evaluate_gates(names, observed, plan.gates)

@@ -33,6 +33,8 @@ class DaemonOptions:
     scrape: tuple[str, ...] = ()
     token_file: Path | None = None
     tick_s: float = 1.0
+    sample_every_s: float = 10.0
+    """How often the models asked for analyses are scraped (without Prometheus)."""
 
 
 def read_token(token_file: Path | None) -> str | None:
@@ -49,7 +51,8 @@ def run(options: DaemonOptions, stop: threading.Event | None = None) -> int:
     store = StateStore(options.state_dir)
     store.lock()
     metrics = Metrics(prometheus=options.prometheus, scrape=options.scrape)
-    controller = Controller(store, AdminClient(options.admin_url, token), metrics)
+    admin = AdminClient(options.admin_url, token)
+    controller = Controller(store, admin, metrics, sample_every_s=options.sample_every_s)
     server = RolloutServer((options.host, options.port), controller, token)
     server.serve_in_thread()
     if threading.current_thread() is threading.main_thread():

@@ -30,6 +30,10 @@ class MetricSource(Protocol):
         """Each series' increase from ``start`` to ``end`` (epoch seconds)."""
         ...
 
+    def record(self, model: str, at: float) -> None:
+        """Take a sample now, for windows asked later (scraping keeps its own history)."""
+        ...
+
 
 Fetch = Callable[[str, float], bytes]
 
@@ -84,6 +88,9 @@ class PrometheusSource:
             raise MetricsUnavailable(f"{self.url}: {doc.get('error', doc.get('status'))}")
         result: list[dict[str, Any]] = doc["data"]["result"]
         return result
+
+    def record(self, model: str, at: float) -> None:
+        """Nothing to do: Prometheus keeps the history."""
 
     def window(self, model: str, latency_metric: str, start: float, end: float) -> list[Sample]:
         seconds = max(1, math.ceil(end - start))
