@@ -221,3 +221,19 @@ def test_flagger_reads_the_status_code(analysing):
     status, doc = _get(analysing)
     assert status == 404
     assert "no rollout of digits" in doc["error"]
+
+
+def test_the_local_stack_runs_the_controller(tmp_path):
+    """`make up`'s part for it (on a free port here: `make up` uses 8003)."""
+    from deploy.local.stack import rollout_process
+
+    port = free_port()
+    process = rollout_process(tmp_path / "rollout", gateway_http=free_port(), port=port)
+    process.start()
+    try:
+        process.wait_ready(timeout=30)
+        listed = cli(f"http://127.0.0.1:{port}", "status")
+        assert (listed.returncode, listed.stdout) == (0, "no rollouts\n")
+        assert (tmp_path / "rollout" / "state" / ".controller.lock").exists()
+    finally:
+        process.stop()
