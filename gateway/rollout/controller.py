@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from gateway.rollout import actuator, decide
 from gateway.rollout.gates import evaluate as evaluate_gates
 from gateway.rollout.gates import overall
-from gateway.rollout.observations import Observations, summarize
+from gateway.rollout.observations import Observations, Traffic, summarize
 from gateway.rollout.plan import Metrics, NoisePair, Plan
 from gateway.rollout.sources import MetricSource, MetricsUnavailable, source_for
 from gateway.rollout.state import Rollout
@@ -223,6 +223,7 @@ class Controller:
         rollout = self.store.load(model)
         now = self.clock()
         noise: Sequence[NoisePair] = ()
+        reference: Traffic | None = None
         names: Sequence[str]
         if candidates:
             plan = plan or Plan()
@@ -234,6 +235,7 @@ class Controller:
             start = now - window_s if window_s else rollout.window_start
             names = plan.steps[min(rollout.step, len(plan.steps) - 1)].gates
             noise = decide.noise_pairs(rollout)
+            reference = Traffic.from_json(rollout.reference) if rollout.reference else None
         else:
             raise LookupError(f"no rollout of {model} under way: name the candidate and baseline")
         if not baseline:
@@ -241,7 +243,7 @@ class Controller:
         self._watched[(model, plan)] = now
         try:
             observed = self.observe(model, plan, candidates, baseline, noise, start, now)
-            results = evaluate_gates(names, observed, plan.gates)
+            results = evaluate_gates(names, observed, plan.gates, reference)
             verdict, why = overall(results), ""
         except MetricsUnavailable as error:
             results, verdict, why = [], "nodata", str(error)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.metrics import LATENCY_BUCKETS
 from gateway.rollout import decide, weights
@@ -160,3 +162,12 @@ def test_a_rollout_that_cannot_start_says_why():
     drained = [v.model_copy(update={"weight": 0}) for v in variants]
     with pytest.raises(decide.RolloutRefused, match="no enabled variant with a weight"):
         decide.begin("digits", ("tf-v3",), parse_plan({}), drained, 0.0)
+
+
+def test_the_readmes_plan_is_a_valid_plan():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```text\ninterval: 10s", 1)[1].split("```", 1)[0]
+    plan = parse_plan(yaml.safe_load("interval: 10s" + block))
+    assert [s.kind for s in plan.steps] == ["shadow", "canary", "canary", "bake"]
+    assert plan.noise is not None
+    assert plan.noise[0].shadow == "torch-v1"
