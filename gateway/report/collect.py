@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.rollout.observations import REQUESTS, SHADOW, SHADOW_DIFF
+from gateway.rollout.observations import REQUESTS, SHADOW, SHADOW_DIFF, Agreement, agreement
 from gateway.rollout.sources import PrometheusSource, http_get, label_matcher
 from gateway.rollout.stats import Histogram
 from gateway.rollout.textformat import Sample, select
@@ -51,23 +51,18 @@ class VariantReport:
         return self.errors / self.requests if self.requests else math.nan
 
 
-@dataclass
+@dataclass(frozen=True)
 class PairReport:
+    """Shadow comparisons of one (primary, shadow) pair."""
+
     primary: str
     shadow: str
-    agree: int = 0
-    diverge: int = 0
-    error: int = 0
-    dropped: int = 0
-    max_abs_diff: Histogram = field(default_factory=Histogram.empty)
-
-    @property
-    def compared(self) -> int:
-        return self.agree + self.diverge + self.error
+    counts: Agreement
 
     @property
     def agreement(self) -> float:
-        return self.agree / self.compared if self.compared else math.nan
+        compared = self.counts.compared
+        return self.counts.agree / compared if compared else math.nan
 
 
 @dataclass
@@ -119,29 +114,15 @@ def build(
         r.errors += v.errors
         r.upstream = r.upstream + v.upstream
         r.end_to_end = r.end_to_end + v.end_to_end
-    pairs: dict[tuple[str, str], PairReport] = {}
-    for s in samples:
-        if s.name == SHADOW:
-            pair = pairs.setdefault(
-                (s.label("primary"), s.label("shadow")),
-                PairReport(s.label("primary"), s.label("shadow")),
-            )
-            result = s.label("result")
-            if result in ("agree", "diverge", "error", "dropped"):
-                setattr(pair, result, getattr(pair, result) + round(s.value))
-    diffs: dict[tuple[str, str], dict[float, float]] = {}
-    for s in samples:
-        if s.name == f"{SHADOW_DIFF}_bucket":
-            buckets = diffs.setdefault((s.label("primary"), s.label("shadow")), {})
-            buckets[float(s.label("le"))] = buckets.get(float(s.label("le")), 0.0) + s.value
-    for key, buckets in diffs.items():
-        pairs.setdefault(key, PairReport(*key)).max_abs_diff = Histogram.from_cumulative(buckets)
+    keys = sorted(
+        {(s.label("primary"), s.label("shadow")) for s in samples if s.name.startswith(SHADOW_DIFF)}
+        | {(s.label("primary"), s.label("shadow")) for s in samples if s.name == SHADOW}
+    )
+    pairs = [PairReport(p, s, agreement(samples, [(p, s)])) for p, s in keys]
     return Report(
         model=model, source=source, generated_at=now, since_s=since_s,
         variants=dict(sorted(variants.items())), runtimes=dict(sorted(runtimes.items())),
-        overhead=_buckets(samples, OVERHEAD, "runtime"), pairs=sorted(
-            pairs.values(), key=lambda p: (p.primary, p.shadow)
-        ),
+        overhead=_buckets(samples, OVERHEAD, "runtime"), pairs=pairs,
     )  # fmt: skip
 
 

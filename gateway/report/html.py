@@ -67,7 +67,7 @@ def _table(
 def _cards(report: Report) -> str:
     requests = sum(v.requests for v in report.variants.values())
     errors = sum(v.errors for v in report.variants.values())
-    compared = [p for p in report.pairs if p.compared]
+    compared = [p for p in report.pairs if p.counts.compared]
     agreement = min((p.agreement for p in compared), default=math.nan)
     cards = [
         (f"{requests:,}", "requests"),

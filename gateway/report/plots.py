@@ -129,7 +129,7 @@ def agreement(report: Report) -> bytes | None:
         _time_axis(axes, report.agreement_over_time, "share of answers that agree")
         axes.set_title("cross-runtime agreement over time (shadow comparisons)")
     else:
-        pairs = [p for p in report.pairs if p.compared]
+        pairs = [p for p in report.pairs if p.counts.compared]
         axes.barh([f"{p.primary} / {p.shadow}" for p in pairs], [p.agreement for p in pairs])
         axes.set_xlim(0, 1)
         axes.set_xlabel("share of answers that agree")
@@ -151,7 +151,7 @@ def p99_over_time(report: Report) -> bytes | None:
 
 def summary(report: Report) -> bytes:
     """One PNG for ``--png``: the latency distributions (and agreement, when there is some)."""
-    pairs = [p for p in report.pairs if p.compared]
+    pairs = [p for p in report.pairs if p.counts.compared]
     rows = 2 if pairs else 1
     figure = Figure(figsize=(11, 4.2 * rows))
     styles = _styles(report.variants.values())

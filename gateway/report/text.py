@@ -39,10 +39,11 @@ def variant_row(v: VariantReport, name: str | None = None) -> list[str]:
 
 
 def pair_row(p: PairReport) -> list[str]:
-    diff = p.max_abs_diff.quantile(0.99) if p.max_abs_diff.total else math.nan
+    c = p.counts
+    diff = c.max_abs_diff.quantile(0.99) if c.max_abs_diff.total else math.nan
     return [
-        p.primary, p.shadow, str(p.compared), percent(p.agreement), str(p.diverge),
-        str(p.error), str(p.dropped), "-" if math.isnan(diff) else f"{diff:.3g}",
+        p.primary, p.shadow, str(c.compared), percent(p.agreement), str(c.diverge),
+        str(c.error), str(c.dropped), "-" if math.isnan(diff) else f"{diff:.3g}",
     ]  # fmt: skip
 
 

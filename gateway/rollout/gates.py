@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from gateway.rollout.observations import Agreement, Observations, Traffic
 from gateway.rollout.plan import Gates
-from gateway.rollout.stats import rate_difference, wilson, z_score
+from gateway.rollout.stats import Interval, rate_difference, wilson, z_score
 
 Verdict = Literal["pass", "fail", "nodata"]
 
@@ -43,6 +43,21 @@ def _nodata(gate: str, threshold: float, detail: str) -> GateResult:
     return GateResult(gate, "nodata", math.nan, threshold, -math.inf, math.inf, detail)
 
 
+def _bounded(
+    gate: str, value: float, bounds: Interval, threshold: float, detail: str, more: str
+) -> GateResult:
+    """Fail when even the lower bound is past the threshold, pass when even the upper bound is
+    within it; in between the data cannot tell yet (nodata, asking for ``more``)."""
+    verdict: Verdict = "nodata"
+    if bounds.low > threshold:
+        verdict = "fail"
+    elif bounds.high <= threshold:
+        verdict = "pass"
+    else:
+        detail += f" (not yet sure: needs more {more})"
+    return GateResult(gate, verdict, value, threshold, bounds.low, bounds.high, detail)
+
+
 def error_rate(candidate: Traffic, baseline: Traffic, gates: Gates) -> GateResult:
     threshold = gates.max_error_rate_increase
     short = [
@@ -62,14 +77,7 @@ def error_rate(candidate: Traffic, baseline: Traffic, gates: Gates) -> GateResul
         f"baseline {baseline.errors}/{baseline.requests}; difference {value:+.4f} "
         f"in [{bounds.low:+.4f}, {bounds.high:+.4f}], at most {threshold:+.4f}"
     )
-    verdict: Verdict = "nodata"
-    if bounds.low > threshold:
-        verdict = "fail"
-    elif bounds.high <= threshold:
-        verdict = "pass"
-    else:
-        rates += " (not yet sure: needs more requests)"
-    return GateResult("error_rate", verdict, value, threshold, bounds.low, bounds.high, rates)
+    return _bounded("error_rate", value, bounds, threshold, rates, "requests")
 
 
 def latency(candidate: Traffic, baseline: Traffic, gates: Gates) -> GateResult:
@@ -131,14 +139,7 @@ def divergence(shadow: Agreement, noise: Agreement | None, gates: Gates) -> Gate
         f"candidate {shadow.divergent}/{shadow.compared} diverged, {against}; above noise "
         f"{value:+.4f} in [{bounds.low:+.4f}, {bounds.high:+.4f}], at most {threshold:+.4f}"
     )
-    verdict: Verdict = "nodata"
-    if bounds.low > threshold:
-        verdict = "fail"
-    elif bounds.high <= threshold:
-        verdict = "pass"
-    else:
-        detail += " (not yet sure: needs more comparisons)"
-    return GateResult("divergence", verdict, value, threshold, bounds.low, bounds.high, detail)
+    return _bounded("divergence", value, bounds, threshold, detail, "comparisons")
 
 
 def abs_diff(shadow: Agreement, noise: Agreement | None, gates: Gates) -> GateResult | None:

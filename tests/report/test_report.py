@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from gateway.cli import main
 from gateway.report import collect, html
 from gateway.report.loadtest import add_accuracy
 from gateway.rollout.state import ShadowTarget, VariantState
+from tests.rollout.live import serve_metrics
 from tests.rollout.world import Behaviour, FakeAdmin, World
 from tests.support.browser import render
 
@@ -47,25 +46,8 @@ def report_world() -> World:
 
 @pytest.fixture(scope="module")
 def metrics_url() -> Iterator[str]:
-    world = report_world()
-
-    class Metrics(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = world.metrics_text(self.path, 1.0)
-            self.send_response(200)
-            self.send_header("content-type", "text/plain; version=0.0.4")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with serve_metrics(report_world()) as url:
+        yield url
 
 
 @pytest.fixture

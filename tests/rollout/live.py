@@ -1,4 +1,4 @@
-"""A simulated gateway whose traffic flows in real time, its /metrics on a real socket."""
+"""A simulated gateway's /metrics on a real socket, its traffic still or flowing in real time."""
 
 from __future__ import annotations
 
@@ -11,21 +11,16 @@ from tests.rollout.world import World
 
 
 @contextmanager
-def live_world(world: World) -> Iterator[str]:
-    """The world's traffic flows in real time; its metrics are served over HTTP."""
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def flow() -> None:
-        while not stop.wait(0.1):
-            with lock:
-                world.advance(0.1)
+def serve_metrics(world: World, lock: threading.Lock | None = None) -> Iterator[str]:
+    """The world's metrics in the text format, at the URL yielded."""
+    guard = lock or threading.Lock()
 
     class Metrics(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            with lock:
+            with guard:
                 body = world.metrics_text(self.path, 1.0)
             self.send_response(200)
+            self.send_header("content-type", "text/plain; version=0.0.4")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -34,12 +29,28 @@ def live_world(world: World) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-    threads = [threading.Thread(target=t, daemon=True) for t in (flow, server.serve_forever)]
-    for thread in threads:
-        thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
     finally:
-        stop.set()
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def live_world(world: World) -> Iterator[str]:
+    """The world's traffic flows in real time (0.1 s at a time); its metrics are served."""
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def flow() -> None:
+        while not stop.wait(0.1):
+            with lock:
+                world.advance(0.1)
+
+    threading.Thread(target=flow, daemon=True).start()
+    try:
+        with serve_metrics(world, lock) as url:
+            yield url
+    finally:
+        stop.set()
