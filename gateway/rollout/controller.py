@@ -138,6 +138,7 @@ class Controller:
                     f"a rollout of {model} is under way ({existing.phase}, "
                     f"{existing.step_name()}): abort it first"
                 )
+            self.source(plan)  # ValueError now if the plan and the controller name no metrics
             variants, _ = self.admin.variants(model)
             rollout = decide.begin(model, candidates, plan, variants, self.clock())
             self._save(None, rollout)

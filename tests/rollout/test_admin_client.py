@@ -76,3 +76,14 @@ def test_an_action_over_http_in_a_safe_order():
     ]
     changes = actuator.plan_changes(current, targets, ("tf-v3", "torch-v3"))
     assert [name for name, _, _ in changes][:2] == ["tf-v3", "torch-v3"]
+
+
+def test_a_controller_without_metrics_refuses_to_start(tmp_path):
+    from gateway.rollout.controller import Controller
+    from gateway.rollout.plan import Metrics, Plan
+    from gateway.rollout.store import StateStore
+
+    controller = Controller(StateStore(tmp_path), FakeAdmin(starting_variants()), Metrics())
+    with pytest.raises(ValueError, match="no metrics: give a Prometheus URL"):
+        controller.start("digits", ["tf-v3"], Plan())
+    assert controller.status("digits") is None
