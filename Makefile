@@ -7,14 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup mlserver tools image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
+.PHONY: setup mlserver tools browser image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[runtimes,test,load,report]'
 	touch $(STAMP)
 
 # MLServer in a virtual environment of its own (it pins fastapi<0.116; the gateway runs a newer
@@ -56,11 +56,15 @@ demo: setup mlserver
 loadtest: setup
 	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
 
-# Locust's start form with the suite's options open, as loadtests/reports/webui.png (Debian's
-# headless Chromium; not part of `make test`, which checks the same options in the page).
-webui-screenshot: setup
+# Debian's headless Chromium: `make test` renders `gateway report`'s page in it
+# (tests/report), and webui-screenshot below takes its picture with it. Silent when it is there.
+browser:
 	@command -v chromium-headless-shell >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null)
+
+# Locust's start form with the suite's options open, as loadtests/reports/webui.png (not part of
+# `make test`, which checks the same options in the page).
+webui-screenshot: setup browser
 	$(BIN)/python -m loadtests.webui_screenshot
 
 lint: setup
@@ -72,7 +76,7 @@ typecheck: setup
 	$(BIN)/mypy gateway deploy model_store loadtests tests
 	cd model_store/torchserve && ../../$(BIN)/mypy --explicit-package-bases digits_protocol.py digits_handler.py
 
-test: setup mlserver lint typecheck tools image-pythons
+test: setup mlserver lint typecheck tools image-pythons browser
 	$(BIN)/python -m pytest
 
 # The stack's official images (CPU) under a Docker engine; fails rather than skips without one.

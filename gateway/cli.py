@@ -8,6 +8,8 @@ import sys
 
 from gateway import __version__
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.report.cli import register as register_report
+from gateway.rollout.cli import register as register_rollout
 
 
 def _load(path: str) -> GatewayConfig | None:
@@ -88,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="YAML (or JSON) config")
     validate.set_defaults(handler=_validate)
+    for register in (register_rollout, register_report):
+        register(commands)
     return root
 
 

@@ -82,6 +82,28 @@ class DevTools:
                 return result
 
 
+def browser_argv(
+    browser: str, devtools_port: int, profile: str, width: int, height: int
+) -> list[str]:
+    """The headless browser with its DevTools on ``devtools_port`` and a blank page."""
+    return [browser, "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--remote-debugging-port={devtools_port}", f"--user-data-dir={profile}",
+            f"--window-size={width},{height}", "about:blank"]  # fmt: skip
+
+
+@contextmanager
+def page_tools(devtools_port: int) -> Iterator[DevTools]:
+    """DevTools on the browser's page, once the browser answers (Page events enabled)."""
+    targets = f"http://127.0.0.1:{devtools_port}/json/list"
+    _wait(lambda: http_ok(targets), BROWSER)
+    with urllib.request.urlopen(targets, timeout=5) as response:
+        page = next(t for t in json.loads(response.read()) if t["type"] == "page")
+    with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+        tools = DevTools(socket)
+        tools.call("Page.enable")
+        yield tools
+
+
 def screenshot(out: Path, width: int = 1280, height: int = 1700) -> None:
     browser = shutil.which(BROWSER)
     if browser is None:
@@ -93,28 +115,22 @@ def screenshot(out: Path, width: int = 1280, height: int = 1700) -> None:
         locust = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py",
                   "--web-host", "127.0.0.1", "--web-port", str(ui_port),
                   "--host", "http://127.0.0.1:8000"]  # fmt: skip
-        chromium = [browser, "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--remote-debugging-port={devtools_port}", f"--user-data-dir={scratch}",
-                    f"--window-size={width},{height}", "about:blank"]  # fmt: skip
+        chromium = browser_argv(browser, devtools_port, scratch, width, height)
         with _process(locust, logs / "locust.log"), _process(chromium, logs / "chromium.log"):
             _wait(lambda: http_ok(ui), "Locust's web UI")
-            targets = f"http://127.0.0.1:{devtools_port}/json/list"
-            _wait(lambda: http_ok(targets), BROWSER)
-            with urllib.request.urlopen(targets, timeout=5) as response:
-                page = next(t for t in json.loads(response.read()) if t["type"] == "page")
-            with connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
-                tools = DevTools(socket)
-                tools.call("Page.enable")
+            with page_tools(devtools_port) as tools:
                 tools.call("Page.navigate", url=ui)
-                _wait(lambda: _evaluate(tools, OPEN_OPTIONS) is True, "the Custom parameters")
+                _wait(lambda: evaluate(tools, OPEN_OPTIONS) is True, "the Custom parameters")
                 time.sleep(1.0)  # the accordion's animation
                 shot = tools.call("Page.captureScreenshot", format="png")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(base64.b64decode(shot["data"]))
 
 
-def _evaluate(tools: DevTools, expression: str) -> Any:
-    return tools.call("Runtime.evaluate", expression=expression)["result"].get("value")
+def evaluate(tools: DevTools, expression: str) -> Any:
+    """The value of a JavaScript expression in the page (objects as JSON values)."""
+    answer = tools.call("Runtime.evaluate", expression=expression, returnByValue=True)
+    return answer["result"].get("value")
 
 
 def main(argv: list[str] | None = None) -> int:

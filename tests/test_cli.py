@@ -9,7 +9,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["validate"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["serve"], ["validate"], ["rollout"], ["rollout", "start"], ["rollout", "controller"],
+     ["report"]],
+)  # fmt: skip
 def test_help_is_plain_text_with_a_description(command):
     run = subprocess.run(
         [sys.executable, "-m", "gateway", *command, "--help"],

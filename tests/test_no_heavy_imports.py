@@ -1,4 +1,5 @@
-"""The gateway never imports TensorFlow or PyTorch: a worker would pay seconds and 100s of MB."""
+"""The gateway never imports TensorFlow or PyTorch: a worker would pay seconds and 100s of MB.
+Nor matplotlib (the ``report`` extra): only ``gateway report``'s plotting modules load it."""
 
 import subprocess
 import sys
@@ -8,8 +9,10 @@ MODULES = [
     "gateway.backends.tfserving_grpc", "gateway.backends.tfserving_rest",
     "gateway.backends.torchserve_rest", "gateway.backends.torchserve_grpc",
     "gateway.backends.oip_rest", "gateway.wire.reflection",
+    "gateway.rollout.controller", "gateway.rollout.server", "gateway.rollout.daemon",
+    "gateway.report.cli", "gateway.report.collect", "gateway.report.text",
 ]  # fmt: skip
-HEAVY = ["tensorflow", "tensorflow_serving", "torch", "tritonclient", "keras"]
+HEAVY = ["tensorflow", "tensorflow_serving", "torch", "tritonclient", "keras", "matplotlib"]
 
 
 def test_gateway_modules_import_no_model_runtime():

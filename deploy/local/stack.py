@@ -1,5 +1,5 @@
 """The local stack without Docker: real TorchServe, TF Serving (or its stand-in), real MLServer,
-and the gateway.
+the gateway, and the rollout controller.
 
 ``python -m deploy.local.stack up`` starts them all in the background and returns once every
 part is ready; ``down`` stops exactly the processes ``up`` recorded in the run directory.
@@ -28,7 +28,9 @@ from gateway.config import GatewayConfig, load_config
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
 MODEL_STORE = REPO / "model_store"
-PARTS = ("torchserve", "tfserving", "mlserver", "gateway")
+PARTS = ("torchserve", "tfserving", "mlserver", "gateway", "rollout")
+ROLLOUT_PORT = 8003
+ADMIN_URL = "http://127.0.0.1:8002"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,28 @@ def gateway_process(
     )
 
 
+def rollout_process(run_dir: Path, gateway_http: int, port: int = ROLLOUT_PORT) -> ManagedProcess:
+    """``gateway rollout controller``: its state under the run directory, the gateway's own
+    /metrics scraped (one replica here), the admin API driven; ready when /healthz answers."""
+    return ManagedProcess(
+        name="rollout",
+        argv=[
+            sys.executable,
+            "-m",
+            "gateway",
+            "rollout",
+            "controller",
+            f"--state-dir={run_dir / 'state'}",
+            f"--listen=127.0.0.1:{port}",
+            f"--admin={ADMIN_URL}",
+            f"--scrape=http://127.0.0.1:{gateway_http}/metrics",
+        ],
+        run_dir=run_dir,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
+        cwd=REPO,
+    )
+
+
 def start_all(processes: list[ManagedProcess], timeout: float = 120.0) -> dict[str, float]:
     """Start every process at once, then wait on each; stop them all if one fails."""
     started = time.monotonic()
@@ -130,6 +154,7 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
         waited = start_all(backends)
         gateway = gateway_process(run_dir / "gateway", config_path.resolve(), ports.gateway_http)
         waited.update(start_all([gateway], timeout=30))
+        waited.update(start_all([rollout_process(run_dir / "rollout", ports.gateway_http)], 30))
     except StartError as error:
         print(error, file=sys.stderr)
         return 1
@@ -151,6 +176,7 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
     )
     grpc = f"  gRPC :{ports.gateway_grpc}" if ports.gateway_grpc is not None else ""
     print(f"  gateway      http://127.0.0.1:{ports.gateway_http}{grpc}  (metrics at /metrics)")
+    print(f"  rollouts     http://127.0.0.1:{ROLLOUT_PORT}  (gateway rollout status)")
     print(f"logs and pids under {run_dir}; `make down` stops it all")
     return 0
 
@@ -190,6 +216,7 @@ def _all_ports(ports: StackPorts) -> list[int]:
         ports.mlserver.http,
         ports.mlserver.grpc,
         ports.mlserver.metrics,
+        ROLLOUT_PORT,
     ]
 
 

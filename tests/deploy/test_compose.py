@@ -40,7 +40,10 @@ from tests.deploy.helpers import (
 )
 from tests.support.stack import backends_config, gateway_config, running_gateway
 
-SERVICES = {"gateway", "tfserving", "torchserve", "triton", "prometheus", "alertmanager", "grafana"}
+SERVICES = {
+    "gateway", "rollout", "tfserving", "torchserve", "triton", "prometheus", "alertmanager",
+    "grafana",
+}  # fmt: skip
 RUNTIMES = ("tfserving", "torchserve", "triton")
 # The runtimes the gateway waits for: those its split sends traffic to (Triton's variants carry
 # weight 0, and a Triton that does not come up must not keep the gateway down).
@@ -336,8 +339,8 @@ def prometheus_jobs() -> dict[str, dict[str, Any]]:
 
 def test_prometheus_scrapes_every_service_it_should(services):
     jobs = prometheus_jobs()
-    assert set(jobs) == {"gateway", *RUNTIMES, "prometheus", "alertmanager"}
-    for name in ("gateway", *RUNTIMES, "alertmanager"):
+    assert set(jobs) == {"gateway", "rollout", *RUNTIMES, "prometheus", "alertmanager"}
+    for name in ("gateway", "rollout", *RUNTIMES, "alertmanager"):
         (target,) = jobs[name]["static_configs"][0]["targets"]
         host, port = target.split(":")
         assert host == name
@@ -499,3 +502,31 @@ def test_tls_file_turns_tls_on_with_mounted_files(tmp_path):
     missing = run([*argv, "config"], env=compose_environment())
     assert missing.returncode != 0
     assert "set GATEWAY_TLS_DIR" in missing.stderr
+
+
+def test_the_rollout_controller_runs_once_beside_the_gateway(services):
+    """One controller for the stack, on the gateway's image, its state on a named volume (the
+    image makes the mount point its user's), talking to the gateway's admin API and Prometheus
+    by service name; the command is one the gateway's own command line accepts."""
+    from gateway.cli import parser
+
+    rollout, gateway = services["rollout"], services["gateway"]
+    assert rollout["image"] == gateway["image"]
+    assert "build" not in rollout  # built once, as the gateway
+    assert rollout.get("deploy", {}).get("replicas", 1) == 1
+    args = parser().parse_args(rollout["command"])
+    assert (args.command, args.rollout_command) == ("rollout", "controller")
+    (state,) = rollout["volumes"]
+    assert state["type"] == "volume"
+    assert str(args.state_dir) == state["target"]
+    dockerfile = (DEPLOY / "gateway" / "Dockerfile").read_text()
+    assert f"install -d -o 10001 -g 10001 -m 0700 {state['target']}" in dockerfile
+    assert args.admin == "http://gateway:8002"
+    assert args.prometheus == "http://prometheus:9090"
+    host, port = args.listen.rsplit(":", 1)
+    assert host == "0.0.0.0"
+    assert {p["target"] for p in rollout["ports"]} == {int(port)}
+    assert prometheus_jobs()["rollout"]["static_configs"][0]["targets"] == [f"rollout:{port}"]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(rollout["healthcheck"]["test"])
+    assert "GATEWAY_ADMIN_TOKEN" in rollout["environment"]
+    assert rollout["read_only"] is True
