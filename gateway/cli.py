@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from gateway import __version__
 from gateway.config import ConfigError, GatewayConfig, load_config
@@ -40,12 +41,19 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    from gateway.control.plane import startup_config
+
+    try:
+        config = startup_config(Path(args.config), config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
     if args.workers is not None:
         server = config.server.model_copy(update={"workers": args.workers})
         config = config.model_copy(update={"server": server})
     from gateway.server import run
 
-    return run(config)
+    return run(config, Path(args.config))
 
 
 DESCRIPTION = """One front door over TF Serving, TorchServe and Open Inference Protocol servers,
