@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.control.cli import register as register_control
 from gateway.report.cli import register as register_report
 from gateway.rollout.cli import register as register_rollout
 
@@ -98,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="YAML (or JSON) config")
     validate.set_defaults(handler=_validate)
-    for register in (register_rollout, register_report):
+    for register in (register_control, register_rollout, register_report):
         register(commands)
     return root
 

@@ -60,24 +60,40 @@ def core_routes(plane: ControlPlane) -> APIRouter:
         ready = await plane.readiness()
         return model_view(plane.config, model, plane.version, ready, plane.ejected)
 
-    @router.patch("/admin/models/{model}/variants/{variant}")
-    async def patch(model: str, variant: str, request: Request) -> dict[str, Any]:
-        changes = await json_body(request)
-
+    async def patch_many(request: Request, model: str, changes: dict[str, Any]) -> None:
         def edit(document: dict[str, Any], current: GatewayConfig) -> None:
             if model not in current.models:
                 raise ModelNotFound(f"unknown model {model!r}")
             names = [v.name for v in current.models[model].variants]
-            if variant not in names:
-                known = ", ".join(names)
-                raise UnknownVariant(f"model {model!r} has no variant {variant!r} ({known})")
-            overlay.patch_variant(document, model, variant, changes)
+            for variant, fields in changes.items():
+                if variant not in names:
+                    known = ", ".join(names)
+                    raise UnknownVariant(f"model {model!r} has no variant {variant!r} ({known})")
+                overlay.patch_variant(document, model, variant, fields)
 
-        what = f"PATCH {model}/{variant} {orjson.dumps(changes).decode()}"
+        what = f"PATCH {model} {orjson.dumps(changes).decode()}"
         await plane.change(edit, actor(request), what)
+
+    def variants_reply(model: str, names: list[str]) -> dict[str, Any]:
         view = model_view(plane.config, model, plane.version, {}, plane.ejected)
-        found = next(v for v in view["variants"] if v["name"] == variant)
-        return reply(plane, model=model, variant={k: found[k] for k in _VARIANT_FIELDS})
+        found = [v for v in view["variants"] if v["name"] in names]
+        return reply(plane, model=model, variants=[{k: v[k] for k in _FIELDS} for v in found])
+
+    @router.patch("/admin/models/{model}/variants/{variant}")
+    async def patch(model: str, variant: str, request: Request) -> dict[str, Any]:
+        await patch_many(request, model, {variant: await json_body(request)})
+        answer = variants_reply(model, [variant])
+        answer["variant"] = answer.pop("variants")[0]
+        return answer
+
+    @router.patch("/admin/models/{model}/variants")
+    async def patch_several(model: str, request: Request) -> dict[str, Any]:
+        """Several variants at once, as one change: ``{VARIANT: {"weight": N, ...}, ...}``."""
+        changes = await json_body(request)
+        if not isinstance(changes, dict) or not changes:
+            raise InvalidInput('the body is {"VARIANT": {"weight": N, ...}, ...}')
+        await patch_many(request, model, changes)
+        return variants_reply(model, list(changes))
 
     @router.put("/admin/models/{model}")
     async def put(model: str, request: Request) -> dict[str, Any]:
@@ -103,7 +119,7 @@ def core_routes(plane: ControlPlane) -> APIRouter:
     return router
 
 
-_VARIANT_FIELDS = ("name", "backend", "version", "weight", "share", "enabled", "labels")
+_FIELDS = ("name", "backend", "version", "weight", "share", "enabled", "labels")
 
 ROUTES: list[RouteFactory] = [core_routes, deploy_routes]
 """The admin API's route groups; add a feature's factory here."""
