@@ -160,14 +160,25 @@ class ControlPlane:
             return version
 
     async def watch(self, interval_s: float) -> None:
-        """Reload whenever the config file or the overlay changes (checked every interval)."""
+        """Reload whenever the config file or the overlay changes (checked every interval).
+
+        A changed config file is read once it has kept the same size and time for one more
+        check: an editor that writes in place would otherwise be caught half-way. The overlay
+        is always replaced whole (a rename), so it is read at once."""
         failed: tuple[Stamp | None, Stamp | None] | None = None
+        pending: Stamp | None = None
         while True:
             await asyncio.sleep(interval_s)
             stamps = self._read_stamps()
             if stamps == self._stamps or stamps == failed:
+                pending = None
                 continue
-            which = "config file" if stamps[0] != self._stamps[0] else "overlay"
+            file_changed = stamps[0] != self._stamps[0]
+            if file_changed and stamps[0] != pending:
+                pending = stamps[0]
+                continue
+            pending = None
+            which = "config file" if file_changed else "overlay"
             try:
                 await self.reload(f"{which} changed")
                 failed = None
