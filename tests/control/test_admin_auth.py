@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from deploy.local.process import free_port
 from gateway.control.auth import token_id
+from gateway.rollout.admin_client import AdminClient, AdminError
 from tests.support.admin import TOKEN, admin, admin_server, running_admin_gateway, weights
 from tests.support.http import call
 from tests.support.stack import gateway_config
@@ -80,12 +83,20 @@ def test_a_missing_or_wrong_token_is_401_and_changes_nothing(tmp_path):
 
 
 def test_a_change_is_one_audit_line_with_the_token_id_old_and_new(tmp_path):
+    """Made through the rollout controller's client: the real API keeps its contract."""
     config = offline(tmp_path)
     with running_admin_gateway(tmp_path, config, ready_path="/v2/health/live") as (_, url):
-        reply = admin(url, "PATCH", "/admin/models/digits/variants/torch-v2", {"weight": 30})
-        assert reply.status == 200, reply.body
-        assert reply.json()["config_version"]["version"] == 2
+        client = AdminClient(url, TOKEN)
+        assert client.patch_variant("digits", "torch-v2", {"weight": 30}) == "2"
+        variants, version = client.variants("digits")
+        assert version == "2"
+        assert [(v.name, v.weight, v.enabled) for v in variants] == [
+            ("torch-v1", 90, True),
+            ("torch-v2", 30, True),
+        ]
         assert weights(url) == {"torch-v1": 90, "torch-v2": 30}
+        with pytest.raises(AdminError, match="401"):
+            AdminClient(url, "wrong").patch_variant("digits", "torch-v2", {"weight": 1})
     log = (tmp_path / "gateway.log").read_text()
     lines = [line for line in log.splitlines() if "gateway.audit" in line]
     assert len(lines) == 1, log
