@@ -16,17 +16,18 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from gateway.backends import Backend, create_backend
-from gateway.config import GatewayConfig
+from gateway.config import AnyBackendConfig, GatewayConfig
 from gateway.grpc import GrpcFrontEnd
 from gateway.http.app import HttpFrontEnd
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
 from gateway.readiness import Readiness
-from gateway.routing.router import Router
+from gateway.routing.table import ConfigVersion, RoutingTable, first_table, next_table
 from gateway.service import InferenceService
 
 log = logging.getLogger(__name__)
 
+DRAIN_SLACK_S = 1.0
 KEEP_ALIVE_S = 75  # above common client and load-balancer idle timeouts (60 s)
 # uvicorn's messages for an `Upgrade:` request it does not take (the endpoint answers those).
 _UPGRADE_WARNINGS = ("Unsupported upgrade request.", "No supported WebSocket library detected.")
@@ -46,7 +47,7 @@ class _NoUpgradeWarnings(logging.Filter):
 _NO_UPGRADE_WARNINGS = _NoUpgradeWarnings()
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
+class EmbeddedUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: the process owner decides when to stop."""
 
     @contextlib.contextmanager
@@ -54,7 +55,7 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+def listen_socket(host: str, port: int, reuse_port: bool, what: str = "HTTP") -> socket.socket:
     """A listening TCP socket; with ``reuse_port`` every worker gets its own accept queue."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -67,38 +68,110 @@ def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     except OSError as error:
         sock.close()
         raise StartupError(
-            f"cannot listen for HTTP on {host}:{port}: {error.strerror or error}"
+            f"cannot listen for {what} on {host}:{port}: {error.strerror or error}"
         ) from None
     sock.setblocking(False)
     return sock
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: CollectorRegistry | None = None,
+        config_number: int = 1,
+    ) -> None:
         self.config = config
         server = config.server
         self.metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
-        metadata = MetadataCache()
-        self.backends: dict[str, Backend] = {
-            name: create_backend(name, backend, server.max_request_bytes, metadata)
-            for name, backend in config.backends.items()
-        }
-        self.router = Router.from_config(config, self.backends)
-        self.readiness = Readiness(self.router, server.readiness_interval_s)
+        self._metadata = metadata = MetadataCache()
+
+        def create(name: str, backend: AnyBackendConfig) -> Backend:
+            return create_backend(name, backend, server.max_request_bytes, metadata)
+
+        self._create = create
+        table = first_table(config, create, config_number)
+        self.readiness = Readiness(table.router, server.readiness_interval_s)
+        self.service = InferenceService(table, self.readiness, self.metrics, metadata)
         self.metrics.watch_variants(
             VariantCollector(
-                lambda: (v for r in self.router.models for v in r.variants.values()),
+                lambda: (v for r in self.service.table.router.models for v in r.variants.values()),
                 self.readiness.variant_ready,
             )
         )
-        self.service = InferenceService(self.router, self.readiness, self.metrics, metadata)
+        self.metrics.config_version.set(table.version.number, table.version.digest)
+        self._apply_lock = asyncio.Lock()
+        self._draining: set[asyncio.Task[None]] = set()
         self.http_app = HttpFrontEnd(self.service, server)
         self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
-        self._uvicorn: _EmbeddedUvicorn | None = None
+        self._uvicorn: EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._started: list[Backend] = []
         self.http_port: int | None = None
         self.grpc_port: int | None = None
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.service.table
+
+    @property
+    def version(self) -> ConfigVersion:
+        return self.service.table.version
+
+    async def apply(self, config: GatewayConfig, number: int | None = None) -> ConfigVersion:
+        """Route by ``config`` from now on (models and backends; ``server`` keeps what the
+        gateway started with). One reference is swapped: requests in flight finish on the table
+        they started with. Unchanged backends keep their pools, readiness and metadata; removed
+        ones are closed once no request routed before the swap can still be using them.
+        ``number`` is the new table's (default: the current one's plus 1)."""
+        async with self._apply_lock:
+            old = self.service.table
+            if config.server != old.config.server:
+                log.warning("server settings changed in the new config: they apply at restart")
+                config = config.model_copy(update={"server": old.config.server})
+            change = next_table(old, config, self._create, number)
+            started: list[Backend] = []
+            try:
+                for backend in change.added:
+                    await backend.start()
+                    started.append(backend)
+            except BaseException:
+                for backend in started:
+                    await backend.close()
+                raise
+            self._started.extend(change.added)
+            self.service.table = change.table
+            self.readiness.retarget(change.table.router)
+            version = change.table.version
+            self.metrics.config_version.set(version.number, version.digest)
+            self._forget(old, change.table)
+            for backend in change.removed:
+                self._started.remove(backend)
+                task = asyncio.create_task(self._drain(backend), name=f"drain-{backend.name}")
+                self._draining.add(task)
+                task.add_done_callback(self._draining.discard)
+            return version
+
+    def _forget(self, old: RoutingTable, new: RoutingTable) -> None:
+        def keys(table: RoutingTable) -> set[tuple[str, str, str, str, str]]:
+            return {
+                (v.model, v.version, v.name, v.backend.name, v.backend.runtime)
+                for route in table.router.models
+                for v in route.variants.values()
+            }
+
+        gone_backends = set(old.backends) - set(new.backends)
+        self.metrics.forget(keys(old) - keys(new), gone_backends)
+        for name, backend in old.backends.items():
+            if new.backends.get(name) is not backend:
+                self._metadata.forget(name)
+
+    async def _drain(self, backend: Backend) -> None:
+        # A request routed on the old table calls its backend within that backend's timeout.
+        try:
+            await asyncio.sleep(backend.timeout_s + DRAIN_SLACK_S)
+        finally:
+            await backend.close()
 
     async def start(self, reuse_port: bool = False) -> None:
         """Open backend pools, start probing, and listen. Returns once accepting requests.
@@ -112,7 +185,7 @@ class Gateway:
             raise
 
     async def _start(self, reuse_port: bool) -> None:
-        for backend in self.backends.values():
+        for backend in self.service.table.backends.values():
             await backend.start()
             self._started.append(backend)
         await self.readiness.start()
@@ -134,7 +207,7 @@ class Gateway:
             ssl_certfile=tls.cert_file if tls is not None else None,
             ssl_keyfile=tls.key_file if tls is not None else None,
         )
-        self._uvicorn = _EmbeddedUvicorn(config)
+        self._uvicorn = EmbeddedUvicorn(config)
         logging.getLogger("uvicorn.error").addFilter(_NO_UPGRADE_WARNINGS)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
@@ -160,6 +233,10 @@ class Gateway:
         Safe on a gateway that started only in part, or not at all."""
         await asyncio.gather(self._stop_http(), self._stop_grpc())
         await self.readiness.stop()
+        for task in list(self._draining):
+            task.cancel()  # closes its backend
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         while self._started:
             await self._started.pop().close()
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from gateway import __version__
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.control.cli import register as register_control
 from gateway.report.cli import register as register_report
 from gateway.rollout.cli import register as register_rollout
 
@@ -40,12 +42,19 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
+    from gateway.control.plane import startup_config
+
+    try:
+        config = startup_config(Path(args.config), config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
     if args.workers is not None:
         server = config.server.model_copy(update={"workers": args.workers})
         config = config.model_copy(update={"server": server})
     from gateway.server import run
 
-    return run(config)
+    return run(config, Path(args.config))
 
 
 DESCRIPTION = """One front door over TF Serving, TorchServe and Open Inference Protocol servers,
@@ -90,7 +99,7 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="YAML (or JSON) config")
     validate.set_defaults(handler=_validate)
-    for register in (register_rollout, register_report):
+    for register in (register_control, register_rollout, register_report):
         register(commands)
     return root
 

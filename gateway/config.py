@@ -89,6 +89,18 @@ class WorkerRestart(_Strict):
     workers and exits 1, for systemd, compose or Kubernetes to restart it (with their backoff)."""
 
 
+class AdminConfig(_Strict):
+    """The admin API's own listener (never on the data ports)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; keep it on loopback or a private network."""
+    port: int = Field(default=8002, ge=0, le=65535)
+    """TCP port; 0 picks a free one (tests)."""
+    token_file: str | None = None
+    """File holding the bearer token (surrounding whitespace ignored); the environment
+    variable ``GATEWAY_ADMIN_TOKEN`` wins over it. No token: every admin request is refused."""
+
+
 class ServerConfig(_Strict):
     http: Listen = Listen(port=8000)
     """Open Inference Protocol REST, health and ``/metrics``."""
@@ -122,6 +134,16 @@ class ServerConfig(_Strict):
     """How long calls in flight on a connection that got its GOAWAY may still finish."""
     worker_restart: WorkerRestart = WorkerRestart()
     """With several workers: backoff and give-up when one keeps dying."""
+    admin: AdminConfig | None = AdminConfig()
+    """The admin API (routes, weights, reload, deploy); ``null`` turns it off."""
+    state_dir: str | None = None
+    """Where changes made through the admin API are kept (``overlay.json``, on top of the
+    config file, which is never rewritten) and the deploy journal; replicas sharing it converge
+    on the same routes. ``null`` (the default): changes last until the gateway stops, and
+    ``deploy`` is refused."""
+    watch_interval_s: float | None = Field(default=0.5, gt=0)
+    """How often the config file and the overlay are checked for changes (a change reloads);
+    ``null``: only SIGHUP, ``POST /admin/reload`` and the admin API's own changes reload."""
 
     @property
     def body_buffer_bytes(self) -> int:
@@ -289,6 +311,9 @@ class VariantConfig(_Strict):
     """Relative share of traffic (any non-negative integers; 0 drains the variant)."""
     labels: tuple[Annotated[str, Field(pattern=LABEL_PATTERN)], ...] = ()
     """Version labels this variant answers to (``stable``, ``canary``...)."""
+    enabled: bool = True
+    """False takes the variant out of all traffic, pins included (they answer "variant
+    disabled", 404 / NOT_FOUND); weight 0 only drains it from the split."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -385,6 +410,14 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
             problems.append(
                 (f"{base}.variants", "every variant has weight 0: at least one must take traffic")
             )
+        elif model.variants and not any(v.weight > 0 and v.enabled for v in model.variants):
+            problems.append(
+                (
+                    f"{base}.variants",
+                    "every variant with a weight above 0 is disabled: at least one must take "
+                    "traffic",
+                )
+            )
     return problems
 
 
@@ -430,6 +463,12 @@ def load_config(path: str | Path) -> GatewayConfig:
     Raises :class:`ConfigError` naming every problem. JSON is YAML too, but a ``.json`` file is
     read by a JSON parser: a config with 10,000 models loads in milliseconds instead of seconds.
     """
+    return parse_config(read_config_data(path), str(path))
+
+
+def read_config_data(path: str | Path) -> Any:
+    """The parsed document of a config file, not validated yet (:class:`ConfigError` if it
+    cannot be read or parsed)."""
     source = str(path)
     try:
         text = Path(path).read_bytes()
@@ -437,7 +476,7 @@ def load_config(path: str | Path) -> GatewayConfig:
         raise ConfigError(source, [("<file>", error.strerror or str(error))]) from None
     if str(path).endswith(".json"):
         try:
-            return parse_config(orjson.loads(text), source)
+            return orjson.loads(text)
         except orjson.JSONDecodeError as error:
             raise ConfigError(source, [("<file>", f"not valid JSON: {error}")]) from None
     try:
@@ -447,4 +486,4 @@ def load_config(path: str | Path) -> GatewayConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
         reason = getattr(error, "problem", None) or str(error)
         raise ConfigError(source, [(where, f"not valid YAML: {reason}")]) from None
-    return parse_config(data, source)
+    return data

@@ -72,6 +72,13 @@ class UnknownVariant(GatewayError):
     code = ErrorCode.INVALID_ARGUMENT
 
 
+class VariantDisabled(GatewayError):
+    """A pin (or a version, or a label) reaches only variants that are disabled (``enabled:
+    false``): out of all traffic, as after a rollback."""
+
+    code = ErrorCode.NOT_FOUND
+
+
 class Conflict(GatewayError):
     """The change clashes with one in progress (another deploy of the same version, say)."""
 

@@ -90,6 +90,11 @@ class MetadataCache:
         except GatewayError as error:  # shared by every caller: each raises its own copy
             raise _copy(error) from None
 
+    def forget(self, backend: str) -> None:
+        """Drop what is known of one backend name (its config changed: a new client)."""
+        for key in [key for key in self._entries if key[0] == backend]:
+            del self._entries[key]
+
     async def _fetch(self, key: _Key, backend: Describes, target: BackendModel) -> ModelMetadata:
         try:
             try:

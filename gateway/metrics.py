@@ -8,6 +8,7 @@ third of all lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.exposition.config_version import ConfigVersionCollector
 from gateway.exposition.scrape import Exposition
 from gateway.exposition.text import header, labels_text, value_text
 from gateway.routing.router import Variant
@@ -110,6 +112,8 @@ class GatewayMetrics:
             ],
             os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
         )
+        self.config_version = ConfigVersionCollector(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.exposition.add(self.config_version)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         # labels() takes a lock and re-validates on every call; requests reuse their children.
@@ -123,6 +127,27 @@ class GatewayMetrics:
         """Export the catalog's weights and readiness, read at scrape time."""
         self.registry.register(collector)
         self.exposition.add(collector)
+
+    def forget(self, variants: set[tuple[str, str, str, str, str]], backends: set[str]) -> int:
+        """Remove the series of variants ``(model, version, variant, backend, runtime)`` and of
+        backends no longer routed to; returns how many went. (With several workers the values
+        live in files that only grow: those series go when the worker is replaced.)"""
+        by_variant = (self.requests, self.request_duration, self.upstream_duration)
+        by_backend = (self.overhead, self.inflight)
+        metrics = {id(metric): metric for metric in (*by_variant, *by_backend)}
+        gone = 0
+        for key in list(self._children):
+            metric = metrics.get(key[0])
+            if metric is None:
+                continue
+            labels = key[1:]
+            stale = labels[:5] in variants if metric in by_variant else labels[0] in backends
+            if stale:
+                del self._children[key]
+                with contextlib.suppress(KeyError):
+                    metric.remove(*labels)
+                gone += 1
+        return gone
 
     def inflight_child(self, backend: str, runtime: str) -> Any:
         return self._child(self.inflight, backend, runtime)

@@ -33,15 +33,34 @@ class Readiness:
     def __init__(self, router: Router, interval_s: float) -> None:
         self._router = router
         self._interval_s = interval_s
-        self._targets: dict[tuple[str, BackendModel], tuple[Backend, list[Variant]]] = {}
-        for route in router.models:
-            for variant in route.variants.values():
-                key = (variant.backend.name, variant.target)
-                self._targets.setdefault(key, (variant.backend, []))[1].append(variant)
+        self._targets = _targets(router)
         self._ready: dict[tuple[str, BackendModel], bool] = {key: False for key in self._targets}
         self._misses: dict[tuple[str, BackendModel], int] = {}
         self._server_ready = False
         self._task: asyncio.Task[None] | None = None
+        self._extra: set[asyncio.Task[None]] = set()
+
+    def retarget(self, router: Router) -> None:
+        """Follow a new routing table: a target on the same backend client keeps its state (a
+        reload never blips readiness), new ones start not ready and are probed at once."""
+        targets = _targets(router)
+        ready: dict[tuple[str, BackendModel], bool] = {}
+        fresh = []
+        for key, (backend, _) in targets.items():
+            previous = self._targets.get(key)
+            if previous is not None and previous[0] is backend:
+                ready[key] = self._ready[key]
+            else:
+                ready[key] = False
+                self._misses.pop(key, None)
+                fresh.append(key)
+        self._router, self._targets, self._ready = router, targets, ready
+        self._misses = {key: n for key, n in self._misses.items() if key in targets}
+        self._server_ready = all(self.model_ready(route) for route in router.models)
+        if fresh and self._task is not None:
+            task = asyncio.get_running_loop().create_task(self._probe_keys(fresh))
+            self._extra.add(task)
+            task.add_done_callback(self._extra.discard)
 
     async def start(self) -> None:
         """Probe now and then every interval, in the background: start-up never waits on it."""
@@ -53,6 +72,10 @@ class Readiness:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._extra):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _loop(self) -> None:
         while True:
@@ -64,16 +87,23 @@ class Readiness:
 
     async def probe(self) -> None:
         """One sweep over every target, paced; readiness is updated as each batch answers."""
-        keys = list(self._targets)
+        await self._probe_keys(list(self._targets))
+
+    async def _probe_keys(self, keys: list[tuple[str, BackendModel]]) -> None:
         loop = asyncio.get_running_loop()
         changed = False
         for start in range(0, len(keys), CONCURRENT_PROBES):
             began = loop.time()
             batch = keys[start : start + CONCURRENT_PROBES]
+            backends = [self._targets[key][0] for key in batch if key in self._targets]
+            batch = [key for key in batch if key in self._targets]
             results = await asyncio.gather(
-                *(self._targets[key][0].ready(key[1]) for key in batch), return_exceptions=True
+                *(backend.ready(key[1]) for backend, key in zip(backends, batch, strict=True)),
+                return_exceptions=True,
             )
             for key, result in zip(batch, results, strict=True):
+                if key not in self._ready:  # the table changed during the probe
+                    continue
                 if isinstance(result, BaseException):
                     log.warning("readiness probe of %s %s raised %r", key[0], key[1], result)
                 ready = self._verdict(key, result)
@@ -106,7 +136,7 @@ class Readiness:
         Without a version or label, drained variants do not count: they take no unpinned traffic.
         """
         if selection is None or (selection.version is None and selection.label is None):
-            candidates = [v for v in route.variants.values() if v.weight > 0]
+            candidates = [v for v in route.variants.values() if v.weight > 0 and v.enabled]
         else:
             candidates = selection.variants(route)
         return any(self.variant_ready(v) for v in candidates)
@@ -114,3 +144,12 @@ class Readiness:
     def server_ready(self) -> bool:
         """Every model has a ready variant, as of the latest probes (cached: O(1) per call)."""
         return self._server_ready
+
+
+def _targets(router: Router) -> dict[tuple[str, BackendModel], tuple[Backend, list[Variant]]]:
+    targets: dict[tuple[str, BackendModel], tuple[Backend, list[Variant]]] = {}
+    for route in router.models:
+        for variant in route.variants.values():
+            key = (variant.backend.name, variant.target)
+            targets.setdefault(key, (variant.backend, []))[1].append(variant)
+    return targets

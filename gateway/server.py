@@ -7,6 +7,7 @@ line says which and why) or when a worker keeps dying (``server.worker_restart``
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from gateway.app import StartupError
 from gateway.config import GatewayConfig
@@ -16,11 +17,13 @@ from gateway.worker import run_worker, worker_entry
 log = logging.getLogger(__name__)
 
 
-def run(config: GatewayConfig) -> int:
+def run(config: GatewayConfig, config_path: Path | None = None) -> int:
+    """``config_path`` (the file ``config`` came from) turns on the control plane: reloads,
+    the watcher and the admin API."""
     if config.server.workers > 1:
-        return Supervisor(config, worker_entry).run()
+        return Supervisor(config, worker_entry, config_path).run()
     try:
-        run_worker(config, None, reuse_port=False)
+        run_worker(config, None, reuse_port=False, config_path=config_path)
     except StartupError as error:
         log.error("%s", error)
         return 1

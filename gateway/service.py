@@ -18,7 +18,8 @@ from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payloa
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.readiness import Readiness
-from gateway.routing.router import ModelRoute, Router, Selection, Variant, version_order
+from gateway.routing.router import ModelRoute, Selection, Variant, version_order
+from gateway.routing.table import RoutingTable
 
 
 @dataclass(slots=True, frozen=True)
@@ -52,12 +53,13 @@ class ModelView:
 class InferenceService:
     def __init__(
         self,
-        router: Router,
+        table: RoutingTable,
         readiness: Readiness,
         metrics: GatewayMetrics,
         metadata: MetadataCache,
     ) -> None:
-        self.router = router
+        self.table = table
+        """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
         self.readiness = readiness
         self.metrics = metrics
         self._metadata = metadata
@@ -66,7 +68,7 @@ class InferenceService:
         self, model: str, version: str | None, label: str | None, hints: RouteHints
     ) -> RouteDecision:
         """Choose the variant that serves one request (front ends decode for it afterwards)."""
-        variant = self.router.route(model, version, label, hints.pin, hints.sticky_key)
+        variant = self.table.router.route(model, version, label, hints.pin, hints.sticky_key)
         timeout_s = variant.backend.timeout_s
         if hints.timeout_s is not None:
             timeout_s = min(timeout_s, hints.timeout_s)
@@ -121,7 +123,7 @@ class InferenceService:
     def select(
         self, name: str, version: str | None = None, label: str | None = None
     ) -> tuple[ModelRoute, Selection]:
-        route = self.router.model(name)
+        route = self.table.router.model(name)
         return route, route.select(version, label)
 
     def model_ready(self, name: str, version: str | None = None, label: str | None = None) -> bool:

@@ -22,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from gateway.config import GatewayConfig, WorkerRestart
+from gateway.control.thread import ControlThread
+from gateway.control.workers import PipeWorkers
 from gateway.worker import announce
 
 log = logging.getLogger(__name__)
@@ -49,14 +52,20 @@ def restart_delay(policy: WorkerRestart, quick_exits: int) -> float:
     return float(min(policy.backoff_s * 2**quick_exits, policy.max_backoff_s))
 
 
-WorkerEntry = Callable[[GatewayConfig, Connection, int], None]
-"""What a worker process runs: the config, the pipe to report readiness on, the log level."""
+WorkerEntry = Callable[[GatewayConfig, Connection, int, Connection, int], None]
+"""What a worker process runs: the config, the pipe to report readiness on, the log level, the
+control pipe (config changes in, acknowledgements out) and the config's version number."""
 
 
 class Supervisor:
-    def __init__(self, config: GatewayConfig, entry: WorkerEntry) -> None:
+    def __init__(
+        self, config: GatewayConfig, entry: WorkerEntry, config_path: Path | None = None
+    ) -> None:
         self._config = config
         self._entry = entry
+        self._config_path = config_path
+        self._workers: PipeWorkers | None = None
+        self._control: ControlThread | None = None
         self._policy = config.server.worker_restart
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
@@ -71,6 +80,12 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             config = self._resolve_port()
+            self._workers = PipeWorkers(config, 1)
+            if self._config_path is not None:
+                self._control = ControlThread(self._config_path, config, self._workers)
+                signal.signal(signal.SIGHUP, lambda signum, frame: self._control_reload())
+                if not self._control.start():
+                    return 1
             for slot in self._slots:
                 self._spawn(slot, config)
             if not self._await_ready():
@@ -78,8 +93,14 @@ class Supervisor:
             announce(config, config.server.workers)
             return self._supervise(config)
         finally:
+            if self._control is not None:
+                self._control.stop()
             self._stop_all()
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _control_reload(self) -> None:
+        if self._control is not None:
+            self._control.sighup()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -102,13 +123,19 @@ class Supervisor:
 
     def _spawn(self, slot: _Slot, config: GatewayConfig) -> None:
         receiver, sender = self._context.Pipe(duplex=False)
+        ours, theirs = self._context.Pipe(duplex=True)
+        number = 1
+        if self._workers is not None:
+            # Registered with the config current now: any later change reaches it by the pipe.
+            config, number = self._workers.register(slot.index, ours)
         process = self._context.Process(
             target=self._entry,
-            args=(config, sender, logging.getLogger().level),
+            args=(config, sender, logging.getLogger().level, theirs, number),
             name=f"gateway-worker-{slot.index}",
         )
         process.start()
         sender.close()
+        theirs.close()
         slot.process, slot.ready, slot.started, slot.restart_at = (
             process,
             receiver,
@@ -187,6 +214,8 @@ class Supervisor:
 
     def _schedule_restart(self, slot: _Slot, process: BaseProcess) -> bool:
         """Decide when a dead worker's slot gets a new one; False to give up."""
+        if self._workers is not None:
+            self._workers.unregister(slot.index)
         lived = time.monotonic() - slot.started
         quick = lived < self._policy.quick_exit_s
         slot.quick_exits = slot.quick_exits + 1 if quick else 0

@@ -14,11 +14,15 @@ import os
 import signal
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import uvloop
 
 from gateway.app import Gateway, StartupError
 from gateway.config import GatewayConfig
+from gateway.control.local import LocalControl
+from gateway.control.plane import ControlPlane
+from gateway.control.workers import ControlChannel, LocalWorker
 from gateway.memory import keep_large_buffers_in_heap
 
 log = logging.getLogger(__name__)
@@ -27,22 +31,44 @@ STARTUP_FAILED = 3
 """A worker's exit code when it could not start (it has logged why)."""
 
 
-async def serve(config: GatewayConfig, reuse_port: bool, ready: Connection | None = None) -> None:
-    """Run one gateway until SIGTERM or SIGINT, then stop gracefully."""
+async def serve(
+    config: GatewayConfig,
+    reuse_port: bool,
+    ready: Connection | None = None,
+    control: Connection | None = None,
+    config_path: Path | None = None,
+    config_number: int = 1,
+) -> None:
+    """Run one gateway until SIGTERM or SIGINT, then stop gracefully.
+
+    Under a supervisor, ``control`` is the pipe config changes come through; alone, with the
+    ``config_path`` it was loaded from, the worker runs the control plane (and admin API) too.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if control is not None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor reloads
     # Start-up allocates everything the worker keeps (routes for every model, codecs, servers):
     # collecting in the middle of it is wasted work, and freezing the result keeps later
     # collections from walking it again.
     gc.disable()
     try:
-        gateway = Gateway(config)
+        gateway = Gateway(config, config_number=config_number)
         await gateway.start(reuse_port=reuse_port)
     finally:
         gc.freeze()
         gc.enable()
+    channel = ControlChannel(control, gateway) if control is not None else None
+    plane = None
+    if control is None and config_path is not None:
+        plane = LocalControl(ControlPlane(config_path, config, LocalWorker(gateway)))
+        try:
+            await plane.start()
+        except StartupError:
+            await gateway.stop()
+            raise
     if ready is not None:
         ready.send(gateway.http_port)
         ready.close()
@@ -50,19 +76,36 @@ async def serve(config: GatewayConfig, reuse_port: bool, ready: Connection | Non
         announce(config, 1, gateway.http_port, gateway.grpc_port)
     await stop.wait()
     log.info("stopping: letting in-flight requests finish")
+    if plane is not None:
+        await plane.stop()
+    if channel is not None:
+        channel.close()
     await gateway.stop()
 
 
-def run_worker(config: GatewayConfig, ready: Connection | None, reuse_port: bool) -> None:
+def run_worker(
+    config: GatewayConfig,
+    ready: Connection | None,
+    reuse_port: bool,
+    control: Connection | None = None,
+    config_path: Path | None = None,
+    config_number: int = 1,
+) -> None:
     keep_large_buffers_in_heap()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, reuse_port, ready))
+        runner.run(serve(config, reuse_port, ready, control, config_path, config_number))
 
 
-def worker_entry(config: GatewayConfig, ready: Connection, log_level: int) -> None:
+def worker_entry(
+    config: GatewayConfig,
+    ready: Connection,
+    log_level: int,
+    control: Connection | None = None,
+    config_number: int = 1,
+) -> None:
     logging.basicConfig(level=log_level, format=f"%(asctime)s [worker {os.getpid()}] %(message)s")
     try:
-        run_worker(config, ready, reuse_port=True)
+        run_worker(config, ready, True, control, None, config_number)
     except StartupError as error:
         log.error("%s", error)
         sys.exit(STARTUP_FAILED)

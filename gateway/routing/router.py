@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from gateway.backends.base import Backend, BackendModel
 from gateway.config import GatewayConfig
-from gateway.errors import ModelNotFound, UnknownVariant, VersionNotFound
+from gateway.errors import ModelNotFound, UnknownVariant, VariantDisabled, VersionNotFound
 from gateway.routing.split import Split
 
 
@@ -24,6 +24,8 @@ class Variant:
     target: BackendModel
     weight: int
     labels: tuple[str, ...] = ()
+    enabled: bool = True
+    """False: out of every split, and a pin to it is :class:`VariantDisabled`."""
 
     @property
     def version(self) -> str:
@@ -33,20 +35,30 @@ class Variant:
 class ModelRoute:
     """The variants of one public model, and the splits that choose among them."""
 
-    __slots__ = ("by_label", "by_version", "name", "split", "variants")
+    __slots__ = ("by_label", "by_version", "disabled", "name", "split", "variants")
 
     def __init__(self, name: str, variants: Iterable[Variant]) -> None:
         self.name = name
         self.variants: dict[str, Variant] = {variant.name: variant for variant in variants}
-        self.split = _split(name, list(self.variants.values()))
+        enabled = [v for v in self.variants.values() if v.enabled]
+        # The config refuses a model without an enabled variant; a bare ModelRoute shares all.
+        self.split = _split(name, enabled or list(self.variants.values()))
         versions: dict[str, list[Variant]] = {}
         labels: dict[str, list[Variant]] = {}
-        for variant in self.variants.values():
+        for variant in enabled:
             versions.setdefault(variant.version, []).append(variant)
             for label in variant.labels:
                 labels.setdefault(label, []).append(variant)
         self.by_version = {version: _split(name, group) for version, group in versions.items()}
         self.by_label = {label: _split(name, group) for label, group in labels.items()}
+        self.disabled = {
+            key
+            for v in self.variants.values()
+            if not v.enabled
+            for key in (v.version, *v.labels)
+            if key not in self.by_version and key not in self.by_label
+        }
+        """Versions and labels that only disabled variants serve."""
 
     @property
     def versions(self) -> list[str]:
@@ -59,6 +71,10 @@ class ModelRoute:
         TorchServe have only a version field, and labels resolve through it.
         """
         if label is not None:
+            if label in self.disabled:
+                raise VariantDisabled(
+                    f"model {self.name!r}: every variant with label {label!r} is disabled"
+                )
             if label not in self.by_label:
                 known = ", ".join(sorted(self.by_label)) or "none"
                 raise VersionNotFound(
@@ -71,6 +87,10 @@ class ModelRoute:
             return Selection(self.by_version[version], version, None)
         if version in self.by_label:
             return Selection(self.by_label[version], None, version)
+        if version in self.disabled:
+            raise VariantDisabled(
+                f"model {self.name!r}: every variant of version {version!r} is disabled"
+            )
         known = ", ".join(self.versions)
         raise VersionNotFound(f"model {self.name!r} has no version {version!r} (versions: {known})")
 
@@ -89,7 +109,8 @@ class Selection:
         return self.label is None or self.label in variant.labels
 
     def variants(self, route: ModelRoute) -> list[Variant]:
-        return [v for v in route.variants.values() if self.admits(v)]
+        """The enabled variants it admits."""
+        return [v for v in route.variants.values() if v.enabled and self.admits(v)]
 
     def describe(self) -> str:
         if self.version is not None:
@@ -121,6 +142,7 @@ class Router:
                     target=BackendModel(variant.model or model_name, variant.version),
                     weight=variant.weight,
                     labels=variant.labels,
+                    enabled=variant.enabled,
                 )
                 for variant in model.variants
             ]
@@ -153,6 +175,8 @@ class Router:
             if variant is None:
                 known = ", ".join(route.variants)
                 raise UnknownVariant(f"model {model!r} has no variant {pin!r} (variants: {known})")
+            if not variant.enabled:
+                raise VariantDisabled(f"variant {pin!r} of model {model!r} is disabled")
             if not selection.admits(variant):
                 raise UnknownVariant(
                     f"variant {pin!r} serves version {variant.version}, not {selection.describe()}"

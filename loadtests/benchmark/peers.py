@@ -297,6 +297,7 @@ def gateway_config(
             "http": {"host": "127.0.0.1", "port": port},
             "grpc": None if grpc_port is None else {"host": "127.0.0.1", "port": grpc_port},
             "workers": workers,
+            "admin": None,
         },
         "backends": backends,
         "models": models,

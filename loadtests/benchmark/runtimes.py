@@ -79,7 +79,11 @@ def gateway_config(ports: StackPorts) -> dict[str, object]:
         for backend in backends
     ]
     return {
-        "server": {"http": {"host": "127.0.0.1", "port": ports.gateway_http}, "grpc": None},
+        "server": {
+            "http": {"host": "127.0.0.1", "port": ports.gateway_http},
+            "grpc": None,
+            "admin": None,
+        },
         "backends": backends,
         "models": {"digits": {"variants": variants}},
     }

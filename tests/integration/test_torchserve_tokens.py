@@ -80,7 +80,11 @@ def config(ports: TorchServePorts, key_file: str | None) -> dict[str, Any]:
         {"name": "grpc", "backend": "ts-grpc", "model": "digits", "version": 1, "weight": 1},
     ]
     return {
-        "server": {"http": {"host": "127.0.0.1", "port": free_port()}, "grpc": None},
+        "server": {
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "grpc": None,
+            "admin": None,
+        },
         "backends": {"ts-rest": backend("rest"), "ts-grpc": backend("grpc")},
         "models": {"digits": {"variants": variants}},
     }

@@ -22,6 +22,7 @@ def offline_config(**server: Any) -> dict[str, Any]:
         "server": {
             "http": {"host": "127.0.0.1", "port": 0},
             "grpc": {"host": "127.0.0.1", "port": 0},
+            "admin": None,
             **server,
         },
         "backends": {

@@ -113,6 +113,7 @@ def gateway_config(
             "http": {"host": "127.0.0.1", "port": free_port()},
             "grpc": None,
             "readiness_interval_s": 0.5,
+            "admin": None,  # tests that want it give it a free port
             **server,
         },
         "backends": backends,

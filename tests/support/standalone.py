@@ -22,7 +22,12 @@ def standalone_config(
 ) -> dict[str, Any]:
     """``models`` models ``m0``, ``m1``... with one variant each on one OIP backend."""
     return {
-        "server": {"http": {"host": "127.0.0.1", "port": free_port()}, "grpc": None, **server},
+        "server": {
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "grpc": None,
+            "admin": None,
+            **server,
+        },
         "backends": {
             "oip": {"kind": "oip", "url": backend_url or f"http://127.0.0.1:{free_port()}"}
         },

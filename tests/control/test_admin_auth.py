@@ -1,0 +1,105 @@
+"""The admin API's token over real sockets, on a real ``gateway serve``: no token configured
+refuses everything and says how to set one; a missing or wrong token is 401 and changes
+nothing; every change is one audit line naming the token's id, never the token."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deploy.local.process import free_port
+from gateway.control.auth import token_id
+from gateway.rollout.admin_client import AdminClient, AdminError
+from tests.support.admin import TOKEN, admin, admin_server, running_admin_gateway, weights
+from tests.support.http import call
+from tests.support.stack import gateway_config
+
+
+def offline(run_dir: Path, token: str | None = TOKEN) -> dict:
+    closed = f"http://127.0.0.1:{free_port()}"
+    backends = {"ts": {"kind": "torchserve", "inference": closed, "management": closed}}
+    models = {
+        "digits": {
+            "variants": [
+                {"name": "torch-v1", "backend": "ts", "version": 1, "weight": 90},
+                {"name": "torch-v2", "backend": "ts", "version": 2, "weight": 10},
+            ]
+        }
+    }
+    return gateway_config(None, models, backends, **admin_server(run_dir, token))
+
+
+def test_without_a_token_every_admin_request_is_refused_with_how_to_set_one(tmp_path):
+    config = offline(tmp_path, token=None)
+    with running_admin_gateway(tmp_path, config, ready_path="/v2/health/live") as (_, url):
+        for method, path, body in [
+            ("GET", "/admin/models", None),
+            ("PATCH", "/admin/models/digits/variants/torch-v2", {"weight": 50}),
+            ("GET", "/no/such/path", None),
+        ]:
+            reply = admin(url, method, path, body, token="anything")
+            assert reply.status == 503, reply.body
+            assert "GATEWAY_ADMIN_TOKEN" in reply.json()["error"]
+            assert "server.admin.token_file" in reply.json()["error"]
+    assert not (tmp_path / "state" / "overlay.json").exists()
+
+
+WRONG = [
+    None,
+    "Bearer wrong-token",
+    f"Basic {TOKEN}",
+    "Bearer",
+    f"Bearer {TOKEN}x",
+    "Bearer " + TOKEN[:-1],
+]
+CHANGES = [
+    ("PATCH", "/admin/models/digits/variants/torch-v2", {"weight": 50}),
+    ("PATCH", "/admin/models/digits/variants", {"torch-v1": {"enabled": False}}),
+    ("PUT", "/admin/models/digits", {"variants": []}),
+    ("POST", "/admin/reload", None),
+    ("GET", "/admin/config", None),
+]
+
+
+def test_a_missing_or_wrong_token_is_401_and_changes_nothing(tmp_path):
+    config = offline(tmp_path)
+    with running_admin_gateway(tmp_path, config, ready_path="/v2/health/live") as (_, url):
+        before = admin(url, "GET", "/admin/models/digits").json()
+        for authorization in WRONG:
+            for method, path, body in CHANGES:
+                headers = {"content-type": "application/json"}
+                if authorization is not None:
+                    headers["authorization"] = authorization
+                data = None if body is None else json.dumps(body).encode()
+                reply = call(url + path, data, headers, method)
+                assert reply.status == 401, (authorization, method, path, reply.body)
+                assert reply.headers.get("www-authenticate") == "Bearer"
+        after = admin(url, "GET", "/admin/models/digits").json()
+        assert after == before
+        assert after["config_version"]["version"] == 1
+        assert not (tmp_path / "state" / "overlay.json").exists()
+
+
+def test_a_change_is_one_audit_line_with_the_token_id_old_and_new(tmp_path):
+    """Made through the rollout controller's client: the real API keeps its contract."""
+    config = offline(tmp_path)
+    with running_admin_gateway(tmp_path, config, ready_path="/v2/health/live") as (_, url):
+        client = AdminClient(url, TOKEN)
+        assert client.patch_variant("digits", "torch-v2", {"weight": 30}) == "2"
+        variants, version = client.variants("digits")
+        assert version == "2"
+        assert [(v.name, v.weight, v.enabled) for v in variants] == [
+            ("torch-v1", 90, True),
+            ("torch-v2", 30, True),
+        ]
+        assert weights(url) == {"torch-v1": 90, "torch-v2": 30}
+        with pytest.raises(AdminError, match="401"):
+            AdminClient(url, "wrong").patch_variant("digits", "torch-v2", {"weight": 1})
+    log = (tmp_path / "gateway.log").read_text()
+    lines = [line for line in log.splitlines() if "gateway.audit" in line]
+    assert len(lines) == 1, log
+    assert f"by token {token_id(TOKEN)} from 127.0.0.1:" in lines[0]
+    assert "digits/torch-v2 weight 10 -> 30; config version 2" in lines[0]
+    assert TOKEN not in log
