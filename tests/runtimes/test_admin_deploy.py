@@ -1,6 +1,7 @@
 """``gateway deploy`` / ``gateway undeploy`` through a real gateway's admin API into the real
 TorchServe and TF Serving (or its stand-in) of this package: version 3 becomes servable in both,
-its variants join the routes at weight 0, an undeploy is refused while they take traffic, then
+its variants join the routes at weight 0 (and none when one runtime fails: the other is rolled
+back), an undeploy is refused while they take traffic, then
 takes them out and unloads them."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from typing import Any
 
 from deploy.local.stack import StackPorts
-from tests.support.admin import TOKEN, admin_server, running_admin_gateway
+from tests.support.admin import TOKEN, admin, admin_server, running_admin_gateway
 from tests.support.http import DIGITS, infer
 from tests.support.stack import gateway_config
 
@@ -36,6 +37,19 @@ def routes(admin_api: str) -> dict[str, Any]:
 def test_deploy_and_undeploy_version_3_through_the_admin_api(runtimes: StackPorts, tmp_path):
     config = gateway_config(runtimes, **admin_server(tmp_path))
     with running_admin_gateway(tmp_path, config) as (url, admin_api):
+        before = routes(admin_api)
+        # Half-failed: TF Serving refuses the base path after TorchServe took the version.
+        targets = [
+            {"backend": "torchserve", "archive": "digits_v3.mar"},
+            {"backend": "tfserving", "model": "digits-elsewhere", "base_path": "models/digits"},
+        ]
+        body = {"version": 3, "targets": targets}
+        reply = admin(admin_api, "POST", "/admin/models/digits/deploy", body)
+        assert reply.status == 502, reply.body
+        outcomes = {o["backend"]: o["action"] for o in reply.json()["result"]["outcomes"]}
+        assert outcomes == {"torchserve": "rolled-back", "tfserving": "failed"}
+        assert routes(admin_api) == before  # no variant added, nothing left in the runtimes
+
         done = gateway(admin_api, "deploy", "digits", "--version", "3", "--json")
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)["result"]
