@@ -146,7 +146,8 @@ class Gateway:
             self.metrics.config_version.set(version.number, version.digest)
             self._forget(old, change.table)
             for backend in change.removed:
-                self._started.remove(backend)
+                if backend in self._started:
+                    self._started.remove(backend)
                 task = asyncio.create_task(self._drain(backend), name=f"drain-{backend.name}")
                 self._draining.add(task)
                 task.add_done_callback(self._draining.discard)

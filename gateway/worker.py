@@ -54,19 +54,27 @@ async def serve(
     # collecting in the middle of it is wasted work, and freezing the result keeps later
     # collections from walking it again.
     gc.disable()
+    plane = None
     try:
         gateway = Gateway(config, config_number=config_number)
-        await gateway.start(reuse_port=reuse_port)
+        if control is None and config_path is not None:
+            plane = LocalControl(ControlPlane(config_path, config, LocalWorker(gateway)))
+            plane.bind()
+        try:
+            await gateway.start(reuse_port=reuse_port)
+        except BaseException:
+            if plane is not None:
+                await plane.stop()  # the admin port it took
+            raise
     finally:
         gc.freeze()
         gc.enable()
     channel = ControlChannel(control, gateway) if control is not None else None
-    plane = None
-    if control is None and config_path is not None:
-        plane = LocalControl(ControlPlane(config_path, config, LocalWorker(gateway)))
+    if plane is not None:
         try:
             await plane.start()
-        except StartupError:
+        except BaseException:
+            await plane.stop()
             await gateway.stop()
             raise
     if ready is not None:

@@ -8,6 +8,8 @@ part is ready; ``down`` stops exactly the processes ``up`` recorded in the run d
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -31,6 +33,9 @@ MODEL_STORE = REPO / "model_store"
 PARTS = ("torchserve", "tfserving", "mlserver", "gateway", "rollout")
 ROLLOUT_PORT = 8003
 ADMIN_URL = "http://127.0.0.1:8002"
+ADMIN_TOKEN = "admin-token"
+"""The admin API's token, under the run directory (``server.admin.token_file`` of
+deploy/local/gateway.yaml); ``up`` writes a fresh one when there is none."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,9 @@ def gateway_process(
     )
 
 
-def rollout_process(run_dir: Path, gateway_http: int, port: int = ROLLOUT_PORT) -> ManagedProcess:
+def rollout_process(
+    run_dir: Path, gateway_http: int, port: int = ROLLOUT_PORT, token_file: Path | None = None
+) -> ManagedProcess:
     """``gateway rollout controller``: its state under the run directory, the gateway's own
     /metrics scraped (one replica here), the admin API driven; ready when /healthz answers."""
     return ManagedProcess(
@@ -106,6 +113,7 @@ def rollout_process(run_dir: Path, gateway_http: int, port: int = ROLLOUT_PORT) 
             f"--listen=127.0.0.1:{port}",
             f"--admin={ADMIN_URL}",
             f"--scrape=http://127.0.0.1:{gateway_http}/metrics",
+            *([f"--token-file={token_file}"] if token_file is not None else []),
         ],
         run_dir=run_dir,
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
@@ -149,12 +157,14 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
     if busy:
         print(f"ports already in use: {busy}; is another stack running?", file=sys.stderr)
         return 1
+    token = admin_token(run_dir)
     backends = backend_processes(run_dir, ports)
     try:
         waited = start_all(backends)
         gateway = gateway_process(run_dir / "gateway", config_path.resolve(), ports.gateway_http)
         waited.update(start_all([gateway], timeout=30))
-        waited.update(start_all([rollout_process(run_dir / "rollout", ports.gateway_http)], 30))
+        rollout = rollout_process(run_dir / "rollout", ports.gateway_http, token_file=token)
+        waited.update(start_all([rollout], 30))
     except StartError as error:
         print(error, file=sys.stderr)
         return 1
@@ -177,8 +187,25 @@ def up(config_path: Path, run_dir: Path = RUN_DIR) -> int:
     grpc = f"  gRPC :{ports.gateway_grpc}" if ports.gateway_grpc is not None else ""
     print(f"  gateway      http://127.0.0.1:{ports.gateway_http}{grpc}  (metrics at /metrics)")
     print(f"  rollouts     http://127.0.0.1:{ROLLOUT_PORT}  (gateway rollout status)")
+    admin = config.server.admin
+    if admin is not None:
+        print(
+            f"  admin API    http://{admin.host}:{admin.port}  "
+            f"(export GATEWAY_ADMIN_TOKEN=$(cat {token.relative_to(REPO)}))"
+        )
     print(f"logs and pids under {run_dir}; `make down` stops it all")
     return 0
+
+
+def admin_token(run_dir: Path) -> Path:
+    """The admin token's file, written (owner-only) with a fresh token if it is missing."""
+    path = run_dir / ADMIN_TOKEN
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def down(run_dir: Path = RUN_DIR) -> int:

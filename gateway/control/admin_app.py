@@ -21,6 +21,7 @@ from gateway.control import overlay
 from gateway.control.auth import AdminToken, Refused
 from gateway.control.deploys import deploy_routes
 from gateway.control.plane import Actor, ControlPlane
+from gateway.control.requests import actor, json_body
 from gateway.control.store import StoreError
 from gateway.control.views import model_view, models_view
 from gateway.errors import GatewayError, InvalidInput, ModelNotFound, UnknownVariant, http_status
@@ -28,20 +29,6 @@ from gateway.http.asgi import Receive, Scope, Send
 from gateway.http.errors import JSONResponse
 
 RouteFactory = Callable[[ControlPlane], APIRouter]
-
-
-def actor(request: Request) -> Actor:
-    """Who made the request (set by the token check)."""
-    found: Actor = request.state.actor
-    return found
-
-
-async def json_body(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError as error:
-        raise InvalidInput(f"the body is not JSON: {error}") from None
 
 
 def reply(plane: ControlPlane, **fields: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from gateway.config import GatewayConfig
 from gateway.control import overlay
+from gateway.control.requests import actor, json_body
 from gateway.errors import Conflict, InvalidInput
 from gateway.http.errors import JSONResponse
 from gateway.runtimes import setup
@@ -45,8 +46,6 @@ def _variants(current: GatewayConfig, model: str) -> list[dict[str, Any]]:
 
 
 def deploy_routes(plane: ControlPlane) -> APIRouter:
-    from gateway.control.admin_app import actor, json_body
-
     router = APIRouter()
 
     @router.post("/admin/models/{model}/deploy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import uvicorn
 
@@ -23,11 +24,24 @@ class AdminListener:
         self._app = AdminApp(plane, self._token)
         self._server: EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
         self.port: int | None = None
 
+    def has_token(self) -> bool:
+        return self._token.expected() is not None
+
+    def bind(self) -> None:
+        """Take the port now (a port in use fails the start before anything else listens)."""
+        if self._socket is None:
+            self._socket = listen_socket(
+                self._admin.host, self._admin.port, reuse_port=False, what="admin"
+            )
+            self.port = int(self._socket.getsockname()[1])
+
     async def start(self) -> None:
-        sock = listen_socket(self._admin.host, self._admin.port, reuse_port=False, what="admin")
-        self.port = int(sock.getsockname()[1])
+        self.bind()
+        sock = self._socket
+        assert sock is not None
         config = uvicorn.Config(
             self._app,
             http="h11",
@@ -60,3 +74,6 @@ class AdminListener:
             self._server.should_exit = True
             await self._task
             self._server = self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+from gateway.app import StartupError
 from gateway.config import ConfigError
 from gateway.control.listener import AdminListener
 from gateway.control.plane import ControlPlane
@@ -24,9 +25,25 @@ class LocalControl:
         self.listener = AdminListener(plane, admin) if admin is not None else None
         self._tasks: set[asyncio.Task[object]] = set()
 
+    def bind(self) -> None:
+        """Take the admin port before the gateway listens (StartupError if it is in use).
+
+        Without a token the admin API could only refuse: then a port in use is a warning, and
+        the gateway runs without it (several gateways on one host with the default config)."""
+        if self.listener is None:
+            return
+        try:
+            self.listener.bind()
+        except StartupError as error:
+            if self.listener.has_token():
+                raise
+            log.warning("%s; no admin API (it has no token either)", error)
+            self.listener = None
+
     async def start(self, signals: bool = True) -> None:
         """Listen (admin API), watch the files, and reload on SIGHUP (``signals``: this thread
         is the main one)."""
+        self.bind()
         if self.listener is not None:
             await self.listener.start()
         interval = self.plane.config.server.watch_interval_s

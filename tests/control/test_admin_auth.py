@@ -5,16 +5,21 @@ nothing; every change is one audit line naming the token's id, never the token."
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
-from deploy.local.process import free_port
+from deploy.local.process import StartError, free_port
+from deploy.local.stack import gateway_process
 from gateway.control.auth import token_id
 from gateway.rollout.admin_client import AdminClient, AdminError
 from tests.support.admin import TOKEN, admin, admin_server, running_admin_gateway, weights
 from tests.support.http import call
 from tests.support.stack import gateway_config
+
+LIVE = "/v2/health/live"
 
 
 def offline(run_dir: Path, token: str | None = TOKEN) -> dict:
@@ -103,3 +108,35 @@ def test_a_change_is_one_audit_line_with_the_token_id_old_and_new(tmp_path):
     assert f"by token {token_id(TOKEN)} from 127.0.0.1:" in lines[0]
     assert "digits/torch-v2 weight 10 -> 30; config version 2" in lines[0]
     assert TOKEN not in log
+
+
+def test_an_admin_port_in_use_fails_the_start_only_when_there_is_a_token(tmp_path):
+    """Without a token the admin API could only refuse: the gateway starts without it (several
+    gateways with the default config on one host); with one, the start fails and says why."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for token in (None, TOKEN):
+            run_dir = tmp_path / ("with-token" if token else "without")
+            config = offline(run_dir, token)
+            config["server"]["admin"]["port"] = taken.getsockname()[1]
+            path = run_dir / "gateway.yaml"
+            path.write_text(yaml.safe_dump(config))
+            process = gateway_process(run_dir, path, config["server"]["http"]["port"], LIVE)
+            try:
+                if token is None:
+                    process.start()
+                    process.wait_ready(30)
+                    log = process.log_path.read_text()
+                    assert "cannot listen for admin on 127.0.0.1:" in log
+                    assert "no admin API (it has no token either)" in log
+                else:
+                    process.start()
+                    with pytest.raises(StartError, match="exited with 1 before it was ready"):
+                        process.wait_ready(30)
+                    assert "cannot listen for admin on 127.0.0.1:" in process.log_path.read_text()
+            finally:
+                process.stop()
+    finally:
+        taken.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from gateway.control import overlay
 from gateway.control.plane import compose_config, describe
 from gateway.errors import InvalidInput
 
-BASE = {
+BASE: dict[str, Any] = {
     "backends": {"ts": {"kind": "torchserve"}, "tf": {"kind": "tfserving"}},
     "models": {
         "digits": {
@@ -28,7 +29,7 @@ BASE = {
 
 def test_patches_lay_over_variants_by_name_and_leave_the_base_alone() -> None:
     base = copy.deepcopy(BASE)
-    document = {"models": {}}
+    document: dict[str, Any] = {"models": {}}
     overlay.patch_variant(document, "digits", "tf-v2", {"weight": 0})
     overlay.patch_variant(document, "digits", "tf-v2", {"enabled": False})
     overlay.patch_variant(document, "digits", "gone", {"weight": 3})

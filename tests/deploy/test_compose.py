@@ -318,7 +318,11 @@ def test_gateway_config_reaches_the_runtimes_by_service_name(services, monkeypat
     assert config.server.grpc is not None
     assert config.server.grpc.host == "0.0.0.0"
     published = {(port["target"], port["published"]) for port in gateway["ports"]}
-    assert published == {(8000, "8000"), (8001, "8001")}
+    assert published == {(8000, "8000"), (8001, "8001"), (8002, "8002")}
+    assert config.server.admin is not None
+    assert (config.server.admin.host, config.server.admin.port) == ("0.0.0.0", 8002)
+    state = {m["target"]: m for m in gateway["volumes"]}[config.server.state_dir]
+    assert state["type"] == "volume"
     for address in backend_addresses(config):
         host, port = address.removeprefix("http://").split(":")
         assert host in services, address
@@ -428,7 +432,9 @@ def test_gateway_bind_exposes_only_the_gateway(tmp_path):
     services = json.loads(result.stdout)["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
-            expected = "0.0.0.0" if name == "gateway" else "127.0.0.1"
+            # The gateway's admin API follows ADMIN_BIND, as the other admin ports do.
+            data_port = name == "gateway" and port["target"] != 8002
+            expected = "0.0.0.0" if data_port else "127.0.0.1"
             assert port["host_ip"] == expected, (name, port)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,10 @@ class _Backend:
 
 
 def variant(name: str, version: str, weight: int, enabled: bool = True, *labels: str) -> Variant:
+    backend: Any = _Backend()
     return Variant(
-        "digits", name, _Backend(), BackendModel("digits", version), weight, labels, enabled
-    )  # type: ignore[arg-type]
+        "digits", name, backend, BackendModel("digits", version), weight, labels, enabled
+    )
 
 
 ROUTER = Router(
