@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from gateway.backends.base import TFServingExtras
-from gateway.errors import GatewayError, InvalidInput, ModelNotReady
+from gateway.errors import BackendTimeout, GatewayError, InvalidInput, ModelNotReady
 from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
@@ -138,7 +138,9 @@ class InferenceService:
         try:
             response = await backend.infer(variant.target, request, timeout_s)
         except GatewayError as error:
-            if decision.route is not None:
+            # A timeout the client's own short deadline caused says nothing about the backend.
+            cut = isinstance(error, BackendTimeout) and decision.timeout_s < backend.timeout_s
+            if decision.route is not None and not cut:
                 self.health.failed(variant, decision.route, error)
             raise
         finally:

@@ -219,7 +219,9 @@ def test_backend_killed_under_load_costs_unpinned_clients_nothing(backends, tmp_
     process.wait_ready(60)
     try:
         with running_gateway(tmp_path / "outer", outer) as url, Load(url, users) as load:
-            time.sleep(3)
+            waited = time.monotonic() + 30
+            while {o.user for o in load.outcomes} < set(users) and time.monotonic() < waited:
+                time.sleep(0.2)  # every sticky user has been served once
             before = list(load.outcomes)
             assert process.popen is not None
             os.kill(process.popen.pid, signal.SIGKILL)
