@@ -186,6 +186,18 @@ def middle_gateway(run_dir: Path, config: dict[str, Any]) -> Any:
     return gateway_process(run_dir, path, config["server"]["http"]["port"])
 
 
+def both_ready(url: str) -> None:
+    """Wait until the gateway's probes found both variants ready (sticky owners are then the
+    rendezvous table's)."""
+    waited = time.monotonic() + 30
+    while time.monotonic() < waited:
+        ready = samples(url, "gateway_variant_ready")
+        if len(ready) == 2 and all(value == 1.0 for value in ready.values()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"variants not ready: {samples(url, 'gateway_variant_ready')}")
+
+
 def test_backend_killed_under_load_costs_unpinned_clients_nothing(backends, tmp_path):
     """The killed variant is a gateway (an OIP gRPC server in front of TorchServe), restarted on
     the same ports: its clients see no failure, sticky users of it move to their next choice and
@@ -214,27 +226,30 @@ def test_backend_killed_under_load_costs_unpinned_clients_nothing(backends, tmp_
         readiness_interval_s=0.5,
     )
     users = [f"user-{i}" for i in range(24)]
+    seen = {None, *users}
     process = middle_gateway(tmp_path / "middle", middle)
     process.start()
     process.wait_ready(60)
     try:
-        with running_gateway(tmp_path / "outer", outer) as url, Load(url, users) as load:
-            waited = time.monotonic() + 30
-            while {o.user for o in load.outcomes} < set(users) and time.monotonic() < waited:
-                time.sleep(0.2)  # every sticky user has been served once
-            before = list(load.outcomes)
-            assert process.popen is not None
-            os.kill(process.popen.pid, signal.SIGKILL)
-            process.popen.wait()
-            killed_at = time.monotonic()
-            time.sleep(4)
-            process.start()
-            process.wait_ready(60)
-            ready_at = time.monotonic()
-            deadline = ready_at + 8
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-            outcomes = list(load.outcomes)
+        with running_gateway(tmp_path / "outer", outer) as url:
+            both_ready(url)
+            with Load(url, users) as load:
+                waited = time.monotonic() + 30
+                while time.monotonic() < waited and {o.user for o in load.outcomes} < seen:
+                    time.sleep(0.2)  # every sticky user has been served once
+                before = list(load.outcomes)
+                assert process.popen is not None
+                os.kill(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+                killed_at = time.monotonic()
+                time.sleep(4)
+                process.start()
+                process.wait_ready(60)
+                ready_at = time.monotonic()
+                deadline = ready_at + 8
+                while time.monotonic() < deadline:
+                    time.sleep(0.2)
+                outcomes = list(load.outcomes)
     finally:
         process.stop()
 
