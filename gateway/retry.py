@@ -31,10 +31,11 @@ class RetryBudgets:
         self._counts: dict[str, _Counts] = {}
 
     def counts(self, backend: str) -> _Counts:
-        counts = self._counts.get(backend)
-        if counts is None:
+        try:
+            return self._counts[backend]
+        except KeyError:
             counts = self._counts[backend] = _Counts()
-        return counts
+            return counts
 
     def admits(self, backend: str, budget: RetryBudget) -> bool:
         counts = self.counts(backend)

@@ -108,17 +108,29 @@ class InferenceService:
         variant = decision.variant
         record.model = variant.model
         record.variant = variant
-        policy = variant.resilience.retry_policy
+        backend = variant.backend
         timeout_s = decision.timeout_s
-        per_try = policy.per_try_timeout_s
+        per_try = variant.resilience.retry_policy.per_try_timeout_s
         if per_try is not None and per_try < timeout_s:
             timeout_s = per_try
+        # The first attempt, inline (what _attempt does, without a coroutine more per request).
+        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        counts = self._budgets.counts(backend.name)
+        inflight.inc()
+        counts.active += 1
         started = time.perf_counter()
         try:
-            response = await self._attempt(variant, request, timeout_s, decision)
+            try:
+                response = await backend.infer(variant.target, request, timeout_s)
+            finally:
+                counts.active -= 1
+                inflight.dec()
         except GatewayError as error:
+            self._failed(variant, decision, error)
             response = await self._retry(request, decision, record, error, timeout_s)
             variant = decision.variant
+        else:
+            self.health.succeeded(variant)
         finally:
             record.upstream_s = time.perf_counter() - started
         response.model = variant.model
@@ -138,16 +150,19 @@ class InferenceService:
         try:
             response = await backend.infer(variant.target, request, timeout_s)
         except GatewayError as error:
-            # A timeout the client's own short deadline caused says nothing about the backend.
-            cut = isinstance(error, BackendTimeout) and decision.timeout_s < backend.timeout_s
-            if decision.route is not None and not cut:
-                self.health.failed(variant, decision.route, error)
+            self._failed(variant, decision, error)
             raise
         finally:
             counts.active -= 1
             inflight.dec()
         self.health.succeeded(variant)
         return response
+
+    def _failed(self, variant: Variant, decision: RouteDecision, error: GatewayError) -> None:
+        # A timeout the client's own short deadline caused says nothing about the backend.
+        cut = isinstance(error, BackendTimeout) and decision.timeout_s < variant.backend.timeout_s
+        if decision.route is not None and not cut:
+            self.health.failed(variant, decision.route, error)
 
     async def _retry(
         self,

@@ -27,8 +27,13 @@ from tests.support.stack import backends_config, gateway_config, running_gateway
 pytestmark = pytest.mark.stack
 
 
+HANG = 0
+"""A ``failing_server`` status: inference never answers (within the test)."""
+
+
 class _Failing(BaseHTTPRequestHandler):
-    """An OIP server whose model is ready and whose inference answers ``status`` (503, 400)."""
+    """An OIP server whose model is ready and whose inference answers ``status`` (503, 400),
+    or never (``HANG``)."""
 
     status = 503
 
@@ -37,6 +42,9 @@ class _Failing(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.status == HANG:
+            time.sleep(5)
+            return
         self._answer(self.status, {"error": f"fault server says {self.status}"})
 
     def _answer(self, status: int, doc: dict[str, Any]) -> None:
@@ -124,6 +132,30 @@ def test_a_4xx_is_never_retried(backends, tmp_path):
             assert set(statuses) == {200, 400}
             assert samples(url, "gateway_retries_total") == {}
             assert samples(url, "gateway_outlier_ejections_total") == {}
+
+
+def test_an_attempt_past_its_per_try_timeout_is_retried(backends, tmp_path):
+    with failing_server(HANG) as flaky_url:
+        flaky = {"kind": "oip", "url": flaky_url, "retry_policy": {"per_try_timeout_s": 0.3}}
+        config = gateway_config(
+            backends,
+            models=two_variants("flaky"),
+            backends=backends_config(backends, flaky=flaky),
+            readiness_interval_s=60,
+        )
+        with running_gateway(tmp_path, config) as url:
+            for _ in range(40):  # half go to the hung variant until 5 of them have ejected it
+                started = time.monotonic()
+                reply = infer(url, DIGITS.inputs[:1])
+                assert reply.status == 200
+                assert reply.headers["x-gateway-variant"] == "torch"
+                assert time.monotonic() - started < 3  # 0.3 s on the hung one, at most
+            retries = samples(url, "gateway_retries_total")
+            key = (("backend", "torchserve"), ("model", "digits"), ("reason", "per_try_timeout"))
+            assert 1 <= retries[key] <= 5  # then the timeouts have ejected it
+            assert samples(url, "gateway_outlier_ejections_active") == {
+                (("backend", "flaky"),): 1.0
+            }
 
 
 @dataclass
