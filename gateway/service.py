@@ -196,21 +196,20 @@ class InferenceService:
                 self.metrics.retry_budget_spent(first.model, backend.name)
                 raise error
             self.metrics.retried(first.model, backend.name, reason)
-            limited = per_try is not None and per_try < left
+            attempt_s = per_try if per_try is not None and per_try < left else left
+            limited = attempt_s < left
             counts = self._budgets.counts(backend.name)
             counts.retries += 1
+            decision.variant = record.variant = variant  # its answer or error is the request's
             try:
                 await asyncio.sleep(pause)
-                response = await self._attempt(
-                    variant, request, per_try if limited and per_try else left, decision
-                )
+                response = await self._attempt(variant, request, attempt_s, decision)
             except GatewayError as failure:
                 error = failure
                 tried.append(variant)
                 continue
             finally:
                 counts.retries -= 1
-            decision.variant = record.variant = variant
             return response
         raise error
 
