@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from gateway.backends import Backend, create_backend
 from gateway.config import AnyBackendConfig, GatewayConfig
 from gateway.grpc import GrpcFrontEnd
+from gateway.health.board import HealthBoard
+from gateway.health.metrics import EjectionMetrics
 from gateway.http.app import HttpFrontEnd
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
@@ -91,8 +93,9 @@ class Gateway:
 
         self._create = create
         table = first_table(config, create, config_number)
-        self.readiness = Readiness(table.router, server.readiness_interval_s)
-        self.service = InferenceService(table, self.readiness, self.metrics, metadata)
+        self.health = HealthBoard(listener=EjectionMetrics(self.metrics))
+        self.readiness = Readiness(table.router, server.readiness_interval_s, self.health)
+        self.service = InferenceService(table, self.readiness, self.metrics, metadata, self.health)
         self.metrics.watch_variants(
             VariantCollector(
                 lambda: (v for r in self.service.table.router.models for v in r.variants.values()),

@@ -38,6 +38,7 @@ from gateway.config_problems import (
     validation_problems,
     where,
 )
+from gateway.config_resilience import OutlierDetection, RetryBudget, RetryPolicy
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 LABEL_PATTERN = r"^[A-Za-z0-9_]+$"
@@ -185,6 +186,12 @@ class _BackendBase(_Strict):
     (default: the system's CAs). Its gRPC addresses are plaintext."""
     tls_verify: bool = True
     """Check the certificate of an ``https://`` URL (chain and host name); false for testing."""
+    outlier_detection: OutlierDetection = OutlierDetection()
+    """When its variants' failures eject them from routing (README: Resilience)."""
+    retry_policy: RetryPolicy = RetryPolicy()
+    """How a request that failed on it is retried on another variant."""
+    retry_budget: RetryBudget = RetryBudget()
+    """How many retries it may receive at once."""
 
     @field_validator("tls_ca_file")
     @classmethod
@@ -324,6 +331,10 @@ class VariantConfig(_Strict):
 class ModelConfig(_Strict):
     variants: tuple[VariantConfig, ...] = Field(min_length=1)
     """Where the model's traffic goes, and in what proportion."""
+    outlier_detection: OutlierDetection | None = None
+    """Replaces the backends' ``outlier_detection`` for this model's variants."""
+    retry_policy: RetryPolicy | None = None
+    """Replaces the backends' ``retry_policy`` for this model's requests."""
 
 
 class GatewayConfig(BaseSettings):

@@ -103,6 +103,10 @@ class BackendUnavailable(GatewayError):
     code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
+class BackendDroppedReply(BackendUnavailable):
+    """The backend's connection broke after part of its reply had arrived: never retried."""
+
+
 class BackendTimeout(GatewayError):
     """The backend did not answer within the request deadline."""
 

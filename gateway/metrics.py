@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.backends.base import BackendModel
 from gateway.exposition.config_version import ConfigVersionCollector
 from gateway.exposition.scrape import Exposition
 from gateway.exposition.text import header, labels_text, value_text
@@ -100,6 +101,38 @@ class GatewayMetrics:
             registry=registry,
         )
         self.worker_start.set_to_current_time()
+        self.retries = Counter(
+            "gateway_retries",
+            "Backend calls retried on another variant; backend is where the retry went, reason "
+            "why the attempt before it failed (unavailable, per_try_timeout).",
+            ["model", "backend", "reason"],
+            registry=registry,
+        )
+        self.retry_budget_exhausted = Counter(
+            "gateway_retry_budget_exhausted",
+            "Retries not made because the retry budget of the backend they would go to was spent.",
+            ["model", "backend"],
+            registry=registry,
+        )
+        self.outlier_ejections = Counter(
+            "gateway_outlier_ejections",
+            "Outlier ejections of a backend model version (consecutive failures).",
+            ["backend", "backend_model", "version"],
+            registry=registry,
+        )
+        self.outlier_unejections = Counter(
+            "gateway_outlier_unejections",
+            "Ends of outlier ejections; reason: timer or readiness (a passing probe).",
+            ["backend", "backend_model", "version", "reason"],
+            registry=registry,
+        )
+        self.outlier_ejections_active = Gauge(
+            "gateway_outlier_ejections_active",
+            "Backend model versions ejected now (summed over workers: each ejects on its own).",
+            ["backend"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
         self.exposition = Exposition(
             [
@@ -109,6 +142,11 @@ class GatewayMetrics:
                 self.overhead,
                 self.inflight,
                 self.worker_start,
+                self.retries,
+                self.retry_budget_exhausted,
+                self.outlier_ejections,
+                self.outlier_unejections,
+                self.outlier_ejections_active,
             ],
             os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
         )
@@ -151,6 +189,21 @@ class GatewayMetrics:
 
     def inflight_child(self, backend: str, runtime: str) -> Any:
         return self._child(self.inflight, backend, runtime)
+
+    def retried(self, model: str, backend: str, reason: str) -> None:
+        self._child(self.retries, model, backend, reason).inc()
+
+    def retry_budget_spent(self, model: str, backend: str) -> None:
+        self._child(self.retry_budget_exhausted, model, backend).inc()
+
+    def ejected(self, backend: str, target: BackendModel) -> None:
+        self._child(self.outlier_ejections, backend, target.name, target.version).inc()
+        self._child(self.outlier_ejections_active, backend).inc()
+
+    def returned(self, backend: str, target: BackendModel, reason: str) -> None:
+        labels = (backend, target.name, target.version, reason)
+        self._child(self.outlier_unejections, *labels).inc()
+        self._child(self.outlier_ejections_active, backend).dec()
 
     def finish(self, record: RequestRecord, status: int) -> None:
         """Count one finished request and observe its latencies."""

@@ -10,6 +10,11 @@ A probe is answered (ready or not: a refused connection, an error status or nons
 "not ready" at once) or missed (no answer within its timeout, which a busy backend can cause).
 Misses keep the last state until ``UNHEALTHY_THRESHOLD`` of them come in a row, like Envoy's
 health checker counts failures before ejecting a host.
+
+Every verdict also goes to the :class:`~gateway.health.board.HealthBoard` (routing skips targets
+that are not ready, and a passing probe ends an outlier ejection). When a target that was not
+ready passes again, a gRPC backend first makes sure its inference channel is connected
+(:mod:`gateway.backends.grpc_reconnect`), so the first requests sent to it do not fail.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import contextlib
 import logging
 
 from gateway.backends.base import Backend, BackendModel
+from gateway.backends.grpc_reconnect import Reconnects
+from gateway.health.board import HealthBoard
 from gateway.routing.router import ModelRoute, Router, Selection, Variant
 
 log = logging.getLogger(__name__)
@@ -30,12 +37,14 @@ UNHEALTHY_THRESHOLD = 3
 
 
 class Readiness:
-    def __init__(self, router: Router, interval_s: float) -> None:
+    def __init__(self, router: Router, interval_s: float, board: HealthBoard | None = None) -> None:
         self._router = router
+        self._board = board
         self._interval_s = interval_s
         self._targets = _targets(router)
         self._ready: dict[tuple[str, BackendModel], bool] = {key: False for key in self._targets}
         self._misses: dict[tuple[str, BackendModel], int] = {}
+        self._probed: set[tuple[str, BackendModel]] = set()
         self._server_ready = False
         self._task: asyncio.Task[None] | None = None
         self._extra: set[asyncio.Task[None]] = set()
@@ -53,6 +62,7 @@ class Readiness:
             else:
                 ready[key] = False
                 self._misses.pop(key, None)
+                self._probed.discard(key)
                 fresh.append(key)
         self._router, self._targets, self._ready = router, targets, ready
         self._misses = {key: n for key, n in self._misses.items() if key in targets}
@@ -110,11 +120,28 @@ class Readiness:
                 if ready != self._ready[key]:
                     log.info("%s %s/%s ready=%s", key[0], key[1].name, key[1].version, ready)
                     changed = True
+                    if ready and key in self._probed:
+                        await self._reconnect(self._targets[key][0])
+                        if key not in self._ready:
+                            continue
                 self._ready[key] = ready
+                self._probed.add(key)
+                if self._board is not None:
+                    self._board.set_ready(key[0], key[1], ready)
             if start + CONCURRENT_PROBES < len(keys):
                 await asyncio.sleep(max(0.0, len(batch) / PROBES_PER_S - (loop.time() - began)))
         if changed:
             self._server_ready = all(self.model_ready(route) for route in self._router.models)
+        if self._board is not None:
+            self._board.outliers.expire()
+
+    async def _reconnect(self, backend: Backend) -> None:
+        if isinstance(backend, Reconnects):
+            try:
+                if await backend.reconnect():
+                    log.info("%s: new inference channel (the old was not connected)", backend.name)
+            except Exception:  # the probe sweep must go on
+                log.exception("reconnecting %s failed", backend.name)
 
     def _verdict(self, key: tuple[str, BackendModel], result: object) -> bool:
         if result is not None:

@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass
 
 from gateway.backends.base import TFServingExtras
-from gateway.errors import GatewayError, InvalidInput, ModelNotReady
+from gateway.errors import BackendTimeout, GatewayError, InvalidInput, ModelNotReady
+from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.readiness import Readiness
-from gateway.routing.router import ModelRoute, Selection, Variant, version_order
+from gateway.retry import RetryBudgets, back_off, next_variant, retry_reason
+from gateway.routing.router import ModelRoute, Selection, Variant, choose, version_order
 from gateway.routing.table import RoutingTable
 
 
@@ -31,12 +33,21 @@ class RouteHints:
     timeout_s: float | None = None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RouteDecision:
-    """The variant chosen for one request, and how long its backend call may take."""
+    """The variant chosen for one request, and how long its backend call may take.
+
+    ``variant`` is the one chosen; after :meth:`InferenceService.infer` it is the one that
+    served (another, when a retry did). ``deadline`` (``time.monotonic()``) covers every attempt.
+    """
 
     variant: Variant
     timeout_s: float
+    route: ModelRoute | None = None
+    selection: Selection | None = None
+    pinned: bool = False
+    sticky_key: str | None = None
+    deadline: float = 0.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,22 +68,30 @@ class InferenceService:
         readiness: Readiness,
         metrics: GatewayMetrics,
         metadata: MetadataCache,
+        health: HealthBoard | None = None,
     ) -> None:
         self.table = table
         """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
         self.readiness = readiness
         self.metrics = metrics
         self._metadata = metadata
+        self.health = health if health is not None else HealthBoard()
+        self._budgets = RetryBudgets()
 
     def route(
         self, model: str, version: str | None, label: str | None, hints: RouteHints
     ) -> RouteDecision:
-        """Choose the variant that serves one request (front ends decode for it afterwards)."""
-        variant = self.table.router.route(model, version, label, hints.pin, hints.sticky_key)
+        """Choose the variant that serves one request (front ends decode for it afterwards):
+        among the healthy ones, unless pinned."""
+        route = self.table.router.model(model)
+        selection = route.select(version, label)
+        pin, sticky = hints.pin, hints.sticky_key
+        variant = choose(route, selection, pin, sticky, self.health.predicate())
         timeout_s = variant.backend.timeout_s
         if hints.timeout_s is not None:
             timeout_s = min(timeout_s, hints.timeout_s)
-        return RouteDecision(variant, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        return RouteDecision(variant, timeout_s, route, selection, bool(pin), sticky, deadline)
 
     async def metadata(self, decision: RouteDecision) -> ModelMetadata:
         """The routed variant's metadata (cached), within the request's deadline."""
@@ -82,24 +101,117 @@ class InferenceService:
     async def infer(
         self, request: InferRequest, decision: RouteDecision, record: RequestRecord
     ) -> InferResponse:
-        """Serve one request; the response names the public model and the version served."""
+        """Serve one request; the response names the public model and the version served.
+
+        A failure before any reply byte is retried on another variant (:mod:`gateway.retry`).
+        """
         variant = decision.variant
         record.model = variant.model
         record.variant = variant
         backend = variant.backend
+        timeout_s = decision.timeout_s
+        per_try = variant.resilience.retry_policy.per_try_timeout_s
+        if per_try is not None and per_try < timeout_s:
+            timeout_s = per_try
+        # The first attempt, inline (what _attempt does, without a coroutine more per request).
         inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        counts = self._budgets.counts(backend.name)
         inflight.inc()
+        counts.active += 1
         started = time.perf_counter()
         try:
-            response = await backend.infer(variant.target, request, decision.timeout_s)
+            try:
+                response = await backend.infer(variant.target, request, timeout_s)
+            finally:
+                counts.active -= 1
+                inflight.dec()
+        except GatewayError as error:
+            self._failed(variant, decision, error)
+            response = await self._retry(request, decision, record, error, timeout_s)
+            variant = decision.variant
+        else:
+            self.health.succeeded(variant)
         finally:
             record.upstream_s = time.perf_counter() - started
-            inflight.dec()
         response.model = variant.model
         response.version = variant.version
         if response.id is None:
             response.id = request.id
         return response
+
+    async def _attempt(
+        self, variant: Variant, request: InferRequest, timeout_s: float, decision: RouteDecision
+    ) -> InferResponse:
+        backend = variant.backend
+        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        counts = self._budgets.counts(backend.name)
+        inflight.inc()
+        counts.active += 1
+        try:
+            response = await backend.infer(variant.target, request, timeout_s)
+        except GatewayError as error:
+            self._failed(variant, decision, error)
+            raise
+        finally:
+            counts.active -= 1
+            inflight.dec()
+        self.health.succeeded(variant)
+        return response
+
+    def _failed(self, variant: Variant, decision: RouteDecision, error: GatewayError) -> None:
+        # A timeout the client's own short deadline caused says nothing about the backend.
+        cut = isinstance(error, BackendTimeout) and decision.timeout_s < variant.backend.timeout_s
+        if decision.route is not None and not cut:
+            self.health.failed(variant, decision.route, error)
+
+    async def _retry(
+        self,
+        request: InferRequest,
+        decision: RouteDecision,
+        record: RequestRecord,
+        error: GatewayError,
+        timeout_s: float,
+    ) -> InferResponse:
+        """Retry a failed first attempt while the policy, deadline and budget allow."""
+        first = decision.variant
+        policy = first.resilience.retry_policy
+        per_try = policy.per_try_timeout_s
+        limited = timeout_s < decision.timeout_s  # the first attempt had only its per-try time
+        tried = [first]
+        for retry in range(1, policy.num_retries + 1):
+            reason = retry_reason(error, limited)
+            if reason is None or decision.pinned or decision.selection is None:
+                raise error
+            variant = next_variant(
+                decision.selection, tried, decision.sticky_key, self.health.predicate()
+            )
+            if variant is None:
+                raise error
+            pause = back_off(policy.retry_back_off, retry)
+            left = decision.deadline - time.monotonic() - pause
+            if left <= 0:
+                raise error
+            backend = variant.backend
+            if not self._budgets.admits(backend.name, variant.resilience.retry_budget):
+                self.metrics.retry_budget_spent(first.model, backend.name)
+                raise error
+            self.metrics.retried(first.model, backend.name, reason)
+            attempt_s = per_try if per_try is not None and per_try < left else left
+            limited = attempt_s < left
+            counts = self._budgets.counts(backend.name)
+            counts.retries += 1
+            decision.variant = record.variant = variant  # its answer or error is the request's
+            try:
+                await asyncio.sleep(pause)
+                response = await self._attempt(variant, request, attempt_s, decision)
+            except GatewayError as failure:
+                error = failure
+                tried.append(variant)
+                continue
+            finally:
+                counts.retries -= 1
+            return response
+        raise error
 
     async def tf_api(
         self, api: str, decision: RouteDecision, payload: Payload, record: RequestRecord

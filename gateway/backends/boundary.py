@@ -19,8 +19,9 @@ import httptools
 import orjson
 from google.protobuf.message import DecodeError
 
-from gateway.backends.http_connection import ReplyTooLarge
+from gateway.backends.http_connection import ReplyCut, ReplyTooLarge
 from gateway.errors import (
+    BackendDroppedReply,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -63,6 +64,8 @@ def http_boundary(backend: str, timeout_s: float) -> Iterator[None]:
         ) from None
     except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
         raise BackendError(f"backend {backend!r} sent a bad HTTP response: {error!r}") from None
+    except ReplyCut as error:
+        raise BackendDroppedReply(f"backend {backend!r} dropped the connection: {error}") from None
     except ssl.SSLError as error:
         raise BackendUnavailable(f"backend {backend!r} TLS failed: {error}") from None
     except (ConnectionRefusedError, socket.gaierror) as error:

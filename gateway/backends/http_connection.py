@@ -42,6 +42,10 @@ class StaleConnection(ConnectionError):
     """A reused connection closed before any reply byte: the request can safely go again."""
 
 
+class ReplyCut(ConnectionResetError):
+    """The connection closed after part of the reply had arrived: sending again is not safe."""
+
+
 class ReplyTooLarge(Exception):
     """The reply's body is larger than the pool's limit; ``limit`` is that limit in bytes."""
 
@@ -116,8 +120,10 @@ class HttpConnection(asyncio.Protocol):
             self.reusable = False
         elif self.used and not self._received:
             self._fail(StaleConnection("connection closed before the reply"))
+        elif self._received:
+            self._fail(ReplyCut(f"backend closed the connection mid-reply ({exc or 'EOF'})"))
         else:
-            self._fail(exc or ConnectionResetError("backend closed the connection mid-reply"))
+            self._fail(exc or ConnectionResetError("backend closed the connection, no reply"))
 
     def pause_writing(self) -> None:
         self._paused = True

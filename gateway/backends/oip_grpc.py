@@ -12,6 +12,7 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary, grpc_error, reply_boundary
+from gateway.backends.grpc_reconnect import ChannelRenewal
 from gateway.backends.oip_faults import not_serving
 from gateway.backends.probe import CONTROL_CHANNEL_OPTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.replies import undecoded_response
@@ -53,6 +54,9 @@ class OipGrpcBackend:
         self._versioned = config.versioned_urls
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channels: list[grpc.aio.Channel] = []
+        self._renewal = ChannelRenewal(
+            lambda: grpc.aio.insecure_channel(self.address, options=self._options)
+        )
 
     async def start(self) -> None:
         channel = grpc.aio.insecure_channel(self.address, options=self._options)
@@ -66,7 +70,16 @@ class OipGrpcBackend:
         self._metadata = control.unary_unary(MODEL_METADATA)
         self._ready = control.unary_unary(MODEL_READY)
 
+    async def reconnect(self) -> bool:
+        fresh = await self._renewal.renewed(self._channels[0])
+        if fresh is None:
+            return False
+        self._channels[0] = fresh
+        self._infer = fresh.unary_unary(MODEL_INFER)
+        return True
+
     async def close(self) -> None:
+        await self._renewal.close()
         for channel in self._channels:
             await channel.close()
         self._channels = []

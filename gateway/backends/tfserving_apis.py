@@ -54,6 +54,11 @@ class TFServingApis:
             self._owned.append(pool)
         self._channel, self._pool = channel, pool
 
+    def use_channel(self, channel: grpc.aio.Channel) -> None:
+        """The backend replaced the channel it shares (see :mod:`grpc_reconnect`)."""
+        if self._channel not in self._owned:
+            self._channel = channel
+
     async def close(self) -> None:
         for owned in self._owned:
             await owned.close()

@@ -12,6 +12,7 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary, reply_boundary
+from gateway.backends.grpc_reconnect import BACKOFF_OPTIONS, ChannelRenewal
 from gateway.backends.probe import CONTROL_CHANNEL_OPTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.replies import undecoded_response
 from gateway.backends.tfserving_apis import TFServingApis
@@ -45,6 +46,7 @@ def channel_options(
         # A closed connection (a replica gone, a GOAWAY from max_connection_age) makes the
         # channel resolve the name again; gRPC's default waits up to 30 s between resolutions.
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+        *BACKOFF_OPTIONS,
     ]
 
 
@@ -73,6 +75,9 @@ class TFServingGrpcBackend:
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._apis = TFServingApis(name, config, self._options, max_message_bytes)
         self._channels: list[grpc.aio.Channel] = []
+        self._renewal = ChannelRenewal(
+            lambda: grpc.aio.insecure_channel(self.address, options=self._options)
+        )
 
     async def start(self) -> None:
         channel = grpc.aio.insecure_channel(self.address, options=self._options)
@@ -88,7 +93,17 @@ class TFServingGrpcBackend:
         self._get_status = control.unary_unary(GET_MODEL_STATUS)
         await self._apis.start(channel, None)
 
+    async def reconnect(self) -> bool:
+        fresh = await self._renewal.renewed(self._channels[0])
+        if fresh is None:
+            return False
+        self._channels[0] = fresh
+        self._predict = fresh.unary_unary(PREDICT)
+        self._apis.use_channel(fresh)
+        return True
+
     async def close(self) -> None:
+        await self._renewal.close()
         await self._apis.close()
         for channel in self._channels:
             await channel.close()

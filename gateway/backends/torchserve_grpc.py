@@ -12,6 +12,7 @@ import grpc
 
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import grpc_boundary, reply_boundary
+from gateway.backends.grpc_reconnect import ChannelRenewal
 from gateway.backends.http_pool import tls_options
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.backends.torchserve_keys import INFERENCE, TorchServeKeys, call_with_key
@@ -46,6 +47,9 @@ class TorchServeGrpcBackend:
         self._limit = max_message_bytes
         self._options = channel_options(max_message_bytes, config.grpc_load_balancing)
         self._channel: grpc.aio.Channel | None = None
+        self._renewal = ChannelRenewal(
+            lambda: grpc.aio.insecure_channel(self.address, options=self._options)
+        )
         self._keys = TorchServeKeys(
             name, config.key_file, config.management, config.connect_timeout_s, tls_options(config)
         )
@@ -56,7 +60,18 @@ class TorchServeGrpcBackend:
         self._predictions = self._channel.unary_unary(PREDICTIONS)
         await self._management.start()
 
+    async def reconnect(self) -> bool:
+        if self._channel is None:
+            return False
+        fresh = await self._renewal.renewed(self._channel)
+        if fresh is None:
+            return False
+        self._channel = fresh
+        self._predictions = fresh.unary_unary(PREDICTIONS)
+        return True
+
     async def close(self) -> None:
+        await self._renewal.close()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None

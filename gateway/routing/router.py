@@ -5,11 +5,12 @@ Every lookup is a dict access or a table index: the cost does not grow with the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from gateway.backends.base import Backend, BackendModel
-from gateway.config import GatewayConfig
+from gateway.config import AnyBackendConfig, GatewayConfig, ModelConfig
+from gateway.config_resilience import DEFAULT_RESILIENCE, Resilience
 from gateway.errors import ModelNotFound, UnknownVariant, VariantDisabled, VersionNotFound
 from gateway.routing.split import Split
 
@@ -26,6 +27,7 @@ class Variant:
     labels: tuple[str, ...] = ()
     enabled: bool = True
     """False: out of every split, and a pin to it is :class:`VariantDisabled`."""
+    resilience: Resilience = DEFAULT_RESILIENCE
 
     @property
     def version(self) -> str:
@@ -122,6 +124,14 @@ def _split(model: str, variants: list[Variant]) -> Split[Variant]:
     return Split(model, variants, [v.name for v in variants], [v.weight for v in variants])
 
 
+def _resilience(model: ModelConfig, backend: AnyBackendConfig) -> Resilience:
+    return Resilience(
+        retry_policy=model.retry_policy or backend.retry_policy,
+        outlier_detection=model.outlier_detection or backend.outlier_detection,
+        retry_budget=backend.retry_budget,
+    )
+
+
 def version_order(version: str) -> tuple[int, int | str]:
     return (0, int(version)) if version.isdigit() else (1, version)
 
@@ -143,6 +153,7 @@ class Router:
                     weight=variant.weight,
                     labels=variant.labels,
                     enabled=variant.enabled,
+                    resilience=_resilience(model, config.backends[variant.backend]),
                 )
                 for variant in model.variants
             ]
@@ -166,21 +177,34 @@ class Router:
         label: str | None,
         pin: str | None,
         sticky_key: str | None,
+        healthy: Callable[[Variant], bool] | None = None,
     ) -> Variant:
         """Choose the variant that serves one request."""
         route = self.model(model)
-        selection = route.select(version, label)
-        if pin:
-            variant = route.variants.get(pin)
-            if variant is None:
-                known = ", ".join(route.variants)
-                raise UnknownVariant(f"model {model!r} has no variant {pin!r} (variants: {known})")
-            if not variant.enabled:
-                raise VariantDisabled(f"variant {pin!r} of model {model!r} is disabled")
-            if not selection.admits(variant):
-                raise UnknownVariant(
-                    f"variant {pin!r} serves version {variant.version}, not {selection.describe()}"
-                )
-            return variant
-        split = selection.split
-        return split.pick_sticky(sticky_key) if sticky_key else split.pick()
+        return choose(route, route.select(version, label), pin, sticky_key, healthy)
+
+
+def choose(
+    route: ModelRoute,
+    selection: Selection,
+    pin: str | None,
+    sticky_key: str | None,
+    healthy: Callable[[Variant], bool] | None = None,
+) -> Variant:
+    """The variant of ``selection`` for one request: the pinned one, else a sticky or random
+    pick among the healthy (``healthy`` None: all are)."""
+    model = route.name
+    if pin:
+        variant = route.variants.get(pin)
+        if variant is None:
+            known = ", ".join(route.variants)
+            raise UnknownVariant(f"model {model!r} has no variant {pin!r} (variants: {known})")
+        if not variant.enabled:
+            raise VariantDisabled(f"variant {pin!r} of model {model!r} is disabled")
+        if not selection.admits(variant):
+            raise UnknownVariant(
+                f"variant {pin!r} serves version {variant.version}, not {selection.describe()}"
+            )
+        return variant
+    split = selection.split
+    return split.pick_sticky(sticky_key, healthy) if sticky_key else split.pick(healthy)
