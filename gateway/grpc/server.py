@@ -18,13 +18,14 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.config import ServerConfig, TlsConfig
 from gateway.errors import GatewayError, InternalError, grpc_status, http_status
 from gateway.grpc.call import Call, Method
+from gateway.grpc.library_services import HEALTH_SERVICE, REFLECTION_SERVICE, add_library_services
 from gateway.grpc.oip import OipService
 from gateway.grpc.tfserving import TFServingService
 from gateway.grpc.torchserve import TorchServeService
@@ -113,14 +114,11 @@ class GrpcFrontEnd:
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
             server.add_registered_method_handlers(name, handlers)
-        health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
         names = public_services()
+        reflected = None
         if self._config.grpc_reflection:
-            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-            reflection.enable_server_reflection(
-                [*names, health_name, reflection.SERVICE_NAME], server, pool=_reflection_pool()
-            )
+            reflected = ([*names, HEALTH_SERVICE, REFLECTION_SERVICE], _reflection_pool())
+        health = add_library_services(server, reflected)
         address = _address(self._listen.host, self._listen.port)
         tls = self._config.tls
         try:

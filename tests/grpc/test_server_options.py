@@ -112,3 +112,43 @@ def test_reflection_answers_only_when_enabled(enabled):
         assert "inference.GRPCInferenceService" in outcome
     else:
         assert outcome == grpc.StatusCode.UNIMPLEMENTED
+
+
+HEALTH = "/grpc.health.v1.Health/"
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+NOT_PROTOBUF = b"\xff\xff\xff\xff"  # field 0x1fffffff, wire type 7: no such wire type
+
+
+def test_malformed_health_and_reflection_requests_are_invalid_argument_and_not_logged(caplog):
+    async def scenario() -> tuple[list[tuple[grpc.StatusCode, str]], int]:
+        async with (
+            running(offline_config()) as gateway,
+            grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+        ):
+            raw: dict[str, None] = {"request_serializer": None, "response_deserializer": None}
+            calls = [
+                channel.unary_unary(HEALTH + "Check", **raw)(NOT_PROTOBUF, timeout=5),
+                channel.unary_stream(HEALTH + "Watch", **raw)(NOT_PROTOBUF, timeout=5),
+                channel.stream_stream(REFLECTION, **raw)(iter([NOT_PROTOBUF]), timeout=5),
+            ]
+            outcomes = []
+            for call in calls:
+                try:
+                    if isinstance(call, grpc.aio.UnaryUnaryCall):
+                        await call
+                    else:
+                        async for _ in call:
+                            pass
+                except grpc.RpcError as error:
+                    outcomes.append((error.code(), error.details() or ""))
+            # A well-formed request is still answered by the library's servicer.
+            check = health_pb2_grpc.HealthStub(channel).Check
+            reply = await check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            return outcomes, reply.status
+
+    outcomes, status = asyncio.run(scenario())
+    assert [code for code, _ in outcomes] == [grpc.StatusCode.INVALID_ARGUMENT] * 3
+    assert "not a valid HealthCheckRequest" in outcomes[0][1]
+    assert "not a valid ServerReflectionRequest" in outcomes[2][1]
+    assert status == health_pb2.HealthCheckResponse.NOT_SERVING  # offline: never ready
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
