@@ -31,6 +31,7 @@ PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
 DEFAULT_SIGNATURE = "serving_default"
+BACKEND_METADATA_BYTES = 64 * 1024
 
 
 def channel_options(
@@ -45,6 +46,9 @@ def channel_options(
         # A closed connection (a replica gone, a GOAWAY from max_connection_age) makes the
         # channel resolve the name again; gRPC's default waits up to 30 s between resolutions.
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
+        # A backend's error may quote a long value of the client's (a 10 kB model name): with
+        # gRPC's default 8 KiB its status would be lost as "metadata size exceeds limit".
+        ("grpc.max_metadata_size", BACKEND_METADATA_BYTES),
     ]
 
 

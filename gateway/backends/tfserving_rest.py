@@ -94,9 +94,12 @@ class TFServingRestBackend:
 
         async def decode() -> list[Tensor]:
             metadata = await self._metadata.get(self, target)
+            # An output the model does not have is the client's mistake, for the front end to
+            # refuse; the reply is read by the names it can have.
+            known = [name for name in wanted if any(s.name == name for s in metadata.outputs)]
             with reply_boundary(self.name, ":predict reply"):
-                outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
-            return [t for t in outputs if t.name in wanted] if wanted else outputs
+                outputs = decode_predict_response(reply.body, metadata, known, self.name)
+            return [t for t in outputs if t.name in known] if known else outputs
 
         return InferResponse(
             target.name,

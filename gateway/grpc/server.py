@@ -41,6 +41,21 @@ TIMED_OUT = 504
 Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 
 
+MAX_STATUS_MESSAGE_BYTES = 2000
+"""The status message travels in the trailers, percent-encoded (up to 3 bytes a byte), and
+clients refuse trailers over 8 KiB by default: then they see "Stream removed", not the error."""
+
+
+def status_message(message: str) -> str:
+    """``message`` cut to ``MAX_STATUS_MESSAGE_BYTES`` of UTF-8 (an error may quote a long value
+    of the client's), saying how long it was."""
+    encoded = message.encode()
+    if len(encoded) <= MAX_STATUS_MESSAGE_BYTES:
+        return message
+    kept = encoded[:MAX_STATUS_MESSAGE_BYTES].decode(errors="ignore")
+    return f"{kept}... ({len(encoded)} bytes in all)"
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -194,7 +209,7 @@ class GrpcFrontEnd:
                     error = InternalError("internal gateway error; see its log")
                 status = http_status(error)
                 await self._send_variant(context, record)
-                await _abort(context, grpc_status(error), error.message)
+                await _abort(context, grpc_status(error), status_message(error.message))
             finally:
                 if record is not None:
                     metrics.finish(record, status)

@@ -16,6 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway.config import parse_config
+from gateway.grpc.server import MAX_STATUS_MESSAGE_BYTES, status_message
+from gateway.wire import oip_pb2
 from tests.support.offline_gateway import offline_config, running
 
 
@@ -152,3 +154,40 @@ def test_malformed_health_and_reflection_requests_are_invalid_argument_and_not_l
     assert "not a valid ServerReflectionRequest" in outcomes[2][1]
     assert status == health_pb2.HealthCheckResponse.NOT_SERVING  # offline: never ready
     assert not [record for record in caplog.records if record.exc_info], caplog.text
+
+
+def test_an_error_that_quotes_a_10_kB_value_still_reaches_the_client():
+    """The status message is cut to fit the client's 8 KiB trailers: the client gets NOT_FOUND,
+    not "Stream removed (received metadata size exceeds soft limit)"."""
+    name = "\U0001f4a5" * 2500  # 10 kB of UTF-8, 30 kB percent-encoded
+
+    async def scenario() -> tuple[grpc.StatusCode, str]:
+        async with (
+            running(offline_config()) as gateway,
+            grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+        ):
+            ready = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelReady", request_serializer=None,
+                response_deserializer=None,
+            )  # fmt: skip
+            try:
+                await ready(oip_pb2.ModelReadyRequest(name=name).SerializeToString(), timeout=5)
+            except grpc.RpcError as error:
+                return error.code(), error.details() or ""
+            raise AssertionError("an unknown model was ready")
+
+    code, details = asyncio.run(scenario())
+    assert code == grpc.StatusCode.NOT_FOUND, details
+    assert details.startswith("unknown model '\U0001f4a5")
+    assert details.endswith(" bytes in all)")
+    assert len(details.encode()) < MAX_STATUS_MESSAGE_BYTES + 100
+
+
+def test_status_messages_are_cut_on_a_character_boundary():
+    assert status_message("short") == "short"
+    cut = status_message("é" * MAX_STATUS_MESSAGE_BYTES)
+    assert (
+        cut
+        == "é" * (MAX_STATUS_MESSAGE_BYTES // 2)
+        + f"... ({2 * MAX_STATUS_MESSAGE_BYTES} bytes in all)"
+    )
