@@ -20,7 +20,7 @@ from gateway.codecs.tfserving_grpc import (
     predict_response_tensors,
     retarget_predict_request,
 )
-from gateway.codecs.tfserving_metadata import metadata_from_signature_map
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, metadata_from_signature_map
 from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload
@@ -30,7 +30,6 @@ from gateway.wire import tensorflow_serving_pb2 as tfs
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
-DEFAULT_SIGNATURE = "serving_default"
 BACKEND_METADATA_BYTES = 64 * 1024
 
 

@@ -16,13 +16,11 @@ from gateway.backends.probe import CONTROL_CONNECTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.tfserving_apis import TFServingApis
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.tfserving_json import decode_predict_response, encode_predict_request
-from gateway.codecs.tfserving_metadata import metadata_from_json
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, metadata_from_json
 from gateway.config import TFServingBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.media_types import JSON_HEADERS
 from gateway.metadata import MetadataCache
-
-DEFAULT_SIGNATURE = "serving_default"
-JSON = {"content-type": "application/json"}
 
 
 class TFServingRestBackend:
@@ -86,7 +84,7 @@ class TFServingRestBackend:
                 self._limit,
             )
         reply = await self._pool.request(
-            "POST", self._url(target) + ":predict", timeout_s, body, JSON
+            "POST", self._url(target) + ":predict", timeout_s, body, JSON_HEADERS
         )
         if reply.status != 200:
             raise http_error(reply.status, error_text(reply.body, "error"), self.name)

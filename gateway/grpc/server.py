@@ -23,20 +23,28 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.config import ServerConfig, TlsConfig
-from gateway.errors import GatewayError, InternalError, grpc_status, http_status
+from gateway.errors import (
+    CLIENT_CLOSED,
+    HTTP_STATUS,
+    ErrorCode,
+    GatewayError,
+    InternalError,
+    grpc_status,
+    http_status,
+)
 from gateway.grpc.call import Call, Method
 from gateway.grpc.library_services import HEALTH_SERVICE, REFLECTION_SERVICE, add_library_services
 from gateway.grpc.oip import OipService
 from gateway.grpc.tfserving import TFServingService
 from gateway.grpc.torchserve import TorchServeService
-from gateway.metrics import CLIENT_CLOSED, RequestRecord
+from gateway.metrics import RequestRecord
 from gateway.service import InferenceService
 from gateway.wire.reflection import public_pool, public_services
 
 log = logging.getLogger(__name__)
 
 HEALTH_POLL_S = 0.5
-TIMED_OUT = 504
+TIMED_OUT = HTTP_STATUS[ErrorCode.UPSTREAM_TIMEOUT]
 
 Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 

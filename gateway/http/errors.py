@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway import media_types
 from gateway.errors import ErrorCode, GatewayError, http_status
 
 # The exception names TorchServe puts in "type", for clients that look at them.
@@ -54,7 +55,7 @@ def error_response(error: GatewayError) -> tuple[int, bytes]:
 class JSONResponse(Response):
     """A JSON response serialized by orjson (what FastAPI's deprecated ORJSONResponse did)."""
 
-    media_type = "application/json"
+    media_type = media_types.JSON
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)

@@ -8,6 +8,7 @@ Errors take TorchServe's shape: ``{"code": 404, "type": "...", "message": "..."}
 
 from __future__ import annotations
 
+from gateway import media_types
 from gateway.codecs import oip_json
 from gateway.codecs.torchserve import body_tensors, tensor_body
 from gateway.errors import GatewayError
@@ -46,7 +47,7 @@ class TorchServeRestEndpoint(RawEndpoint):
         response = await self.service.infer(request, decision, record)
         payload = response.payload
         if payload is not None and payload.format == Formats.TORCHSERVE_BODY:
-            content_type = (payload.content_type or "application/json").encode()
+            content_type = (payload.content_type or media_types.JSON).encode()
             return 200, [(b"content-type", content_type)], payload.body
         outputs = await response.output_tensors()
         body, _ = oip_json.encode_response(outputs, response, request)
