@@ -21,6 +21,7 @@ from gateway.codecs.tfserving_grpc import (
     retarget_predict_request,
 )
 from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, metadata_from_signature_map
+from gateway.codecs.tfserving_shapes import charge_predict_inputs
 from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload
@@ -107,6 +108,8 @@ class TFServingGrpcBackend:
     ) -> InferResponse:
         payload = request.payload
         if payload is not None and payload.format == Formats.TFS_PREDICT_PB:
+            # TF Serving expands a value that fills a shape: charge that, as decoding would.
+            charge_predict_inputs(payload.body, self._limit)
             body = retarget_predict_request(payload.body, target.name, int(target.version))
         else:
             inputs = await request.input_tensors()  # may set the signature_name parameter

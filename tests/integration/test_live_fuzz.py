@@ -117,8 +117,9 @@ def test_an_unknown_output_is_the_clients_mistake_on_every_backend_protocol(gate
 def slow_upload(
     port: int, path: str, size: int, sent: threading.Semaphore, go: threading.Event
 ) -> tuple[int, float]:
-    """Declare ``size`` bytes, send half, say so on ``sent``, wait for ``go``, send the rest;
-    (status, seconds from the first byte to the answer). A refusal comes before the rest."""
+    """Declare ``size`` bytes, wait for an answer to the headers alone, else send half the body,
+    say so on ``sent``, wait for ``go`` and send the rest; (status, seconds from the first byte
+    to the answer)."""
     body = b'{"inputs": [' + b" " * (size - 14) + b"]}"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -127,14 +128,16 @@ def slow_upload(
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         started = time.monotonic()
-        sock.sendall(head + body[: size // 2])
-        sock.settimeout(0.5)
+        sock.sendall(head)
+        sock.settimeout(0.3)  # a refusal comes at once: the declared length is over the budget
         try:
             answer = sock.recv(65536)
         except TimeoutError:
             answer = b""
-        sent.release()
         sock.settimeout(30)
+        if not answer:
+            sock.sendall(body[: size // 2])
+        sent.release()
         if not answer:
             go.wait(30)
             sock.sendall(body[size // 2 :])
@@ -169,8 +172,37 @@ def test_many_concurrent_large_uploads_stay_within_the_worker_budget(gateway: Ga
     fit = BUDGET_BYTES // MAX_REQUEST_BYTES
     refused = [seconds for status, seconds in results if status == 503]
     assert len(refused) == UPLOADS - fit, statuses
-    assert all(seconds < 0.5 for seconds in refused), refused  # before the rest was sent
+    assert all(seconds < 0.3 for seconds in refused), refused  # before the body was sent
     assert statuses.count(400) == fit, statuses  # read whole, then refused: no tensors
     growth_mib = (peak_rss_kib(gateway.pid) - start) / 1024
     print(f"\n{UPLOADS} uploads of {MAX_REQUEST_BYTES // MIB} MiB: peak RSS +{growth_mib:.1f} MiB")
     assert growth_mib < 3 * BUDGET_BYTES / MIB
+
+
+@pytest.mark.parametrize(
+    ("shape", "code"),
+    [
+        ([1 << 40, 64], grpc.StatusCode.RESOURCE_EXHAUSTED),  # the issue's 43-byte Predict
+        ([300_000, 64], grpc.StatusCode.RESOURCE_EXHAUSTED),  # 38 bytes for 73 MiB upstream
+        ([1] * 33, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_a_predict_whose_one_value_fills_a_huge_shape_is_refused_on_every_variant(
+    gateway: Gateway, shape, code
+):
+    """Decoded for most variants, forwarded as it came to TF Serving's: refused alike, before
+    any backend expands it."""
+    request = tfs.PredictRequest()
+    request.model_spec.name = "digits"
+    request.inputs["input"].CopyFrom(float_tensor(shape, [1.0]))
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+        predict = channel.unary_unary(
+            "/tensorflow.serving.PredictionService/Predict",
+            request_serializer=tfs.PredictRequest.SerializeToString,
+            response_deserializer=tfs.PredictResponse.FromString,
+        )
+        for entry in BACKEND_ENTRIES:
+            with pytest.raises(grpc.RpcError) as refused:
+                predict(request, timeout=30, metadata=(("x-gateway-variant", f"{entry}-v1"),))
+            assert refused.value.code() == code, (entry, refused.value.details())
+            assert "input 'input'" in (refused.value.details() or ""), entry
