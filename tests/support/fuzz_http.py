@@ -34,10 +34,18 @@ TF_COLUMNAR: dict[str, Any] = {"inputs": {"input": [PIXELS]}}
 TF_B64: dict[str, Any] = {"instances": [{"input": {"b64": base64.b64encode(b"\0" * 8).decode()}}]}
 TF_CLASSIFY: dict[str, Any] = {"examples": [{"input": PIXELS}]}
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 WRONG_VALUES: list[Any] = [
     None, True, 0, -1, 2**64, 1.5, -1e308, "", "FP32", "x" * 10_000, [], [None], [[[]]],
-    {}, {"a": 1}, [1, "a", None], {"b64": "!!"}, [2**63, -(2**63)],
+    {}, {"a": 1}, [1, "a", None], {"b64": "!!"}, [2**63, -(2**63)], _nested(900),
 ]  # fmt: skip
+"""Wrong for most fields; the last is nested 900 deep (orjson takes 1,024)."""
 NAMES = [
     "digits", "", "a" * 10_000, "../../etc/passwd", "..%2f..%2fetc", "%2e%2e", "digits%00",
     "%ff%fe", "digits%2f..%2fdigits", "%F0%9F%92%A5", "digits;rm", "%0d%0aX-Injected:%201",
