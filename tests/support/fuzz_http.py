@@ -34,6 +34,7 @@ TF_COLUMNAR: dict[str, Any] = {"inputs": {"input": [PIXELS]}}
 TF_B64: dict[str, Any] = {"instances": [{"input": {"b64": base64.b64encode(b"\0" * 8).decode()}}]}
 TF_CLASSIFY: dict[str, Any] = {"examples": [{"input": PIXELS}]}
 
+
 def _nested(depth: int) -> list[Any]:
     value: list[Any] = []
     for _ in range(depth - 1):
