@@ -8,6 +8,7 @@ Kept apart from the test so it can also be run by hand against any gateway
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ GARBAGE_STREAMS = 60
 TIMEOUT_S = 15.0
 """Longer than any backend's timeout in the test config: no answer by then is a hang."""
 THREADS = 6
+SLOWEST = 5
 
 
 @dataclass
@@ -50,6 +52,20 @@ class FuzzReport:
     backend_5xx_examples: dict[str, str] = field(default_factory=dict)
     """The first request that drew each of them."""
     statuses: Counter[str] = field(default_factory=Counter)
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+    """The longest-answered requests, (seconds, what), longest first."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """For the counters: the cases run on several threads."""
+
+    def count(self, status: str) -> None:
+        with self.lock:
+            self.statuses[status] += 1
+
+    def timed(self, seconds: float, what: str) -> None:
+        with self.lock:
+            self.slowest.append((seconds, what[:120]))
+            self.slowest.sort(reverse=True)
+            del self.slowest[SLOWEST:]
 
     def summary(self) -> str:
         growth = (self.peak_rss_kib - self.start_rss_kib) / 1024
@@ -58,7 +74,8 @@ class FuzzReport:
             f" MiB at start, peak +{growth:.1f} MiB, {self.end_rss_kib // 1024} MiB at the end; "
             f"longest probe {self.longest_probe_s * 1000:.0f} ms over {self.probes} probes; "
             f"statuses {dict(self.statuses.most_common())}; "
-            f"5xx from backends {dict(self.backend_5xx.most_common(8))}"
+            f"5xx from backends {dict(self.backend_5xx.most_common(8))}; slowest answers "
+            + ", ".join(f"{seconds * 1000:.0f} ms {what}" for seconds, what in self.slowest)
         )
 
 
@@ -67,18 +84,21 @@ def _names_its_cause(message: str) -> bool:
 
 
 def _count_backend_5xx(report: FuzzReport, outcome: str, label: str) -> None:
-    report.backend_5xx[outcome] += 1
-    report.backend_5xx_examples.setdefault(outcome, label[:160])
+    with report.lock:
+        report.backend_5xx[outcome] += 1
+        report.backend_5xx_examples.setdefault(outcome, label[:160])
 
 
 def _http(port: int, case: fuzz_http.HttpCase, report: FuzzReport) -> None:
     label = f"{case.what} {case.method.decode(errors='replace')} {case.target[:80]!r}"
+    started = time.perf_counter()
     try:
         reply = fuzz_http.send(port, case, TIMEOUT_S)
     except (TimeoutError, ConnectionError) as error:
         report.unanswered.append(f"{label}: {error!r}")
         return
-    report.statuses[f"http {reply.status}"] += 1
+    report.timed(time.perf_counter() - started, label)
+    report.count(f"http {reply.status}")
     if reply.status < 400:
         return
     if reply.status == 500:
@@ -95,8 +115,10 @@ def _http(port: int, case: fuzz_http.HttpCase, report: FuzzReport) -> None:
 
 
 def _grpc(channel: grpc.Channel, case: fuzz_grpc.GrpcCase, report: FuzzReport) -> None:
+    started = time.perf_counter()
     code, details = fuzz_grpc.call(channel, case, TIMEOUT_S)
-    report.statuses[f"grpc {code.name}"] += 1
+    report.timed(time.perf_counter() - started, f"{case.what} ({case.method})")
+    report.count(f"grpc {code.name}")
     label = f"{case.what} ({case.method})"
     if code in fuzz_grpc.REFUSED:
         report.internal.append(f"{label}: {code.name} {details[:300]}")
@@ -110,7 +132,7 @@ def _grpc(channel: grpc.Channel, case: fuzz_grpc.GrpcCase, report: FuzzReport) -
 
 
 def _garbage(port: int, what: str, data: bytes, report: FuzzReport) -> None:
-    report.statuses["grpc port garbage"] += 1
+    report.count("grpc port garbage")
     if not fuzz_grpc.send_garbage(port, data, TIMEOUT_S):
         report.unanswered.append(f"gRPC port {what}: neither answered nor closed")
 

