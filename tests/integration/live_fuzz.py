@@ -122,6 +122,8 @@ def _grpc(channel: grpc.Channel, case: fuzz_grpc.GrpcCase, report: FuzzReport) -
     label = f"{case.what} ({case.method})"
     if code in fuzz_grpc.REFUSED:
         report.internal.append(f"{label}: {code.name} {details[:300]}")
+    elif code != grpc.StatusCode.OK and not details:
+        report.bad_shape.append(f"{label}: {code.name} without a message")
     elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         if _names_its_cause(details):
             _count_backend_5xx(report, f"{code.name} {details[:70]}", label)
