@@ -31,22 +31,27 @@ log = logging.getLogger(__name__)
 
 DRAIN_SLACK_S = 1.0
 KEEP_ALIVE_S = 75  # above common client and load-balancer idle timeouts (60 s)
-# uvicorn's messages for an `Upgrade:` request it does not take (the endpoint answers those).
-_UPGRADE_WARNINGS = ("Unsupported upgrade request.", "No supported WebSocket library detected.")
+# uvicorn's messages for a client's mistake it answers itself (400 for bytes its parser refuses)
+# or leaves to the endpoint (an `Upgrade:` request it does not take).
+_CLIENT_MISTAKES = (
+    "Invalid HTTP request received.",
+    "Unsupported upgrade request.",
+    "No supported WebSocket library detected.",
+)
 
 
 class StartupError(Exception):
     """The gateway could not start; the message says why in one line (a port in use, ...)."""
 
 
-class _NoUpgradeWarnings(logging.Filter):
-    """One line per client request that asks for an upgrade would let any client flood the log."""
+class _NoClientMistakes(logging.Filter):
+    """A line per malformed or upgrade request would let any client flood the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_UPGRADE_WARNINGS)
+        return not str(record.msg).startswith(_CLIENT_MISTAKES)
 
 
-_NO_UPGRADE_WARNINGS = _NoUpgradeWarnings()
+_NO_CLIENT_MISTAKES = _NoClientMistakes()
 
 
 class EmbeddedUvicorn(uvicorn.Server):
@@ -212,7 +217,7 @@ class Gateway:
             ssl_keyfile=tls.key_file if tls is not None else None,
         )
         self._uvicorn = EmbeddedUvicorn(config)
-        logging.getLogger("uvicorn.error").addFilter(_NO_UPGRADE_WARNINGS)
+        logging.getLogger("uvicorn.error").addFilter(_NO_CLIENT_MISTAKES)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
         while not self._uvicorn.started:
             if self._uvicorn_task.done():  # a certificate it cannot load, ...

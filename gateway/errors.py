@@ -125,6 +125,9 @@ class InternalError(GatewayError):
     code = ErrorCode.INTERNAL
 
 
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client went away before the answer (nginx's)."""
+
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_ARGUMENT: 400,
     ErrorCode.NOT_FOUND: 404,

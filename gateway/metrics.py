@@ -31,9 +31,6 @@ from gateway.exposition.scrape import Exposition
 from gateway.exposition.text import header, labels_text, value_text
 from gateway.routing.router import Variant
 
-CLIENT_CLOSED = 499
-"""The ``code`` of a request whose client went away before the answer (nginx's status)."""
-
 # Seconds; fine at the bottom, where gateway overhead and loopback backends live.
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,

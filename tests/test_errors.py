@@ -2,6 +2,7 @@ import grpc
 import pytest
 
 from gateway import errors
+from gateway.http.errors import TORCHSERVE_TYPES
 
 
 def all_error_classes():
@@ -22,6 +23,7 @@ def test_every_error_maps_in_both_tables(cls):
 
 def test_tables_cover_every_code_and_agree_on_class():
     assert set(errors.HTTP_STATUS) == set(errors.ErrorCode) == set(errors.GRPC_STATUS)
+    assert set(TORCHSERVE_TYPES) == set(errors.ErrorCode)  # TorchServe's API renders them all
     for code, status in errors.HTTP_STATUS.items():
         grpc_code = errors.GRPC_STATUS[code]
         if status >= 500:

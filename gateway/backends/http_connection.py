@@ -16,12 +16,15 @@ from typing import cast
 
 import httptools
 
+from gateway import media_types
+
 SINGLE_WRITE_BYTES = 2 * 1024 * 1024
 """Bodies up to this size go out with the head in one write (uvloop queues them uncopied)."""
 WRITE_SLICE_BYTES = 1024 * 1024
 """Larger ones go in slices of this size, each once the transport is below its high-water mark:
 then a stalled backend holds at most about HIGH_WATER_BYTES + WRITE_SLICE_BYTES of copies (TLS
 records, or asyncio's own loop, which copies what the socket does not take at once)."""
+INFERENCE_HEADER_LENGTH = media_types.INFERENCE_HEADER_LENGTH.encode()
 HIGH_WATER_BYTES = 2 * 1024 * 1024
 LOW_WATER_BYTES = 512 * 1024
 
@@ -148,7 +151,7 @@ class HttpConnection(asyncio.Protocol):
                 raise ReplyTooLarge(self._limit)  # before any byte of the body
         elif lowered == b"transfer-encoding":
             self._chunked = b"chunked" in value.lower()
-        elif lowered == b"inference-header-content-length" and value.isdigit():
+        elif lowered == INFERENCE_HEADER_LENGTH and value.isdigit():
             self._header_length = int(value)
 
     def on_headers_complete(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import orjson
 
+from gateway import media_types
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, http_error, reply_boundary
 from gateway.backends.http_pool import backend_pool
@@ -26,9 +27,8 @@ from gateway.inference import (
     Payload,
     Tensor,
 )
+from gateway.media_types import BINARY, INFERENCE_HEADER_LENGTH
 from gateway.metadata import MetadataCache
-
-HEADER_LENGTH = "inference-header-content-length"
 
 
 class OipRestBackend:
@@ -86,9 +86,9 @@ class OipRestBackend:
         else:
             body = oip_json.encode_request(request, await request.input_tensors(), self._limit)
             json_length = None
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": media_types.JSON}
         if json_length is not None:
-            headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(json_length)}
+            headers = {"content-type": BINARY, INFERENCE_HEADER_LENGTH: str(json_length)}
         reply = await self._pool.request(
             "POST", self._url(target) + "/infer", timeout_s, body, headers
         )

@@ -17,12 +17,12 @@ from gateway.codecs.tfserving_grpc import retarget_input_request
 from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, Payload
+from gateway.media_types import JSON_HEADERS
 
 API_METHODS = {
     "classify": "/tensorflow.serving.PredictionService/Classify",
     "regress": "/tensorflow.serving.PredictionService/Regress",
 }
-JSON = {"content-type": "application/json"}
 
 
 class TFServingApis:
@@ -80,7 +80,7 @@ class TFServingApis:
         if self._pool is None or self._rest_url is None:
             raise BackendError(f"backend {self._name!r} has no REST address for {api}")
         url = f"{self._rest_url}/v1/models/{target.name}/versions/{target.version}:{api}"
-        answer = await self._pool.request("POST", url, timeout_s, payload.body, JSON)
+        answer = await self._pool.request("POST", url, timeout_s, payload.body, JSON_HEADERS)
         if answer.status != 200:
             raise http_error(answer.status, error_text(answer.body, "error"), self._name)
         return Payload(Formats.TFS_INPUT_JSON, answer.body, answer.content_type)

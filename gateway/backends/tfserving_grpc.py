@@ -21,7 +21,8 @@ from gateway.codecs.tfserving_grpc import (
     predict_response_tensors,
     retarget_predict_request,
 )
-from gateway.codecs.tfserving_metadata import metadata_from_signature_map
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, metadata_from_signature_map
+from gateway.codecs.tfserving_shapes import charge_predict_inputs
 from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload
@@ -31,7 +32,7 @@ from gateway.wire import tensorflow_serving_pb2 as tfs
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
-DEFAULT_SIGNATURE = "serving_default"
+BACKEND_METADATA_BYTES = 64 * 1024
 
 
 def channel_options(
@@ -47,6 +48,9 @@ def channel_options(
         # channel resolve the name again; gRPC's default waits up to 30 s between resolutions.
         ("grpc.dns_min_time_between_resolutions_ms", 5_000),
         *BACKOFF_OPTIONS,
+        # A backend's error may quote a long value of the client's (a 10 kB model name): with
+        # gRPC's default 8 KiB its status would be lost as "metadata size exceeds limit".
+        ("grpc.max_metadata_size", BACKEND_METADATA_BYTES),
     ]
 
 
@@ -119,6 +123,8 @@ class TFServingGrpcBackend:
     ) -> InferResponse:
         payload = request.payload
         if payload is not None and payload.format == Formats.TFS_PREDICT_PB:
+            # TF Serving expands a value that fills a shape: charge that, as decoding would.
+            charge_predict_inputs(payload.body, self._limit)
             body = retarget_predict_request(payload.body, target.name, int(target.version))
         else:
             inputs = await request.input_tensors()  # may set the signature_name parameter

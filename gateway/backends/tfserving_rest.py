@@ -16,13 +16,11 @@ from gateway.backends.probe import CONTROL_CONNECTIONS, PROBE_TIMEOUT_S, probe
 from gateway.backends.tfserving_apis import TFServingApis
 from gateway.backends.tfserving_grpc import channel_options
 from gateway.codecs.tfserving_json import decode_predict_response, encode_predict_request
-from gateway.codecs.tfserving_metadata import metadata_from_json
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, metadata_from_json
 from gateway.config import TFServingBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
+from gateway.media_types import JSON_HEADERS
 from gateway.metadata import MetadataCache
-
-DEFAULT_SIGNATURE = "serving_default"
-JSON = {"content-type": "application/json"}
 
 
 class TFServingRestBackend:
@@ -86,7 +84,7 @@ class TFServingRestBackend:
                 self._limit,
             )
         reply = await self._pool.request(
-            "POST", self._url(target) + ":predict", timeout_s, body, JSON
+            "POST", self._url(target) + ":predict", timeout_s, body, JSON_HEADERS
         )
         if reply.status != 200:
             raise http_error(reply.status, error_text(reply.body, "error"), self.name)
@@ -94,9 +92,12 @@ class TFServingRestBackend:
 
         async def decode() -> list[Tensor]:
             metadata = await self._metadata.get(self, target)
+            # An output the model does not have is the client's mistake, for the front end to
+            # refuse; the reply is read by the names it can have.
+            known = [name for name in wanted if any(s.name == name for s in metadata.outputs)]
             with reply_boundary(self.name, ":predict reply"):
-                outputs = decode_predict_response(reply.body, metadata, wanted, self.name)
-            return [t for t in outputs if t.name in wanted] if wanted else outputs
+                outputs = decode_predict_response(reply.body, metadata, known, self.name)
+            return [t for t in outputs if t.name in known] if known else outputs
 
         return InferResponse(
             target.name,

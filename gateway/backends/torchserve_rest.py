@@ -7,6 +7,7 @@ The reply is kept as TorchServe sent it and read as OIP JSON only if the client 
 
 from __future__ import annotations
 
+from gateway import media_types
 from gateway.backends.base import BackendModel
 from gateway.backends.boundary import error_text, http_error, reply_boundary
 from gateway.backends.http_pool import HttpReply, backend_pool, tls_options
@@ -17,8 +18,6 @@ from gateway.codecs.torchserve import single_body
 from gateway.config import TorchServeBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload, Tensor
 from gateway.metadata import MetadataCache
-
-JSON = "application/json"
 
 
 class TorchServeRestBackend:
@@ -80,12 +79,12 @@ async def _body(request: InferRequest, limit: int) -> tuple[bytes, str | None]:
     payload = request.payload
     if payload is not None:
         if payload.format == Formats.OIP_JSON and payload.json_length is None:
-            return payload.body, JSON
+            return payload.body, media_types.JSON
         if payload.format == Formats.TORCHSERVE_BODY:
             return payload.body, payload.content_type
         if payload.format == Formats.TORCHSERVE_PB:
             return single_body(payload.body), None
-    return oip_json.encode_request(request, await request.input_tensors(), limit), JSON
+    return oip_json.encode_request(request, await request.input_tensors(), limit), media_types.JSON
 
 
 def torchserve_response(

@@ -16,8 +16,6 @@ from gateway.inference import Tensor
 from gateway.wire import passthrough_pb2 as views
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
-DEFAULT_SIGNATURE = "serving_default"
-
 _ReplyView = views.PredictResponseView | views.ResultResponseView
 
 

@@ -162,7 +162,8 @@ def _bytes_array(value: Any, where: str) -> np.ndarray[Any, Any]:
         array = np.asarray(root, dtype=object)  # ragged lists may stay lists: caught below
     except ValueError:
         array = None
-    if array is None or (depths and (depths != {deepest} or array.ndim != deepest)):
+    # Without any value, lists of lists still have one depth: [[], [[]]] is no array.
+    if array is None or array.ndim != deepest or (depths and depths != {deepest}):
         raise InvalidInput(f"{where}: string values must form a rectangular array")
     return array
 

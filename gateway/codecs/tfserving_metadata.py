@@ -11,6 +11,11 @@ from gateway.wire import tensorflow_pb2 as tf
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PLATFORM = "tensorflow_savedmodel"
+DEFAULT_SIGNATURE = "serving_default"
+"""The signature a request without ``signature_name`` means (TF Serving's
+``kDefaultServingSignatureDefKey``)."""
+PREDICT_METHOD = "tensorflow/serving/predict"
+"""The ``method_name`` of a predict signature."""
 
 
 def metadata_from_signature_map(

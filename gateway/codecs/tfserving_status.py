@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, PREDICT_METHOD
 from gateway.codecs.tfserving_tensor import DATATYPE_TO_DT
 from gateway.inference import ModelMetadata, TensorSpec
 from gateway.wire import tensorflow_pb2 as tf
-
-PREDICT_METHOD = "tensorflow/serving/predict"
-DEFAULT_SIGNATURE = "serving_default"
 
 
 def status_json(versions: list[tuple[str, bool]]) -> dict[str, Any]:

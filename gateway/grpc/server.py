@@ -18,26 +18,50 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.config import ServerConfig, TlsConfig
-from gateway.errors import GatewayError, InternalError, grpc_status, http_status
+from gateway.errors import (
+    CLIENT_CLOSED,
+    HTTP_STATUS,
+    ErrorCode,
+    GatewayError,
+    InternalError,
+    grpc_status,
+    http_status,
+)
 from gateway.grpc.call import Call, Method
+from gateway.grpc.library_services import HEALTH_SERVICE, REFLECTION_SERVICE, add_library_services
 from gateway.grpc.oip import OipService
 from gateway.grpc.tfserving import TFServingService
 from gateway.grpc.torchserve import TorchServeService
-from gateway.metrics import CLIENT_CLOSED, RequestRecord
+from gateway.metrics import RequestRecord
 from gateway.service import InferenceService
 from gateway.wire.reflection import public_pool, public_services
 
 log = logging.getLogger(__name__)
 
 HEALTH_POLL_S = 0.5
-TIMED_OUT = 504
+TIMED_OUT = HTTP_STATUS[ErrorCode.UPSTREAM_TIMEOUT]
 
 Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+MAX_STATUS_MESSAGE_BYTES = 2000
+"""The status message travels in the trailers, percent-encoded (up to 3 bytes a byte), and
+clients refuse trailers over 8 KiB by default: then they see "Stream removed", not the error."""
+
+
+def status_message(message: str) -> str:
+    """``message`` cut to ``MAX_STATUS_MESSAGE_BYTES`` of UTF-8 (an error may quote a long value
+    of the client's), saying how long it was."""
+    encoded = message.encode()
+    if len(encoded) <= MAX_STATUS_MESSAGE_BYTES:
+        return message
+    kept = encoded[:MAX_STATUS_MESSAGE_BYTES].decode(errors="ignore")
+    return f"{kept}... ({len(encoded)} bytes in all)"
 
 
 def _address(host: str, port: int) -> str:
@@ -113,14 +137,11 @@ class GrpcFrontEnd:
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
             server.add_registered_method_handlers(name, handlers)
-        health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
         names = public_services()
+        reflected = None
         if self._config.grpc_reflection:
-            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-            reflection.enable_server_reflection(
-                [*names, health_name, reflection.SERVICE_NAME], server, pool=_reflection_pool()
-            )
+            reflected = ([*names, HEALTH_SERVICE, REFLECTION_SERVICE], _reflection_pool())
+        health = add_library_services(server, reflected)
         address = _address(self._listen.host, self._listen.port)
         tls = self._config.tls
         try:
@@ -196,7 +217,7 @@ class GrpcFrontEnd:
                     error = InternalError("internal gateway error; see its log")
                 status = http_status(error)
                 await self._send_variant(context, record)
-                await _abort(context, grpc_status(error), error.message)
+                await _abort(context, grpc_status(error), status_message(error.message))
             finally:
                 if record is not None:
                     metrics.finish(record, status)

@@ -12,13 +12,13 @@ from google.protobuf import any_pb2
 
 from gateway.codecs.oip_json import select_outputs
 from gateway.codecs.tfserving_grpc import (
-    DEFAULT_SIGNATURE,
     parse_predict_view,
     predict_request_tensors,
     predict_response_from_tensors,
     retarget_predict_response,
     retarget_result_response,
 )
+from gateway.codecs.tfserving_metadata import DEFAULT_SIGNATURE, PREDICT_METHOD
 from gateway.codecs.tfserving_tensor import DATATYPE_TO_DT
 from gateway.errors import InvalidInput
 from gateway.grpc.call import Call, Method, parse
@@ -43,7 +43,6 @@ PROTOCOL = "tfs_grpc"
 SIGNATURE_DEF = "signature_def"
 # Clients unpack the Any by this name; our copy of the message has a different full name.
 SIGNATURE_DEF_MAP_URL = "type.googleapis.com/tensorflow.serving.SignatureDefMap"
-PREDICT_METHOD = "tensorflow/serving/predict"
 TF_UNAVAILABLE = 14  # tensorflow.error.Code.UNAVAILABLE
 
 State = tfs.ModelVersionStatus.State

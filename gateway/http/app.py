@@ -7,13 +7,22 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from gateway.config import ServerConfig
 from gateway.errors import GatewayError
 from gateway.http.asgi import BodyBudget, Receive, Scope, Send
 from gateway.http.compat_routes import compat_router
 from gateway.http.endpoint import RawEndpoint
-from gateway.http.errors import JSONResponse, error_response
+from gateway.http.errors import (
+    TORCHSERVE_ROUTING_TYPES,
+    JSONResponse,
+    error_body,
+    error_response,
+    is_torchserve_path,
+    torchserve_body,
+    torchserve_error,
+)
 from gateway.http.metrics_endpoint import MetricsEndpoint
 from gateway.http.oip_infer import OipInferEndpoint
 from gateway.http.oip_routes import oip_router
@@ -41,18 +50,27 @@ def build_fastapi(service: InferenceService) -> FastAPI:
     app.include_router(compat_router(service))
 
     @app.exception_handler(GatewayError)
-    async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
-        status, _ = error_response(error)
-        return JSONResponse({"error": error.message}, status_code=status)
+    async def gateway_error(request: Request, error: GatewayError) -> Response:
+        if is_torchserve_path(request.url.path):
+            status, body = torchserve_error(error)
+        else:
+            status, body = error_response(error)
+        return Response(body, status, media_type=JSONResponse.media_type)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        status = error.status_code
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
-        if error.status_code == 404:
+        if status == 404:
             message = f"no such endpoint: {request.method} {request.url.path}"
-        elif error.status_code == 405:
+        elif status == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
-        return JSONResponse({"error": message}, status_code=error.status_code)
+        if is_torchserve_path(request.url.path):
+            kind = TORCHSERVE_ROUTING_TYPES.get(status, "BadRequestException")
+            body = torchserve_body(status, kind, message)
+        else:
+            body = error_body(message)
+        return Response(body, status, media_type=JSONResponse.media_type)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

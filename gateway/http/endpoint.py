@@ -13,8 +13,9 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from gateway import media_types
 from gateway.config import ServerConfig
-from gateway.errors import GatewayError, InternalError, InvalidInput
+from gateway.errors import CLIENT_CLOSED, GatewayError, InternalError, InvalidInput
 from gateway.http.asgi import (
     BodyBudget,
     ClientDisconnected,
@@ -30,7 +31,7 @@ from gateway.http.asgi import (
     wants_upgrade,
 )
 from gateway.http.errors import error_response
-from gateway.metrics import CLIENT_CLOSED, RequestRecord
+from gateway.metrics import RequestRecord
 from gateway.service import InferenceService, RouteHints
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 UPGRADE_REFUSED = (
     "protocol upgrades are not supported: send the request without 'Connection: upgrade'"
 )
-JSON_TYPE = [(b"content-type", b"application/json")]
+JSON_TYPE = [(b"content-type", media_types.JSON.encode())]
+INFERENCE_HEADER_LENGTH = media_types.INFERENCE_HEADER_LENGTH.encode()
 
 
 @dataclass(slots=True)
@@ -128,7 +130,7 @@ class RawEndpoint(ABC):
         pin: str | None = None
         sticky: str | None = None
         for name, value in scope["headers"]:
-            if name == b"inference-header-content-length":
+            if name == INFERENCE_HEADER_LENGTH:
                 json_length = _int_header(name, value)
             elif name == b"content-length":
                 declared = _int_header(name, value)

@@ -5,10 +5,11 @@ Decode the body once, route, call the backend, encode once.
 
 from __future__ import annotations
 
+from gateway import media_types
 from gateway.codecs import oip_json
 from gateway.codecs.oip_raw import timeout_s
 from gateway.http.asgi import Headers
-from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
+from gateway.http.endpoint import INFERENCE_HEADER_LENGTH, JSON_TYPE, Incoming, RawEndpoint
 from gateway.inference import Formats
 from gateway.metrics import RequestRecord
 from gateway.service import RouteHints
@@ -48,7 +49,7 @@ class OipInferEndpoint(RawEndpoint):
         if binary_from is None:
             return 200, list(JSON_TYPE), payload
         headers = [
-            (b"content-type", b"application/octet-stream"),
-            (b"inference-header-content-length", str(binary_from).encode()),
+            (b"content-type", media_types.BINARY.encode()),
+            (INFERENCE_HEADER_LENGTH, str(binary_from).encode()),
         ]
         return 200, headers, payload

@@ -8,34 +8,15 @@ Errors take TorchServe's shape: ``{"code": 404, "type": "...", "message": "..."}
 
 from __future__ import annotations
 
-import orjson
-
+from gateway import media_types
 from gateway.codecs import oip_json
 from gateway.codecs.torchserve import body_tensors, tensor_body
-from gateway.errors import ErrorCode, GatewayError, http_status
+from gateway.errors import GatewayError
 from gateway.http.asgi import Headers
 from gateway.http.endpoint import JSON_TYPE, Incoming, RawEndpoint
+from gateway.http.errors import torchserve_error
 from gateway.inference import Formats, InferRequest, Payload, Tensor
 from gateway.metrics import RequestRecord
-
-# The exception names TorchServe puts in "type", for clients that look at them.
-ERROR_TYPES = {
-    ErrorCode.INVALID_ARGUMENT: "BadRequestException",
-    ErrorCode.NOT_FOUND: "ModelNotFoundException",
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "BadRequestException",
-    ErrorCode.PAYLOAD_TOO_LARGE: "BadRequestException",
-    ErrorCode.NOT_READY: "ServiceUnavailableException",
-    ErrorCode.BAD_UPSTREAM: "InternalServerException",
-    ErrorCode.UPSTREAM_UNAVAILABLE: "ServiceUnavailableException",
-    ErrorCode.UPSTREAM_TIMEOUT: "RequestTimeoutException",
-    ErrorCode.INTERNAL: "InternalServerException",
-}
-
-
-def torchserve_error(error: GatewayError) -> tuple[int, bytes]:
-    status = http_status(error)
-    body = {"code": status, "type": ERROR_TYPES[error.code], "message": error.message}
-    return status, orjson.dumps(body)
 
 
 class TorchServeRestEndpoint(RawEndpoint):
@@ -66,7 +47,7 @@ class TorchServeRestEndpoint(RawEndpoint):
         response = await self.service.infer(request, decision, record)
         payload = response.payload
         if payload is not None and payload.format == Formats.TORCHSERVE_BODY:
-            content_type = (payload.content_type or "application/json").encode()
+            content_type = (payload.content_type or media_types.JSON).encode()
             return 200, [(b"content-type", content_type)], payload.body
         outputs = await response.output_tensors()
         body, _ = oip_json.encode_response(outputs, response, request)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from gateway.config_problems import key_path
+from gateway.errors import CLIENT_CLOSED
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -52,7 +53,7 @@ class Gates(_Strict):
     error_codes: tuple[Annotated[str, Field(pattern=r"^[1-5](xx|\d\d)$")], ...] = ("4xx", "5xx")
     """Which ``code`` values count as errors: the difference between the two sides cancels
     clients' own bad requests, and a candidate that refuses valid input answers 400."""
-    ignored_codes: tuple[int, ...] = (499,)
+    ignored_codes: tuple[int, ...] = (CLIENT_CLOSED,)
     """Codes counted as neither request nor error (499: the client went away)."""
     latency_metric: Literal["upstream", "request"] = "upstream"
     """``upstream``: the backend call (gateway_upstream_duration_seconds), what the variant

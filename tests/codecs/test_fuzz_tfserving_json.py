@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.codecs import tfserving_json
@@ -102,7 +102,15 @@ def cases(draw: st.DrawFn) -> tuple[ModelMetadata, bytes]:
     return signature, draw(bodies(signature))
 
 
+BYTES_INPUT = ModelMetadata(
+    platform="tensorflow",
+    inputs=(TensorSpec(name="input", datatype="BYTES", shape=(-1,)),),
+    outputs=(TensorSpec(name="input", datatype="BYTES", shape=(-1,)),),
+)
+
+
 @given(cases())
+@example((BYTES_INPUT, b'{"instances": [[], [[]], [[]]]}'))  # ragged, no value: was a (3,) array
 def test_tf_rest_predict_decodes_or_is_refused(case):
     signature, body = case
 

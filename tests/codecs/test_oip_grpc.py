@@ -8,14 +8,13 @@ import struct
 
 import numpy as np
 import pytest
+from tritonclient.grpc import service_pb2
 
 from gateway.codecs import oip_grpc
 from gateway.codecs.oip_raw import timeout_s
 from gateway.errors import InvalidInput
 from gateway.inference import InferRequest, InferResponse, RequestedOutput, Tensor
 from gateway.wire import oip_pb2 as oip
-
-service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
 
 
 def decode(message) -> InferRequest:

@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 import pytest
+from tritonclient.grpc import service_pb2
 
 from gateway.codecs.oip_grpc_client import (
     infer_request,
@@ -17,8 +18,6 @@ from gateway.codecs.oip_grpc_client import (
 )
 from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.inference import InferRequest, RequestedOutput, Tensor
-
-service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
 
 LIMIT = 1 << 20
 

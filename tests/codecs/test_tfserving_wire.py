@@ -2,6 +2,10 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2 as official_metadata
+from tensorflow_serving.apis import get_model_status_pb2 as official_status
+from tensorflow_serving.apis import predict_pb2 as official_predict
 
 from gateway.codecs.limits import Budget
 from gateway.codecs.tfserving_metadata import metadata_from_signature_map
@@ -9,11 +13,6 @@ from gateway.codecs.tfserving_tensor import from_tensor_proto, to_tensor_proto
 from gateway.inference import Tensor
 from gateway.wire import tensorflow_pb2 as ours_tf
 from gateway.wire import tensorflow_serving_pb2 as ours
-
-official_predict = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
-official_metadata = pytest.importorskip("tensorflow_serving.apis.get_model_metadata_pb2")
-official_status = pytest.importorskip("tensorflow_serving.apis.get_model_status_pb2")
-tf = pytest.importorskip("tensorflow")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

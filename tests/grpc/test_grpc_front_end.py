@@ -16,11 +16,22 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import tensorflow as tf
+import tritonclient.grpc as tritonclient
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+)
+from tensorflow_serving.apis import model_service_pb2_grpc as model_service
+from tensorflow_serving.apis import prediction_service_pb2_grpc as prediction_service
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
@@ -30,17 +41,6 @@ from tests.integration.test_faults_and_metrics import samples
 from tests.support.http import DIGITS, infer, probabilities
 from tests.support.stack import gateway_config, running_gateway
 from tests.support.torchserve_grpc_messages import PredictionsRequest, predictions_stub
-
-tritonclient = pytest.importorskip("tritonclient.grpc")
-service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
-service_pb2_grpc = pytest.importorskip("tritonclient.grpc.service_pb2_grpc")
-tf = pytest.importorskip("tensorflow")
-predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
-classification_pb2 = pytest.importorskip("tensorflow_serving.apis.classification_pb2")
-get_model_metadata_pb2 = pytest.importorskip("tensorflow_serving.apis.get_model_metadata_pb2")
-get_model_status_pb2 = pytest.importorskip("tensorflow_serving.apis.get_model_status_pb2")
-prediction_service = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
-model_service = pytest.importorskip("tensorflow_serving.apis.model_service_pb2_grpc")
 
 pytestmark = [pytest.mark.stack]
 

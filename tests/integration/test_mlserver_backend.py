@@ -20,6 +20,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import tritonclient.grpc as tritonclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from deploy.local.mlserver import MLServerPorts, add_version, mlserver_process
 from deploy.local.process import ManagedProcess, free_port
@@ -28,10 +30,6 @@ from model_store.digits import load_reference
 from tests.integration.test_faults_and_metrics import samples, value
 from tests.support.http import DIGITS, call, infer, probabilities
 from tests.support.stack import gateway_config, running_gateway
-
-tritonclient = pytest.importorskip("tritonclient.grpc")
-service_pb2 = pytest.importorskip("tritonclient.grpc.service_pb2")
-service_pb2_grpc = pytest.importorskip("tritonclient.grpc.service_pb2_grpc")
 
 pytestmark = [pytest.mark.stack, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -215,7 +213,8 @@ def test_a_clients_json_body_is_forwarded_as_it_came(gateway, mlserver):
 def test_binary_tensors_reach_mlserver_as_json(gateway):
     """MLServer has no binary tensor extension: a binary body is re-encoded, and the client still
     gets the binary outputs it asked for."""
-    httpclient = pytest.importorskip("tritonclient.http")
+    import tritonclient.http as httpclient
+
     client = httpclient.InferenceServerClient(gateway.http.removeprefix("http://"))
     try:
         tensor = httpclient.InferInput("input", [4, 64], "FP32")

@@ -12,9 +12,9 @@ import pytest
 
 from deploy.local.stack import StackPorts
 from gateway.backends.torchserve_keys import INFERENCE
-from tests.integration.test_translation_matrix import ROWS, matrix_config, pin
+from tests.integration.test_translation_matrix import ROWS, pin
 from tests.support.http import call, infer
-from tests.support.stack import running_gateway, torchserve_auth
+from tests.support.stack import every_protocol_config, running_gateway, torchserve_auth
 
 pytestmark = pytest.mark.stack
 JSON = {"content-type": "application/json"}
@@ -22,7 +22,9 @@ JSON = {"content-type": "application/json"}
 
 @pytest.fixture(scope="module")
 def url(backends: StackPorts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_gateway(tmp_path_factory.mktemp("compat"), matrix_config(backends)) as base:
+    with running_gateway(
+        tmp_path_factory.mktemp("compat"), every_protocol_config(backends)
+    ) as base:
         yield base
 
 

@@ -17,22 +17,13 @@ import grpc
 import numpy as np
 import pytest
 
-from deploy.local.process import free_port
 from deploy.local.stack import StackPorts
 from model_store.digits import load_reference
 from tests.support.http import DIGITS, call
-from tests.support.stack import backends_config, gateway_config, running_gateway
+from tests.support.stack import BACKEND_ENTRIES, every_protocol_config, running_gateway
 
 pytestmark = [pytest.mark.stack, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-BACKEND_ENTRIES = {
-    "tf_grpc": ("tfserving", "grpc"),
-    "tf_rest": ("tfserving", "rest"),
-    "ts_rest": ("torchserve", "rest"),
-    "ts_grpc": ("torchserve", "grpc"),
-    "ml_rest": ("mlserver", "rest"),
-    "ml_grpc": ("mlserver", "grpc"),
-}
 ROWS = DIGITS.inputs[:8]
 
 
@@ -42,27 +33,9 @@ class Gateway:
     grpc: str
 
 
-def matrix_config(ports: StackPorts) -> dict:
-    base = backends_config(ports)
-    backends = {
-        entry: {**base[server], "protocol": protocol}
-        for entry, (server, protocol) in BACKEND_ENTRIES.items()
-    }
-    variants = [
-        {"name": f"{entry}-v{version}", "backend": entry, "model": "digits", "version": version,
-         "weight": 1, "labels": ["stable"] if version == 1 else ["canary"]}
-        for entry in BACKEND_ENTRIES
-        for version in (1, 2)
-    ]  # fmt: skip
-    grpc_listen = {"host": "127.0.0.1", "port": free_port()}
-    return gateway_config(
-        ports, models={"digits": {"variants": variants}}, backends=backends, grpc=grpc_listen
-    )
-
-
 @pytest.fixture(scope="module")
 def gateway(backends: StackPorts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    config = matrix_config(backends)
+    config = every_protocol_config(backends)
     with running_gateway(tmp_path_factory.mktemp("matrix"), config) as url:
         yield Gateway(url, f"127.0.0.1:{config['server']['grpc']['port']}")
 
@@ -83,7 +56,8 @@ def oip_rest_json(gw: Gateway, variant: str, version: str) -> np.ndarray:
 
 
 def oip_rest_binary(gw: Gateway, variant: str, version: str) -> np.ndarray:
-    httpclient = pytest.importorskip("tritonclient.http")
+    import tritonclient.http as httpclient
+
     client = httpclient.InferenceServerClient(gw.http.removeprefix("http://"))
     try:
         tensor = httpclient.InferInput("input", list(ROWS.shape), "FP32")
@@ -95,7 +69,8 @@ def oip_rest_binary(gw: Gateway, variant: str, version: str) -> np.ndarray:
 
 
 def oip_grpc(gw: Gateway, variant: str, version: str) -> np.ndarray:
-    grpcclient = pytest.importorskip("tritonclient.grpc")
+    import tritonclient.grpc as grpcclient
+
     client = grpcclient.InferenceServerClient(gw.grpc)
     try:
         tensor = grpcclient.InferInput("input", list(ROWS.shape), "FP32")
@@ -116,9 +91,10 @@ def tf_rest(gw: Gateway, variant: str, version: str, row_format: bool) -> np.nda
 
 
 def tf_grpc(gw: Gateway, variant: str, version: str) -> np.ndarray:
-    predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
-    services = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc as services
+
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "digits"
     request.model_spec.version.value = int(version)

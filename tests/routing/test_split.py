@@ -62,10 +62,13 @@ def test_lowering_a_weight_only_moves_users_away_from_it():
     users = [f"user-{i}" for i in range(20_000)]
     before = split([45, 45, 25, 5])
     after = split([45, 45, 5, 5])
+    moved = 0
     for user in users:
         old, new = before.pick_sticky(user), after.pick_sticky(user)
         if old != new:
             assert old == "tf-v2"
+            moved += 1
+    assert moved > 0
 
 
 def test_adding_a_variant_only_moves_users_to_it():
@@ -94,8 +97,17 @@ def test_table_is_the_same_in_another_process():
     assert out[2].strip() == str(table[:20].tolist())
 
 
-def test_buckets_cover_range():
-    assert all(0 <= sticky_bucket("m", f"k{i}") < BUCKETS for i in range(1_000))
+def test_sticky_keys_spread_evenly_over_the_buckets():
+    """200,000 keys over the 10,000 buckets: a chi-square statistic within 6 sigma of its mean,
+    so that every variant's share of users is its share of buckets."""
+    keys = 200_000
+    counts = Counter(sticky_bucket("digits", f"user-{i}") for i in range(keys))
+    assert min(counts) >= 0
+    assert max(counts) < BUCKETS
+    expected = keys / BUCKETS
+    chi2 = sum((counts[b] - expected) ** 2 / expected for b in range(BUCKETS))
+    freedom = BUCKETS - 1
+    assert abs(chi2 - freedom) < 6 * (2 * freedom) ** 0.5, chi2
 
 
 def test_split_needs_matching_lengths():

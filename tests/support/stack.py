@@ -97,6 +97,38 @@ def backends_config(ports: StackPorts, **overrides: Any) -> dict[str, Any]:
     return backends
 
 
+BACKEND_ENTRIES = {
+    "tf_grpc": ("tfserving", "grpc"),
+    "tf_rest": ("tfserving", "rest"),
+    "ts_rest": ("torchserve", "rest"),
+    "ts_grpc": ("torchserve", "grpc"),
+    "ml_rest": ("mlserver", "rest"),
+    "ml_grpc": ("mlserver", "grpc"),
+}
+"""Six backend entries on the three servers: each server over each protocol it speaks."""
+
+
+def every_protocol_config(ports: StackPorts, **server: Any) -> dict[str, Any]:
+    """A gateway (HTTP and gRPC) whose ``digits`` has one variant per entry of
+    ``BACKEND_ENTRIES`` and version, named ``<entry>-v<version>``, all at weight 1."""
+    base = backends_config(ports)
+    backends = {
+        entry: {**base[name], "protocol": protocol}
+        for entry, (name, protocol) in BACKEND_ENTRIES.items()
+    }
+    variants = [
+        {"name": f"{entry}-v{version}", "backend": entry, "model": "digits", "version": version,
+         "weight": 1, "labels": ["stable"] if version == 1 else ["canary"]}
+        for entry in BACKEND_ENTRIES
+        for version in (1, 2)
+    ]  # fmt: skip
+    grpc_listen = {"host": "127.0.0.1", "port": free_port()}
+    return gateway_config(
+        ports, models={"digits": {"variants": variants}}, backends=backends, grpc=grpc_listen,
+        **server,
+    )  # fmt: skip
+
+
 def gateway_config(
     ports: StackPorts | None,
     models: dict[str, Any] | None = None,

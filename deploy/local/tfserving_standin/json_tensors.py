@@ -45,9 +45,18 @@ def _flatten(value: Any, level: int, dims: Sequence[int], dtype: int, out: list[
         _flatten(item, level + 1, dims, dtype, out)
 
 
+MAX_RANK = 32
+"""numpy's limit (TF's own is 254): deeper JSON is refused here rather than failing as a 500."""
+
+
 def flatten(value: Any, dtype: int) -> tuple[list[int], list[Any]]:
     """The shape of a (nested) JSON list and its values in row-major order."""
     dims = _dense_shape(value)
+    if len(dims) > MAX_RANK:
+        raise invalid(
+            f"JSON value nested {len(dims)} lists deep: the stand-in holds tensors of at most "
+            f"{MAX_RANK} dimensions"
+        )
     values: list[Any] = []
     _flatten(value, 0, dims, dtype, values)
     return dims, values
