@@ -314,10 +314,11 @@ def test_requests_of_every_front_end_are_shadowed_to_every_backend_protocol(back
     """A request in any client protocol, answered by TorchServe over gRPC, is copied to TF
     Serving over gRPC, TorchServe over REST and MLServer over gRPC (each needing the request in
     another form than the client sent), and every copy agrees."""
-    from tests.integration.test_translation_matrix import FRONT_ENDS, matrix_config
+    from tests.integration.test_translation_matrix import FRONT_ENDS
     from tests.integration.test_translation_matrix import Gateway as Listeners
+    from tests.support.stack import every_protocol_config
 
-    config = matrix_config(backends)
+    config = every_protocol_config(backends)
     shadows = ["tf_grpc-v2", "ts_rest-v2", "ml_grpc-v2"]
     config["models"]["digits"]["shadow"] = {"variants": shadows}
     with running_gateway(tmp_path, config) as url:
