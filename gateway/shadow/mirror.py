@@ -207,6 +207,8 @@ class Mirror:
             result=result,
             reason=comparison.reason,
             max_abs_diff=comparison.max_abs_diff,
+            mean_abs_diff=comparison.mean_abs_diff,
+            max_rel_diff=comparison.max_rel_diff,
             primary_top=top_classes(expected, k) if expected is not None else [],
             shadow_top=top_classes(answer, k) if not isinstance(answer, str) else [],
         )

@@ -23,6 +23,9 @@ class Example:
     """``diverge`` or ``error``."""
     reason: str
     max_abs_diff: float | None
+    mean_abs_diff: float | None
+    max_rel_diff: float | None
+    """Over every numeric output compared (None: none was)."""
     primary_top: list[list[int]]
     """Top classes of the first floating output, per row (the first rows only)."""
     shadow_top: list[list[int]]

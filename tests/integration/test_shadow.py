@@ -227,6 +227,11 @@ def test_the_bad_v4_diverges_from_v3_and_the_ring_keeps_examples(mlserver_v3_v4)
     assert newest.primary_top == [[int(c)] for c in v3[rows].argmax(1)[:8]]
     assert newest.shadow_top == [[int(c)] for c in v4[rows].argmax(1)[:8]]
     assert len(newest.inputs_digest) == 16
+    assert newest.max_abs_diff is not None
+    assert newest.mean_abs_diff is not None
+    assert 0 < newest.mean_abs_diff <= newest.max_abs_diff
+    assert newest.max_rel_diff is not None
+    assert newest.max_rel_diff > 0
     assert len({e.inputs_digest for e in examples}) == len(examples)
 
 
