@@ -26,6 +26,8 @@ from gateway.metrics import GatewayMetrics, VariantCollector
 from gateway.readiness import Readiness
 from gateway.routing.table import ConfigVersion, RoutingTable, first_table, next_table
 from gateway.service import InferenceService
+from gateway.shadow.mirror import Mirror
+from gateway.shadow.plan import plans_from
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,10 @@ class Gateway:
         table = first_table(config, create, config_number)
         self.health = HealthBoard(listener=EjectionMetrics(self.metrics))
         self.readiness = Readiness(table.router, server.readiness_interval_s, self.health)
-        self.service = InferenceService(table, self.readiness, self.metrics, metadata, self.health)
+        self.mirror = Mirror(self.metrics, plans_from(config, table.router))
+        self.service = InferenceService(
+            table, self.readiness, self.metrics, metadata, self.health, self.mirror
+        )
         self.metrics.watch_variants(
             VariantCollector(
                 lambda: (v for r in self.service.table.router.models for v in r.variants.values()),
@@ -149,6 +154,7 @@ class Gateway:
                 raise
             self._started.extend(change.added)
             self.service.table = change.table
+            self.mirror.apply(plans_from(change.table.config, change.table.router))
             self.readiness.retarget(change.table.router)
             version = change.table.version
             self.metrics.config_version.set(version.number, version.digest)
@@ -241,6 +247,7 @@ class Gateway:
 
         Safe on a gateway that started only in part, or not at all."""
         await asyncio.gather(self._stop_http(), self._stop_grpc())
+        await self.mirror.close()
         await self.readiness.stop()
         for task in list(self._draining):
             task.cancel()  # closes its backend

@@ -328,6 +328,43 @@ class VariantConfig(_Strict):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class ShadowConfig(_Strict):
+    """Copies of a model's requests sent to other variants, whose answers are compared with the
+    primary's and never reach the client (see ``gateway/shadow/``)."""
+
+    variants: tuple[str, ...] = ()
+    """Variants of this model that get the copies (none: shadowing off). A request whose primary
+    is one of them is not copied to itself."""
+    percent: float = Field(default=100.0, ge=0, le=100)
+    """Share of the model's requests that are copied (Envoy's ``runtime_fraction``, 100%)."""
+    max_concurrent: int = Field(default=8, ge=1)
+    """Shadowed requests under way at once, per worker (all of the model's shadows together)."""
+    max_queued: int = Field(default=64, ge=0)
+    """Shadowed requests waiting for a free slot, per worker; beyond it they are dropped (and
+    counted: ``result="dropped"``)."""
+    timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline of one shadow call, its own: a slow shadow never holds the client."""
+    atol: float = Field(default=1e-5, ge=0)
+    """Absolute tolerance of an output element (Polygraphy's default)."""
+    rtol: float = Field(default=1e-5, ge=0)
+    """Relative tolerance: an element agrees within ``atol + rtol * |primary|``."""
+    top_k: int = Field(default=1, ge=0)
+    """The k largest classes (last axis) of a floating output must be the same set; 1: argmax,
+    0: not checked."""
+    compare_values: Literal["same_version", "always"] = "same_version"
+    """Which pairs must also agree element by element within ``atol``/``rtol``: a shadow of the
+    primary's own version only (another runtime should give the same numbers; another version
+    rightly gives other numbers, and is judged on its top-k classes), or every pair."""
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"variants named more than once: {', '.join(repeated)}")
+        return value
+
+
 class ModelConfig(_Strict):
     variants: tuple[VariantConfig, ...] = Field(min_length=1)
     """Where the model's traffic goes, and in what proportion."""
@@ -335,6 +372,8 @@ class ModelConfig(_Strict):
     """Replaces the backends' ``outlier_detection`` for this model's variants."""
     retry_policy: RetryPolicy | None = None
     """Replaces the backends' ``retry_policy`` for this model's requests."""
+    shadow: ShadowConfig | None = None
+    """Shadow traffic with output comparison; ``null`` (the default): none."""
 
 
 class GatewayConfig(BaseSettings):
@@ -417,6 +456,16 @@ def _cross_check(config: GatewayConfig) -> list[tuple[str, str]]:
                     place = where(("backends", variant.backend, key), os.environ)
                 reason = f"protocol is {backend.protocol!r} but no such address is set"
                 problems.append((place, reason))
+        if model.shadow is not None:
+            for index, name in enumerate(model.shadow.variants):
+                if name not in seen:
+                    known = ", ".join(v.name for v in model.variants)
+                    problems.append(
+                        (
+                            f"{base}.shadow.variants[{index}]",
+                            f"unknown variant {name!r} (variants: {known})",
+                        )
+                    )
         if model.variants and not any(v.weight > 0 for v in model.variants):
             problems.append(
                 (f"{base}.variants", "every variant has weight 0: at least one must take traffic")

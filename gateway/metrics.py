@@ -36,6 +36,10 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075,
     0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+# Absolute output differences: float32 noise sits near 1e-7, a wrong class near 0.1-1.
+DIFF_BUCKETS = (
+    1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 0.25, 0.5, 1.0, 10.0,
+)  # fmt: skip
 OVERHEAD_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075,
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
@@ -130,6 +134,20 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.shadow_requests = Counter(
+            "gateway_shadow_requests",
+            "Shadow copies by outcome: agree, diverge (beyond tolerance and noise), error (either"
+            " side failed) or dropped (no room in the shadow pool).",
+            ["model", "primary", "shadow", "result"],
+            registry=registry,
+        )
+        self.shadow_max_abs_diff = Histogram(
+            "gateway_shadow_max_abs_diff",
+            "Largest absolute difference between the primary's and the shadow's outputs.",
+            ["model", "primary", "shadow"],
+            buckets=DIFF_BUCKETS,
+            registry=registry,
+        )
         self._children: dict[tuple[Any, ...], Any] = {}
         self.exposition = Exposition(
             [
@@ -144,6 +162,8 @@ class GatewayMetrics:
                 self.outlier_ejections,
                 self.outlier_unejections,
                 self.outlier_ejections_active,
+                self.shadow_requests,
+                self.shadow_max_abs_diff,
             ],
             os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
         )
@@ -164,25 +184,38 @@ class GatewayMetrics:
         self.exposition.add(collector)
 
     def forget(self, variants: set[tuple[str, str, str, str, str]], backends: set[str]) -> int:
-        """Remove the series of variants ``(model, version, variant, backend, runtime)`` and of
-        backends no longer routed to; returns how many went. (With several workers the values
-        live in files that only grow: those series go when the worker is replaced.)"""
+        """Remove the series of variants ``(model, version, variant, backend, runtime)`` (their
+        shadow pairs too) and of backends no longer routed to; returns how many went. (With
+        several workers the values live in files that only grow: those series go when the
+        worker is replaced.)"""
         by_variant = (self.requests, self.request_duration, self.upstream_duration)
         by_backend = (self.overhead, self.inflight)
-        metrics = {id(metric): metric for metric in (*by_variant, *by_backend)}
+        by_pair = (self.shadow_requests, self.shadow_max_abs_diff)  # (model, primary, shadow)
+        metrics = {id(metric): metric for metric in (*by_variant, *by_backend, *by_pair)}
+        names = {(model, name) for model, _, name, _, _ in variants}
         gone = 0
         for key in list(self._children):
             metric = metrics.get(key[0])
             if metric is None:
                 continue
             labels = key[1:]
-            stale = labels[:5] in variants if metric in by_variant else labels[0] in backends
+            if metric in by_pair:
+                model, primary, shadow = labels[:3]
+                stale = (model, primary) in names or (model, shadow) in names
+            else:
+                stale = labels[:5] in variants if metric in by_variant else labels[0] in backends
             if stale:
                 del self._children[key]
                 with contextlib.suppress(KeyError):
                     metric.remove(*labels)
                 gone += 1
         return gone
+
+    def shadow_result(self, model: str, primary: str, shadow: str, result: str) -> None:
+        self._child(self.shadow_requests, model, primary, shadow, result).inc()
+
+    def shadow_diff(self, model: str, primary: str, shadow: str, value: float) -> None:
+        self._child(self.shadow_max_abs_diff, model, primary, shadow).observe(value)
 
     def inflight_child(self, backend: str, runtime: str) -> Any:
         return self._child(self.inflight, backend, runtime)

@@ -13,7 +13,13 @@ import time
 from dataclasses import dataclass
 
 from gateway.backends.base import TFServingExtras
-from gateway.errors import BackendTimeout, GatewayError, InvalidInput, ModelNotReady
+from gateway.errors import (
+    BackendTimeout,
+    GatewayError,
+    InvalidInput,
+    ModelNotReady,
+    http_status,
+)
 from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
@@ -22,6 +28,7 @@ from gateway.readiness import Readiness
 from gateway.retry import RetryBudgets, back_off, next_variant, retry_reason
 from gateway.routing.router import ModelRoute, Selection, Variant, choose, version_order
 from gateway.routing.table import RoutingTable
+from gateway.shadow.mirror import Mirror
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,6 +76,7 @@ class InferenceService:
         metrics: GatewayMetrics,
         metadata: MetadataCache,
         health: HealthBoard | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.table = table
         """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
@@ -77,6 +85,7 @@ class InferenceService:
         self._metadata = metadata
         self.health = health if health is not None else HealthBoard()
         self._budgets = RetryBudgets()
+        self.mirror = mirror
 
     def route(
         self, model: str, version: str | None, label: str | None, hints: RouteHints
@@ -127,7 +136,12 @@ class InferenceService:
                 inflight.dec()
         except GatewayError as error:
             self._failed(variant, decision, error)
-            response = await self._retry(request, decision, record, error, timeout_s)
+            try:
+                response = await self._retry(request, decision, record, error, timeout_s)
+            except GatewayError as final:
+                if self.mirror is not None and http_status(final) >= 500:
+                    self.mirror.offer_failure(decision.variant)
+                raise
             variant = decision.variant
         else:
             self.health.succeeded(variant)
@@ -137,6 +151,8 @@ class InferenceService:
         response.version = variant.version
         if response.id is None:
             response.id = request.id
+        if self.mirror is not None:
+            self.mirror.offer(request, variant, response)
         return response
 
     async def _attempt(

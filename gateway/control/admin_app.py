@@ -27,6 +27,7 @@ from gateway.control.views import model_view, models_view
 from gateway.errors import GatewayError, InvalidInput, ModelNotFound, UnknownVariant, http_status
 from gateway.http.asgi import Receive, Scope, Send
 from gateway.http.errors import JSONResponse
+from gateway.shadow.routes import shadow_routes
 
 RouteFactory = Callable[[ControlPlane], APIRouter]
 
@@ -108,7 +109,7 @@ def core_routes(plane: ControlPlane) -> APIRouter:
 
 _FIELDS = ("name", "backend", "version", "weight", "share", "enabled", "labels")
 
-ROUTES: list[RouteFactory] = [core_routes, deploy_routes]
+ROUTES: list[RouteFactory] = [core_routes, deploy_routes, shadow_routes]
 """The admin API's route groups; add a feature's factory here."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.errors import BackendTimeout, InternalError
+from gateway.shadow.admin import worker_examples
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class Workers(Protocol):
         ...
 
     async def readiness(self) -> Readiness: ...
+
+    async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
+        """Each worker's recent diverging shadow comparisons of ``model``."""
+        ...
 
 
 def readiness_of(gateway: Gateway) -> Readiness:
@@ -59,6 +64,9 @@ class LocalWorker:
 
     async def readiness(self) -> Readiness:
         return readiness_of(self._gateway)
+
+    async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
+        return [worker_examples(self._gateway.mirror, model)]
 
 
 class PipeWorkers:
@@ -96,6 +104,9 @@ class PipeWorkers:
     async def readiness(self) -> Readiness:
         return await asyncio.to_thread(self._readiness)
 
+    async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
+        return await asyncio.to_thread(self._shadow_examples, model)
+
     def _apply(self, config: GatewayConfig, number: int) -> int:
         with self._io:
             with self._lock:
@@ -132,6 +143,20 @@ class PipeWorkers:
                         ready: Readiness = reply[1]
                         return ready
         return {}
+
+    def _shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
+        """Asked of every worker (each keeps its own ring); one that does not answer is left out."""
+        with self._io:
+            with self._lock:
+                pipes = list(self._pipes.values())
+            asked = [pipe for pipe in pipes if _send(pipe, ("shadow_examples", model))]
+            deadline = time.monotonic() + ACK_TIMEOUT_S
+            found = []
+            for pipe in asked:
+                reply = _receive(pipe, deadline)
+                if isinstance(reply, tuple) and reply[0] == "shadow_examples":
+                    found.append(reply[1])
+        return found
 
 
 def _send(pipe: Connection, message: tuple[Any, ...]) -> bool:
@@ -187,6 +212,8 @@ class ControlChannel:
             except Exception as error:
                 log.exception("applying config version %d failed", number)
                 reply = ("failed", f"{type(error).__name__}: {error}")
+        elif message[0] == "shadow_examples":
+            reply = ("shadow_examples", worker_examples(self._gateway.mirror, message[1]))
         else:
             reply = ("ready", readiness_of(self._gateway))
         with contextlib.suppress(OSError, ValueError):

@@ -34,6 +34,7 @@ from loadtests.benchmark.grpc_load import big_request, run_grpc
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.runtimes import measure_runtimes
 from loadtests.benchmark.scrape import measure_scrape
+from loadtests.benchmark.shadow import measure_shadow
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
@@ -157,6 +158,8 @@ def measure_all(
             report.runtimes = measure_runtimes(run, args.seconds, args.rounds, start, steps)
         if "scrape" in cases:
             report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
+        if "shadow" in cases:
+            report.shadow = measure_shadow(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape")
+CASES = (
+    "closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape", "shadow",
+)  # fmt: skip
 PROXY_CASES = {"closed", "fixed", "big", "footprint"}  # the cases that start every proxy
 
 PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
@@ -34,6 +36,8 @@ SCRAPE_GATEWAYS = tuple((workers, models) for workers in (1, 2) for models in (1
 SCRAPE_TRAFFIC = (("every model", (None,)), ("every variant", ("a", "b")))  # x-gateway-variant
 SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
 SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
+SHADOW_LOADS = ((200, 20), (500, 30))  # (requests/s, connections)
+SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, shadow 100%")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
@@ -54,6 +58,7 @@ def measurements(case: str, rounds: int) -> int:
         "torchserve": len(TORCHSERVE_LOADS) * len(TORCHSERVE_TARGETS),
         "runtimes": len(RUNTIMES_LOADS) * (len(RUNTIMES_DIRECT) + len(RUNTIMES_THROUGH_GATEWAY)),
         "scrape": len(SCRAPE_STREAM),
+        "shadow": len(SHADOW_LOADS) * len(SHADOW_TARGETS),
     }
     return per_round.get(case, 0) * rounds
 
@@ -77,6 +82,9 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
     if "runtimes" in chosen:
         steps += 1  # the runtimes' start
         planned += RUNTIMES_START_S
+    if "shadow" in chosen:
+        steps += 1  # the shadow counts read back
+        planned += len(SHADOW_TARGETS) * STARTUP_S
     if "scrape" in chosen:
         passes = len(SCRAPE_GATEWAYS) * len(SCRAPE_TRAFFIC)
         steps += passes

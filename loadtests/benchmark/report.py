@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtests.benchmark.cases import Summary
+from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Report:
     torchserve: dict[str, Summary] = field(default_factory=dict)
     runtimes: dict[str, Summary] = field(default_factory=dict)
     scrape: dict[str, Any] = field(default_factory=dict)
+    shadow: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +91,7 @@ class Report:
                 rows.append((f"serving after start ({label}) <= 1.5 s",
                              f"live {live:.2f} s, ready {ready:.2f} s", live <= 1.5))  # fmt: skip
         rows += self._scrape_targets()
+        rows += self._shadow_targets()
         e2e = self.routing.get("end_to_end", {})
         if "1 model, /m" in e2e:
             ratio = (
@@ -123,6 +126,23 @@ class Report:
                     "p99 of 200 req/s with back-to-back scrapes: at most +5 ms",
                     f"{plain.p99_ms:.2f} -> {scraped.p99_ms:.2f} ms",
                     added <= 5.0,
+                )
+            )
+        return rows
+
+    def _shadow_targets(self) -> list[tuple[str, str, bool]]:
+        rows: list[tuple[str, str, bool]] = []
+        fixed = self.shadow.get("fixed_rate", {})
+        for rate, _ in SHADOW_LOADS:
+            plain, shadowed = (fixed.get(f"{label}, {rate} req/s") for label in SHADOW_TARGETS)
+            if plain is None or shadowed is None:
+                continue
+            added = shadowed.p99_ms / plain.p99_ms - 1
+            rows.append(
+                (
+                    f"{rate} req/s: shadowing 100% adds <= 5% to the primary's p99",
+                    f"{plain.p99_ms:.3f} -> {shadowed.p99_ms:.3f} ms ({added:+.1%})",
+                    added <= 0.05,
                 )
             )
         return rows
@@ -182,6 +202,15 @@ class Report:
                 "Same worker, 10,000 models: a stream without and with scrapes",
                 self.scrape["stream"],
             )
+        if self.shadow.get("fixed_rate"):
+            table(
+                "Shadowing 100% to a second variant, 1 worker, fixed rates",
+                self.shadow["fixed_rate"],
+            )
+            for label, us in self.shadow.get("cpu_us_per_request", {}).items():
+                out.append(f"  gateway CPU per request, {label}: {us:.0f} us")
+            counts = ", ".join(f"{k} {v:,.0f}" for k, v in self.shadow["results"].items())
+            out.append(f"  shadow comparisons: {counts or 'none'}")
         out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")

@@ -99,10 +99,10 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 def test_the_plan_counts_every_measurement_of_a_run():
     steps, seconds = plan(CASES, rounds=3, seconds=8.0)
     # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes + 2 scrape
-    # stream measurements per round, plus the peers' start, 2 RSS readings, 6 start-ups, 4
-    # in-process routings, TorchServe's start, the runtimes' start, and 4 gateways x 2 traffic
-    # passes of the scrape case
-    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2) + 2 + 6 + 4 + 1 + 1 + 8
+    # stream + 2 x 2 shadow measurements per round, plus the peers' start, 2 RSS readings, 6
+    # start-ups, 4 in-process routings, TorchServe's start, the runtimes' start, 4 gateways x 2
+    # traffic passes of the scrape case, and the shadow counts read back
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 4) + 2 + 6 + 4 + 1 + 1 + 8 + 1
     assert 15 * 60 < seconds < 30 * 60  # "about twenty minutes"
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
 
@@ -144,3 +144,21 @@ def test_scrape_verdicts_and_table():
     text = report.render()
     assert "10,000 models, 2 workers, every variant" in text
     assert "980,000" in text
+
+
+def test_shadow_verdict_and_table():
+    report = Report(
+        shadow={
+            "fixed_rate": {
+                "gateway-1, no shadow, 200 req/s": summary(200, 1.0, 2.0),
+                "gateway-1, shadow 100%, 200 req/s": summary(200, 1.02, 2.08),
+                "gateway-1, no shadow, 500 req/s": summary(500, 1.0, 2.0),
+                "gateway-1, shadow 100%, 500 req/s": summary(500, 1.2, 2.5),
+            },
+            "results": {"agree": 12_000.0, "dropped": 3.0},
+        }
+    )
+    verdicts = {target: met for target, _, met in report.targets()}
+    assert verdicts["200 req/s: shadowing 100% adds <= 5% to the primary's p99"] is True
+    assert verdicts["500 req/s: shadowing 100% adds <= 5% to the primary's p99"] is False
+    assert "shadow comparisons: agree 12,000, dropped 3" in report.render()

@@ -1,0 +1,119 @@
+"""What shadowing costs the primary: one 1-worker gateway without shadowing and one that copies
+100% of its traffic to a second variant, at fixed rates, interleaved.
+
+The primary is variant ``a`` on upstream ``u1`` (nginx's fixed answer), the shadow variant ``b``
+on ``u2`` (the same answer: every comparison agrees, so each request costs a full shadow call, a
+decode of both answers and a comparison). Both gateways get the same open-loop load; the client's
+p99 is the primary's. The gateway's CPU time per request is measured too: on a machine shared
+with other work it moves far less than a p99 does. After the run, the shadow gateway's own
+counts say how many copies were compared and how many were dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deploy.local.process import free_port
+from loadtests.benchmark import footprint, peers
+from loadtests.benchmark import plan as p
+from loadtests.benchmark.cases import Load, Starter, Summary, interleaved, small_body
+from loadtests.benchmark.scrape import cpu_seconds
+from loadtests.benchmark.steps import Steps
+from loadtests.benchmark.wrk import WrkResult
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+SHADOW_METRIC = "gateway_shadow_requests_total"
+
+
+def shadowing(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with model ``m`` served by ``a`` alone and copied entirely to ``b``."""
+    shadowed = copy.deepcopy(config)
+    model = shadowed["models"]["m"]
+    for variant in model["variants"]:
+        variant["weight"] = 1 if variant["name"] == "a" else 0
+    model["shadow"] = {"variants": ["b"], "percent": 100}
+    return shadowed
+
+
+def plain(config: dict[str, Any]) -> dict[str, Any]:
+    """The same routing without the shadow: ``a`` takes everything."""
+    unshadowed = shadowing(config)
+    del unshadowed["models"]["m"]["shadow"]
+    return unshadowed
+
+
+def shadow_counts(base_url: str) -> dict[str, float]:
+    """The gateway's ``gateway_shadow_requests_total`` by result."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(SHADOW_METRIC + "{"):
+            labels, number = line.rsplit(" ", 1)
+            result = labels.split('result="', 1)[1].split('"', 1)[0]
+            counts[result] = counts.get(result, 0.0) + float(number)
+    return counts
+
+
+def measure_shadow(
+    run: Path,
+    ups: peers.Upstreams,
+    scripts: Path,
+    args: argparse.Namespace,
+    start: Starter,
+    steps: Steps,
+) -> dict[str, Any]:
+    base = peers.gateway_config(ups, free_port(), 1)
+    urls, pids = {}, {}
+    for label, config in zip(p.SHADOW_TARGETS, (plain(base), shadowing(base)), strict=True):
+        config["server"]["http"]["port"] = free_port()
+        process, port = peers.gateway(run / "gw-shadow", config, label.replace(" ", "-"))
+        start(process)
+        assert process.popen is not None
+        urls[label] = f"http://127.0.0.1:{port}"
+        pids[label] = footprint.worker_pids(process.popen.pid)
+    small = small_body(run)
+    results: dict[str, Summary] = {}
+    cpu_us: dict[str, float] = {}
+    for rate, connections in p.SHADOW_LOADS:
+        load = Load("/v2/models/m/infer", small, JSON_HEADERS, connections, args.seconds, rate)
+        per_request: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
+        targets = {
+            label: _with_cpu(
+                load.measure(urls[label], scripts), pids[label], args.seconds, per_request[label]
+            )
+            for label in p.SHADOW_TARGETS
+        }
+        pair = interleaved(
+            targets,
+            args.rounds,
+            steps.measured(f"shadow {rate} req/s"),
+        )
+        results.update({f"{label}, {rate} req/s": s for label, s in pair.items()})
+        cpu_us.update(
+            {f"{label}, {rate} req/s": statistics.median(v) for label, v in per_request.items()}
+        )
+    counts = shadow_counts(urls[p.SHADOW_TARGETS[1]])
+    steps.did("shadow", f"shadow results {counts}", 0.0, shadow_results=counts, cpu_us=cpu_us)
+    return {"fixed_rate": results, "cpu_us_per_request": cpu_us, "results": counts}
+
+
+def _with_cpu(
+    measure: Callable[[], WrkResult], pids: list[int], seconds: float, into: list[float]
+) -> Callable[[], WrkResult]:
+    """``measure``, also appending the gateway's CPU microseconds per request to ``into``."""
+
+    def run() -> WrkResult:
+        before = cpu_seconds(pids)
+        result = measure()
+        spent = cpu_seconds(pids) - before
+        into.append(spent * 1e6 / max(result.requests_per_s * seconds, 1.0))
+        return result
+
+    return run
