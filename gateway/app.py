@@ -15,6 +15,7 @@ from collections.abc import Generator
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from gateway.access_log import AccessLog
 from gateway.backends import Backend, create_backend
 from gateway.config import AnyBackendConfig, GatewayConfig
 from gateway.grpc import GrpcFrontEnd
@@ -23,9 +24,12 @@ from gateway.health.metrics import EjectionMetrics
 from gateway.http.app import HttpFrontEnd
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
+from gateway.observer import RequestObserver
 from gateway.readiness import Readiness
 from gateway.routing.table import ConfigVersion, RoutingTable, first_table, next_table
 from gateway.service import InferenceService
+from gateway.tracing.settings import TracingSettingsError
+from gateway.tracing.setup import request_tracer
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,15 @@ def listen_socket(host: str, port: int, reuse_port: bool, what: str = "HTTP") ->
     return sock
 
 
+def _observer(config: GatewayConfig, metrics: GatewayMetrics) -> RequestObserver:
+    try:
+        tracer = request_tracer(config.tracing)
+    except TracingSettingsError as error:
+        raise StartupError(f"tracing: {error}") from None
+    access = AccessLog(config.access_log) if config.access_log.enabled else None
+    return RequestObserver(metrics, tracer, access)
+
+
 class Gateway:
     def __init__(
         self,
@@ -100,7 +113,10 @@ class Gateway:
         table = first_table(config, create, config_number)
         self.health = HealthBoard(listener=EjectionMetrics(self.metrics))
         self.readiness = Readiness(table.router, server.readiness_interval_s, self.health)
-        self.service = InferenceService(table, self.readiness, self.metrics, metadata, self.health)
+        self.observer = _observer(config, self.metrics)
+        self.service = InferenceService(
+            table, self.readiness, self.metrics, metadata, self.health, observer=self.observer
+        )
         self.metrics.watch_variants(
             VariantCollector(
                 lambda: (v for r in self.service.table.router.models for v in r.variants.values()),
@@ -248,6 +264,7 @@ class Gateway:
                 await task
         while self._started:
             await self._started.pop().close()
+        await asyncio.to_thread(self.observer.close)
 
     async def _stop_http(self) -> None:
         if self._uvicorn is not None and self._uvicorn_task is not None:

@@ -18,10 +18,12 @@ from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
+from gateway.observer import RequestObserver
 from gateway.readiness import Readiness
 from gateway.retry import RetryBudgets, back_off, next_variant, retry_reason
 from gateway.routing.router import ModelRoute, Selection, Variant, choose, version_order
 from gateway.routing.table import RoutingTable
+from gateway.tracing.calls import backend_call
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,6 +71,7 @@ class InferenceService:
         metrics: GatewayMetrics,
         metadata: MetadataCache,
         health: HealthBoard | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.table = table
         """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
@@ -77,6 +80,8 @@ class InferenceService:
         self._metadata = metadata
         self.health = health if health is not None else HealthBoard()
         self._budgets = RetryBudgets()
+        self.observer = observer if observer is not None else RequestObserver(metrics)
+        """What front ends report each finished request to (metrics, trace, access log)."""
 
     def route(
         self, model: str, version: str | None, label: str | None, hints: RouteHints
@@ -108,6 +113,7 @@ class InferenceService:
         variant = decision.variant
         record.model = variant.model
         record.variant = variant
+        record.request_id = request.id
         backend = variant.backend
         timeout_s = decision.timeout_s
         per_try = variant.resilience.retry_policy.per_try_timeout_s
@@ -121,7 +127,8 @@ class InferenceService:
         started = time.perf_counter()
         try:
             try:
-                response = await backend.infer(variant.target, request, timeout_s)
+                with backend_call(record, variant):
+                    response = await backend.infer(variant.target, request, timeout_s)
             finally:
                 counts.active -= 1
                 inflight.dec()
@@ -228,7 +235,8 @@ class InferenceService:
             )
         started = time.perf_counter()
         try:
-            return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
+            with backend_call(record, variant):
+                return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
         finally:
             record.upstream_s = time.perf_counter() - started
 
