@@ -84,6 +84,10 @@ class SpanSink:
         )
         self._processor.on_end(span)
 
+    def flush(self, timeout_ms: int = 10_000) -> bool:
+        """Export every queued span now; False if that took longer than ``timeout_ms``."""
+        return self._processor.force_flush(timeout_ms)
+
     def shutdown(self) -> None:
         """Export what is queued (bounded by the export timeout) and stop the batch thread."""
         self._processor.shutdown()  # type: ignore[no-untyped-call]

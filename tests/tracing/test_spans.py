@@ -58,7 +58,7 @@ def scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
 
 
 def finished(exporter: InMemorySpanExporter, tracer: RequestTracer, count: int) -> list[Any]:
-    tracer.sink._processor.force_flush()  # type: ignore[attr-defined]
+    assert tracer.sink.flush()
     spans = exporter.get_finished_spans()
     assert len(spans) == count
     return list(spans)
