@@ -35,6 +35,7 @@ from loadtests.benchmark.report import Report
 from loadtests.benchmark.runtimes import measure_runtimes
 from loadtests.benchmark.scrape import measure_scrape
 from loadtests.benchmark.steps import Steps
+from loadtests.benchmark.tracing import measure_tracing
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
 
@@ -157,6 +158,8 @@ def measure_all(
             report.runtimes = measure_runtimes(run, args.seconds, args.rounds, start, steps)
         if "scrape" in cases:
             report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
+        if "tracing" in cases:
+            report.tracing = measure_tracing(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-CASES = ("closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape")
+CASES = (
+    "closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape", "tracing",
+)  # fmt: skip
 PROXY_CASES = {"closed", "fixed", "big", "footprint"}  # the cases that start every proxy
 
 PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
@@ -34,6 +36,7 @@ SCRAPE_GATEWAYS = tuple((workers, models) for workers in (1, 2) for models in (1
 SCRAPE_TRAFFIC = (("every model", (None,)), ("every variant", ("a", "b")))  # x-gateway-variant
 SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
 SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
+TRACING_TARGETS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
@@ -42,6 +45,7 @@ IN_PROCESS_S = 3.0  # one in-process routing measurement, about
 TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
 RUNTIMES_START_S = 30.0  # TorchServe, the TF Serving stand-in, MLServer and a gateway, about
 SCRAPE_TRAFFIC_S = 20.0  # one traffic pass and its scrapes, at 10,000 models, about
+TRACING_START_S = 5.0  # the OTLP receiver and three gateways, about
 
 
 def measurements(case: str, rounds: int) -> int:
@@ -54,6 +58,7 @@ def measurements(case: str, rounds: int) -> int:
         "torchserve": len(TORCHSERVE_LOADS) * len(TORCHSERVE_TARGETS),
         "runtimes": len(RUNTIMES_LOADS) * (len(RUNTIMES_DIRECT) + len(RUNTIMES_THROUGH_GATEWAY)),
         "scrape": len(SCRAPE_STREAM),
+        "tracing": len(TRACING_TARGETS),
     }
     return per_round.get(case, 0) * rounds
 
@@ -81,4 +86,7 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
         passes = len(SCRAPE_GATEWAYS) * len(SCRAPE_TRAFFIC)
         steps += passes
         planned += len(SCRAPE_GATEWAYS) * STARTUP_S + passes * SCRAPE_TRAFFIC_S
+    if "tracing" in chosen:
+        steps += len(TRACING_TARGETS)  # the in-process measurements
+        planned += TRACING_START_S + len(TRACING_TARGETS) * IN_PROCESS_S
     return steps, planned

@@ -20,6 +20,7 @@ class Report:
     torchserve: dict[str, Summary] = field(default_factory=dict)
     runtimes: dict[str, Summary] = field(default_factory=dict)
     scrape: dict[str, Any] = field(default_factory=dict)
+    tracing: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +90,7 @@ class Report:
                 rows.append((f"serving after start ({label}) <= 1.5 s",
                              f"live {live:.2f} s, ready {ready:.2f} s", live <= 1.5))  # fmt: skip
         rows += self._scrape_targets()
+        rows += self._tracing_targets()
         e2e = self.routing.get("end_to_end", {})
         if "1 model, /m" in e2e:
             ratio = (
@@ -125,6 +127,25 @@ class Report:
                     added <= 5.0,
                 )
             )
+        return rows
+
+    def _tracing_targets(self) -> list[tuple[str, str, bool]]:
+        added = self.tracing.get("added_us", {})
+        hooks = self.tracing.get("in_process_us", {})
+        rows: list[tuple[str, str, bool]] = []
+        for mode, bound in (
+            ("tracing on, unsampled", 10.0),
+            ("tracing on, sampled + OTLP export", 60.0),
+        ):
+            if mode in added:
+                cost = hooks.get(mode, 0.0) - hooks.get("tracing off", 0.0)
+                rows.append(
+                    (
+                        f"{mode}: at most +{bound:.0f} us per request",
+                        f"{added[mode]:+.1f} us end to end, {cost:+.1f} us in process",
+                        added[mode] <= bound,
+                    )
+                )
         return rows
 
     def _render_scrape(self, out: list[str]) -> None:
@@ -182,6 +203,11 @@ class Report:
                 "Same worker, 10,000 models: a stream without and with scrapes",
                 self.scrape["stream"],
             )
+        if self.tracing.get("closed"):
+            table("Tracing, 1 worker, closed loop 32 connections", self.tracing["closed"])
+            out.append("  tracing hooks in process (us per request)")
+            for mode, us in self.tracing.get("in_process_us", {}).items():
+                out.append(f"    {mode:<40}{us:>8.2f}")
         out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")
