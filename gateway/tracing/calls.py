@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
 from gateway.tracing.context import OUTGOING
-from gateway.tracing.trace import CLIENT, Trace, new_span_id
-from gateway.tracing.traceparent import Parent
+from gateway.tracing.trace import Trace, new_span_id
 
 if TYPE_CHECKING:
     from gateway.metrics import RequestRecord
@@ -74,9 +73,7 @@ class TracedCall:
         attributes: dict[str, str | bool | int | float] = {
             "gateway.backend": backend.name,
             "gateway.runtime": backend.runtime,
-            "gateway.backend.protocol": backend.protocol,
             "gateway.variant": variant.name,
-            "gateway.version": variant.version,
             "gateway.attempt": self._attempt,
             "gateway.shadow": self._shadow,
         }
@@ -84,16 +81,10 @@ class TracedCall:
         if error is not None:
             attributes["error.type"] = type(error).__name__
             message = error.message if isinstance(error, GatewayError) else repr(error)
-        trace.sink.emit(
-            f"{backend.kind} {backend.protocol} infer",
-            CLIENT,
-            trace.trace_id,
-            self._span_id,
-            Parent(trace.trace_id, trace.span_id, True, remote=False),
-            attributes,
-            self._start_ns,
-            time.time_ns(),
-            message,
+        name = f"{backend.kind} {backend.protocol} infer"
+        end_ns = time.time_ns()
+        trace.sink.client_span(
+            trace, name, self._span_id, attributes, self._start_ns, end_ns, message
         )
 
 

@@ -2,9 +2,9 @@
 
 The request path builds the SDK's own span records (``ReadableSpan``) from what it measured and
 hands them to ``BatchSpanProcessor.on_end``, which only queues them; the SDK's worker thread
-encodes and sends batches. The SDK's ``Tracer.start_span`` is skipped on purpose: it costs about
-30 us per span (attribute validation under locks, a sampler call, context objects), twice the
-gateway's whole per-request budget for tracing.
+encodes them (:mod:`gateway.tracing.encode`) and sends batches with the SDK's OTLP/gRPC
+exporter. The SDK's ``Tracer.start_span`` is skipped on purpose: it costs about 30 us per span
+(attribute validation under locks, a sampler call, context objects), and a request has two.
 
 Imported only when tracing is on: a gateway without it never loads the SDK.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -21,9 +20,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from gateway import __version__
+from gateway.tracing.encode import GatewaySpanExporter
 from gateway.tracing.settings import TraceSettings
-from gateway.tracing.trace import Attributes
-from gateway.tracing.traceparent import Parent
+from gateway.tracing.trace import Attributes, Trace
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +30,31 @@ SCOPE = InstrumentationScope("gateway", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
 _FLAGS = {True: _SAMPLED, False: TraceFlags(TraceFlags.DEFAULT)}
-_KINDS = {kind.value: kind for kind in SpanKind}
+
+
+class _Resource(Resource):
+    """A resource whose hash is computed once: the exporter groups every span by its resource,
+    and the SDK's ``Resource.__hash__`` serializes the attributes to JSON each time."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other)
 
 
 class SpanSink:
     """Where a worker's finished spans go. One per worker process (the batch thread is)."""
 
     def __init__(self, settings: TraceSettings, exporter: SpanExporter | None = None) -> None:
-        self.resource = Resource.create({SERVICE_NAME: settings.service_name})
+        self.resource = _Resource(Resource.create({SERVICE_NAME: settings.service_name}))
         if exporter is None:
-            exporter = OTLPSpanExporter(
-                endpoint=settings.endpoint, timeout=settings.export_timeout_s
+            exporter = GatewaySpanExporter(
+                self.resource, SCOPE, settings.endpoint, settings.export_timeout_s
             )
         self._processor = BatchSpanProcessor(
             exporter,
@@ -50,33 +63,63 @@ class SpanSink:
             max_export_batch_size=settings.max_export_batch_size,
         )
 
-    def emit(
+    def server_span(
+        self, trace: Trace, attributes: Attributes, end_ns: int, error: str | None
+    ) -> None:
+        """Queue the request's server span (its parent: the caller, if it sent a traceparent)."""
+        parent = trace.parent
+        remote = None
+        if parent is not None:
+            remote = SpanContext(parent.trace_id, parent.span_id, True, _FLAGS[parent.sampled])
+        self._queue(
+            trace.name, SpanKind.SERVER, self.context_of(trace), remote, attributes,
+            trace.start_ns, end_ns, error,
+        )  # fmt: skip
+
+    def client_span(
         self,
+        trace: Trace,
         name: str,
-        kind: int,
-        trace_id: int,
         span_id: int,
-        parent: Parent | None,
         attributes: Attributes,
         start_ns: int,
         end_ns: int,
-        error: str | None = None,
+        error: str | None,
     ) -> None:
-        """Queue one finished span; ``parent`` is a remote caller or a span of this request."""
+        """Queue a backend call's span, a child of the request's server span."""
+        context = SpanContext(trace.trace_id, span_id, False, _SAMPLED)
+        self._queue(
+            name, SpanKind.CLIENT, context, self.context_of(trace), attributes,
+            start_ns, end_ns, error,
+        )  # fmt: skip
+
+    @staticmethod
+    def context_of(trace: Trace) -> SpanContext:
+        """The server span's context, made once per request (its client spans' parent)."""
+        context = trace.context
+        if context is None:
+            context = trace.context = SpanContext(trace.trace_id, trace.span_id, False, _SAMPLED)
+        return context
+
+    def _queue(
+        self,
+        name: str,
+        kind: SpanKind,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: Attributes,
+        start_ns: int,
+        end_ns: int,
+        error: str | None,
+    ) -> None:
         status = _UNSET if error is None else Status(StatusCode.ERROR, error)
-        if parent is not None:
-            context: SpanContext | None = SpanContext(
-                parent.trace_id, parent.span_id, parent.remote, _FLAGS[parent.sampled]
-            )
-        else:
-            context = None
         span = ReadableSpan(
             name,
-            SpanContext(trace_id, span_id, False, _SAMPLED),
             context,
+            parent,
             self.resource,
             attributes,
-            kind=_KINDS[kind],
+            kind=kind,
             status=status,
             start_time=start_ns,
             end_time=end_ns,

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 from gateway.tracing.context import Outgoing
 from gateway.tracing.traceparent import Parent, format_traceparent
 
-SERVER, CLIENT = 1, 2
-"""``opentelemetry.trace.SpanKind`` values (the SDK is imported only when tracing is on)."""
-
 if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
     from gateway.metrics import RequestRecord
     from gateway.tracing.export import SpanSink
 
@@ -35,6 +34,7 @@ class Trace:
     __slots__ = (
         "_outgoing",
         "attributes",
+        "context",
         "name",
         "parent",
         "sampled",
@@ -71,6 +71,8 @@ class Trace:
         self.start_ns = time.time_ns() if sampled else 0
         self.traceparent = format_traceparent(trace_id, self.span_id, sampled)
         self._outgoing: Outgoing | None = None
+        self.context: SpanContext | None = None
+        """The SDK's context of the server span, once a span needs it (see SpanSink)."""
 
     @property
     def trace_id_hex(self) -> str:
@@ -104,14 +106,4 @@ class Trace:
         if self.status_key is not None:
             attributes[self.status_key] = status
         error = f"status {status}" if status >= 500 else None
-        sink.emit(
-            self.name,
-            SERVER,
-            self.trace_id,
-            self.span_id,
-            self.parent,
-            attributes,
-            self.start_ns,
-            time.time_ns(),
-            error,
-        )
+        sink.server_span(self, attributes, time.time_ns(), error)

@@ -14,13 +14,11 @@ MAX_TRACESTATE = 512
 
 
 class Parent(NamedTuple):
-    """A span's parent: the caller's span (``remote``, as its ``traceparent`` names it) or a
-    span of the same request (a backend call's parent is the request's server span)."""
+    """The caller's span, as its ``traceparent`` names it."""
 
     trace_id: int
     span_id: int
     sampled: bool
-    remote: bool = True
 
 
 def _hex(text: str) -> bool:

@@ -142,7 +142,8 @@ class Report:
                 rows.append(
                     (
                         f"{mode}: at most +{bound:.0f} us per request",
-                        f"{added[mode]:+.1f} us end to end, {cost:+.1f} us in process",
+                        f"{added[mode]:+.1f} us CPU per request end to end, "
+                        f"{cost:+.1f} us in process",
                         added[mode] <= bound,
                     )
                 )
@@ -205,7 +206,10 @@ class Report:
             )
         if self.tracing.get("closed"):
             table("Tracing, 1 worker, closed loop 32 connections", self.tracing["closed"])
-            out.append("  tracing hooks in process (us per request)")
+            out.append("  worker CPU per request, end to end (us)")
+            for mode, us in self.tracing.get("cpu_us", {}).items():
+                out.append(f"    {mode:<40}{us:>8.2f}")
+            out.append("  tracing hooks in process (CPU us per request)")
             for mode, us in self.tracing.get("in_process_us", {}).items():
                 out.append(f"    {mode:<40}{us:>8.2f}")
         out.append("\nRouting decision, in process (us/op)")

@@ -1,19 +1,24 @@
 """The tracing case: what OpenTelemetry tracing adds to a request.
 
-End to end: three 1-worker gateways in front of the no-op upstream, closed loop (the worker's
-CPU is the bottleneck, so 1/throughput is its CPU time per request): tracing off, on but the
-request not sampled (ratio 0), and every request sampled and exported in batches over OTLP/gRPC
-to a receiver process. The difference in microseconds per request is the cost.
+End to end: three 1-worker gateways in front of the no-op upstream, closed loop: tracing off, on
+but the request not sampled (ratio 0), and every request sampled and exported in batches over
+OTLP/gRPC to a receiver process. The cost is the worker's CPU time per request (from
+``/proc/<pid>/stat``, all its threads, the SDK's export thread included) minus that of tracing
+off: on a machine shared with other work, throughput and latency move with the neighbours'
+load, CPU time per request much less.
 
-In process: the tracing hooks alone, as the front end and the service call them, per request
-(the sampled figure includes the SDK's batch thread encoding and sending to the receiver).
+In process: the tracing hooks alone, as the front end and the service call them, in CPU time per
+request (the sampled figure includes the batch thread encoding and sending to the receiver).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,10 +29,11 @@ from gateway.metrics import RequestRecord
 from gateway.routing.router import Variant
 from gateway.tracing.calls import backend_call
 from gateway.tracing.settings import resolve
-from loadtests.benchmark import peers
+from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
-from loadtests.benchmark.cases import Load, Starter, Summary, interleaved, small_body
+from loadtests.benchmark.cases import Load, Starter, interleaved, small_body
 from loadtests.benchmark.steps import Steps
+from loadtests.benchmark.wrk import WrkResult
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = p.TRACING_TARGETS
@@ -65,6 +71,7 @@ def measure_tracing(
     sink, otlp_port = otlp_sink(run / "otlp")
     start(sink)
     urls: dict[str, str] = {}
+    pids: dict[str, int] = {}
     for index, mode in enumerate(MODES):
         config = peers.gateway_config(ups, free_port(), 1)
         section = tracing_section(mode, otlp_port)
@@ -72,25 +79,57 @@ def measure_tracing(
             config["tracing"] = section
         process, port = peers.gateway(run / f"gw-trace-{index}", config, f"gateway-trace-{index}")
         start(process)
+        assert process.popen is not None
         urls[mode] = f"http://127.0.0.1:{port}"
+        pids[mode] = footprint.worker_pids(process.popen.pid)[0]
     load = Load("/v2/models/m/infer", small_body(run), JSON_HEADERS, 32, args.seconds)
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
     closed = interleaved(
-        {mode: load.measure(url, scripts) for mode, url in urls.items()},
+        {
+            mode: _counting_cpu(load.measure(url, scripts), pids[mode], load.seconds, cpu[mode])
+            for mode, url in urls.items()
+        },
         args.rounds,
         steps.measured("tracing"),
     )
+    cpu_us = {mode: statistics.median(values) for mode, values in cpu.items()}
     in_process: dict[str, float] = {}
     for mode in MODES:
         in_process[mode] = hooks_cost_us(mode, otlp_port)
         what = f"in process, {mode}: {in_process[mode]:.2f} us per request"
         steps.did("tracing", what, p.IN_PROCESS_S, mode=mode, us=in_process[mode])
-    return {"closed": closed, "in_process_us": in_process, "added_us": added_us(closed)}
+    return {
+        "closed": closed,
+        "cpu_us": cpu_us,
+        "added_us": added_us(cpu_us),
+        "in_process_us": in_process,
+    }
 
 
-def added_us(closed: dict[str, Summary]) -> dict[str, float]:
-    """Per-request CPU time each traced mode adds to tracing off, from closed-loop throughput."""
-    base = 1e6 / closed[MODES[0]].requests_per_s
-    return {mode: 1e6 / closed[mode].requests_per_s - base for mode in MODES[1:]}
+def added_us(cpu_us: dict[str, float]) -> dict[str, float]:
+    """The CPU time per request each traced mode adds to tracing off."""
+    return {mode: cpu_us[mode] - cpu_us[MODES[0]] for mode in MODES[1:]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _counting_cpu(
+    measure: Callable[[], WrkResult], pid: int, seconds: float, into: list[float]
+) -> Callable[[], WrkResult]:
+    """``measure``, also appending the worker's CPU microseconds per request to ``into``."""
+
+    def run() -> WrkResult:
+        before = cpu_seconds(pid)
+        result = measure()
+        requests = result.requests_per_s * max(1, round(seconds))
+        into.append((cpu_seconds(pid) - before) / max(requests, 1.0) * 1e6)
+        return result
+
+    return run
 
 
 class _Backend:
@@ -117,10 +156,12 @@ def hooks_cost_us(mode: str, otlp_port: int) -> float:
         from gateway.tracing.export import SpanSink
         from gateway.tracing.tracer import RequestTracer
 
-        settings = resolve(TracingConfig.model_validate(section), {})
+        # Room for every span: a full queue drops spans, and their export would go uncounted.
+        queue = {"max_queue_size": 2 * IN_PROCESS_REQUESTS + 8}
+        settings = resolve(TracingConfig.model_validate({**section, **queue}), {})
         assert settings is not None
         tracer = RequestTracer(settings, SpanSink(settings))
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(IN_PROCESS_REQUESTS):
         record = RequestRecord("oip_rest", time.perf_counter())
         if tracer is not None:
@@ -134,4 +175,4 @@ def hooks_cost_us(mode: str, otlp_port: int) -> float:
     if tracer is not None:
         tracer.sink.flush()  # the batch thread's encoding and sending count too
         tracer.shutdown()
-    return (time.perf_counter() - started) / IN_PROCESS_REQUESTS * 1e6
+    return (time.process_time() - started) / IN_PROCESS_REQUESTS * 1e6
