@@ -1,11 +1,13 @@
 """The tracing case: what OpenTelemetry tracing adds to a request.
 
-End to end: three 1-worker gateways in front of the no-op upstream, closed loop: tracing off, on
-but the request not sampled (ratio 0), and every request sampled and exported in batches over
-OTLP/gRPC to a receiver process. The cost is the worker's CPU time per request (from
-``/proc/<pid>/stat``, all its threads, the SDK's export thread included) minus that of tracing
-off: on a machine shared with other work, throughput and latency move with the neighbours'
-load, CPU time per request much less.
+End to end: three 1-worker gateways in front of the no-op upstream, at the same fixed rate:
+tracing off, on but the request not sampled (ratio 0), and every request sampled and exported
+in batches over OTLP/gRPC to a receiver process. The cost is the worker's CPU time per request
+(from ``/proc/<pid>/stat``, all its threads, the SDK's export thread included) minus that of
+tracing off. On a machine shared with other work, throughput and latency move with the
+neighbours' load; CPU time per request at a fixed rate much less (a closed loop would not do:
+a worker that gets less of the machine serves fewer requests per event-loop turn, and each
+costs more).
 
 In process: the tracing hooks alone, as the front end and the service call them, in CPU time per
 request (the sampled figure includes the batch thread encoding and sending to the receiver).
@@ -38,6 +40,7 @@ from loadtests.benchmark.wrk import WrkResult
 REPO = Path(__file__).resolve().parents[2]
 MODES = p.TRACING_TARGETS
 IN_PROCESS_REQUESTS = 20_000
+FIXED_LOAD = (400.0, 20)  # requests/s, connections: well within a loaded 1-worker gateway
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -82,9 +85,12 @@ def measure_tracing(
         assert process.popen is not None
         urls[mode] = f"http://127.0.0.1:{port}"
         pids[mode] = footprint.worker_pids(process.popen.pid)[0]
-    load = Load("/v2/models/m/infer", small_body(run), JSON_HEADERS, 32, args.seconds)
+    rate, connections = FIXED_LOAD
+    load = Load(
+        "/v2/models/m/infer", small_body(run), JSON_HEADERS, connections, args.seconds, rate
+    )
     cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
-    closed = interleaved(
+    measured = interleaved(
         {
             mode: _counting_cpu(load.measure(url, scripts), pids[mode], load.seconds, cpu[mode])
             for mode, url in urls.items()
@@ -99,8 +105,9 @@ def measure_tracing(
         what = f"in process, {mode}: {in_process[mode]:.2f} us per request"
         steps.did("tracing", what, p.IN_PROCESS_S, mode=mode, us=in_process[mode])
     return {
-        "closed": closed,
+        "fixed_rate": measured,
         "cpu_us": cpu_us,
+        "cpu_us_rounds": cpu,
         "added_us": added_us(cpu_us),
         "in_process_us": in_process,
     }

@@ -128,7 +128,7 @@ def test_tracing_verdicts_and_table():
     assert added == {unsampled: 0.5, sampled: 11.0}
     hooks = {off: 0.5, unsampled: 2.0, sampled: 30.0}
     report = Report(
-        tracing={"closed": closed, "cpu_us": cpu, "added_us": added, "in_process_us": hooks}
+        tracing={"fixed_rate": closed, "cpu_us": cpu, "added_us": added, "in_process_us": hooks}
     )
     rows = {target: (measured, met) for target, measured, met in report.targets()}
     assert rows["tracing on, unsampled: at most +10 us per request"] == (
@@ -138,7 +138,7 @@ def test_tracing_verdicts_and_table():
     report.tracing["added_us"] = tracing.added_us({**cpu, sampled: 200.0})
     rows = {target: met for target, _, met in report.targets()}
     assert not rows["tracing on, sampled + OTLP export: at most +60 us per request"]
-    assert "Tracing, 1 worker, closed loop 32 connections" in report.render()
+    assert "Tracing, 1 worker, 400 req/s over 20 connections" in report.render()
 
 
 def test_scrape_verdicts_and_table():
