@@ -104,6 +104,13 @@ class GatewaySpanExporter(OTLPSpanExporter):
     ) -> None:
         super().__init__(endpoint=endpoint, timeout=timeout)
         self._encoder = SpanEncoder(resource, scope)
+        self._stopped = False
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Once (a bounded stop may call it before the batch processor does)."""
+        if not self._stopped:
+            self._stopped = True
+            super().shutdown(timeout_millis, **kwargs)
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
         return self._encoder.request(data)

@@ -11,7 +11,7 @@ Imported only when tracing is on: a gateway without it never loads the SDK.
 
 from __future__ import annotations
 
-import logging
+import threading
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -24,11 +24,10 @@ from gateway.tracing.encode import GatewaySpanExporter
 from gateway.tracing.settings import TraceSettings
 from gateway.tracing.trace import Attributes, Trace
 
-log = logging.getLogger(__name__)
-
 SCOPE = InstrumentationScope("gateway", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
+SHUTDOWN_S = 2.0
 _FLAGS = {True: _SAMPLED, False: TraceFlags(TraceFlags.DEFAULT)}
 
 
@@ -56,6 +55,7 @@ class SpanSink:
             exporter = GatewaySpanExporter(
                 self.resource, SCOPE, settings.endpoint, settings.export_timeout_s
             )
+        self._exporter = exporter
         self._processor = BatchSpanProcessor(
             exporter,
             max_queue_size=settings.max_queue_size,
@@ -131,6 +131,14 @@ class SpanSink:
         """Export every queued span now; False if that took longer than ``timeout_ms``."""
         return self._processor.force_flush(timeout_ms)
 
-    def shutdown(self) -> None:
-        """Export what is queued (bounded by the export timeout) and stop the batch thread."""
-        self._processor.shutdown()  # type: ignore[no-untyped-call]
+    def shutdown(self, timeout_s: float = SHUTDOWN_S) -> None:
+        """Export what is queued and stop, within about ``timeout_s``: with the collector down,
+        the exporter's retries are cut short and the spans still queued are dropped."""
+        stopping = threading.Thread(
+            target=self._processor.shutdown, name="span-sink-shutdown", daemon=True
+        )
+        stopping.start()
+        stopping.join(timeout_s)
+        if stopping.is_alive():
+            self._exporter.shutdown()
+            stopping.join(timeout_s)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -164,3 +168,30 @@ def test_the_context_stays_with_its_task():
         assert seen == [True, True, True]
 
     asyncio.run(main())
+
+
+class HangingExporter(SpanExporter):
+    """A collector that never answers: export blocks until the exporter is shut down."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.stopped.wait(30)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.stopped.set()
+
+
+def test_stopping_with_a_dead_collector_is_bounded():
+    exporter = HangingExporter()
+    sink = SpanSink(settings(), exporter)
+    traced = RequestTracer(settings(), sink, lambda: 0.0)
+    record = RequestRecord("oip_rest", time.perf_counter())
+    record.trace = traced.begin_http(scope(), "/r", "oip_rest")
+    record.trace.end(record, 200)
+    started = time.monotonic()
+    sink.shutdown(timeout_s=0.5)
+    assert time.monotonic() - started < 2.0
+    assert exporter.stopped.is_set()
