@@ -136,8 +136,8 @@ def test_tracing_verdicts_and_table():
     )  # fmt: skip
     assert rows["tracing on, sampled + OTLP export: at most +60 us per request"][1]
     report.tracing["added_us"] = tracing.added_us({**cpu, sampled: 200.0})
-    rows = {target: met for target, _, met in report.targets()}
-    assert not rows["tracing on, sampled + OTLP export: at most +60 us per request"]
+    met = {target: met for target, _, met in report.targets()}
+    assert not met["tracing on, sampled + OTLP export: at most +60 us per request"]
     assert "Tracing, 1 worker, 400 req/s over 20 connections" in report.render()
 
 
