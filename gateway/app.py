@@ -143,16 +143,23 @@ class Gateway:
         return self.service.table.version
 
     async def apply(self, config: GatewayConfig, number: int | None = None) -> ConfigVersion:
-        """Route by ``config`` from now on (models and backends; ``server`` keeps what the
-        gateway started with). One reference is swapped: requests in flight finish on the table
-        they started with. Unchanged backends keep their pools, readiness and metadata; removed
-        ones are closed once no request routed before the swap can still be using them.
+        """Route by ``config`` from now on (models and backends; ``server``, ``tracing``,
+        ``access_log`` and ``logging`` keep what the gateway started with). One reference is
+        swapped: requests in flight finish on the table they started with. Unchanged backends
+        keep their pools, readiness and metadata; removed ones are closed once no request routed
+        before the swap can still be using them.
         ``number`` is the new table's (default: the current one's plus 1)."""
         async with self._apply_lock:
             old = self.service.table
             if config.server != old.config.server:
                 log.warning("server settings changed in the new config: they apply at restart")
                 config = config.model_copy(update={"server": old.config.server})
+            for section in ("tracing", "access_log", "logging"):
+                if getattr(config, section) != getattr(old.config, section):
+                    log.warning(
+                        "%s settings changed in the new config: they apply at restart", section
+                    )
+                    config = config.model_copy(update={section: getattr(old.config, section)})
             change = next_table(old, config, self._create, number)
             started: list[Backend] = []
             try:

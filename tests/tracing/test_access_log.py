@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -162,3 +163,31 @@ def test_debug_log_has_access_lines_and_no_library_chatter(tmp_path):
     assert "nope" in errors["oip_rest"]["error"]
     assert errors["oip_grpc"]["path"] == "inference.GRPCInferenceService/ModelInfer"
     assert errors["oip_grpc"]["client"].startswith("ipv4:127.0.0.1:")
+
+
+def test_a_reload_keeps_the_observability_sections_until_restart():
+    from gateway.app import Gateway
+    from gateway.config import parse_config
+
+    def config(success_ratio: float) -> Any:
+        return parse_config(
+            {
+                "server": {"http": {"host": "127.0.0.1", "port": 0}, "grpc": None},
+                "backends": {"a": {"kind": "oip", "url": "http://127.0.0.1:9"}},
+                "models": {
+                    "m": {"variants": [{"name": "a1", "backend": "a", "version": 1, "weight": 1}]}
+                },
+                "access_log": {"success_ratio": success_ratio},
+            }
+        )
+
+    async def main() -> None:
+        gateway = Gateway(config(0.5))
+        try:
+            await gateway.apply(config(1.0))
+            assert gateway.table.config.access_log.success_ratio == 0.5
+            assert gateway.table.version.number == 2
+        finally:
+            await gateway.stop()
+
+    asyncio.run(main())
