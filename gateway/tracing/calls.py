@@ -35,6 +35,8 @@ class _Untraced:
 
 
 UNTRACED = _Untraced()
+_NAMES: dict[tuple[str, str], str] = {}
+"""Client span names by (backend kind, protocol): ``oip rest infer``, ``tfserving grpc infer``."""
 
 
 class TracedCall:
@@ -81,7 +83,11 @@ class TracedCall:
         if error is not None:
             attributes["error.type"] = type(error).__name__
             message = error.message if isinstance(error, GatewayError) else repr(error)
-        name = f"{backend.kind} {backend.protocol} infer"
+        name = _NAMES.get((backend.kind, backend.protocol))
+        if name is None:
+            name = _NAMES[(backend.kind, backend.protocol)] = (
+                f"{backend.kind} {backend.protocol} infer"
+            )
         end_ns = time.time_ns()
         trace.sink.client_span(
             trace, name, self._span_id, attributes, self._start_ns, end_ns, message

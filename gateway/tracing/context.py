@@ -8,27 +8,26 @@ clients pass :attr:`Outgoing.grpc` as metadata. Unset (tracing off): one ``get``
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Metadata = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """``traceparent`` (and ``tracestate``) for one backend call, encoded for each transport."""
 
     http: bytes
     """Header lines, each ending in CRLF."""
     grpc: Metadata
 
-    @classmethod
-    def of(cls, traceparent: str, tracestate: str | None) -> Outgoing:
-        if tracestate is None:
-            return cls(f"traceparent: {traceparent}\r\n".encode(), (("traceparent", traceparent),))
-        return cls(
-            f"traceparent: {traceparent}\r\ntracestate: {tracestate}\r\n".encode(),
-            (("traceparent", traceparent), ("tracestate", tracestate)),
-        )
+
+def outgoing(traceparent: str, tracestate: str | None) -> Outgoing:
+    if tracestate is None:
+        return Outgoing(f"traceparent: {traceparent}\r\n".encode(), (("traceparent", traceparent),))
+    return Outgoing(
+        f"traceparent: {traceparent}\r\ntracestate: {tracestate}\r\n".encode(),
+        (("traceparent", traceparent), ("tracestate", tracestate)),
+    )
 
 
 OUTGOING: ContextVar[Outgoing | None] = ContextVar("gateway_outgoing_trace", default=None)

@@ -10,7 +10,7 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from gateway.tracing.context import Outgoing
+from gateway.tracing.context import Outgoing, outgoing
 from gateway.tracing.traceparent import Parent, format_traceparent
 
 if TYPE_CHECKING:
@@ -81,9 +81,9 @@ class Trace:
     def outgoing(self, span_id: int | None = None) -> Outgoing:
         """What a backend call sends: the client span's id when recorded, else this span's."""
         if span_id is not None:
-            return Outgoing.of(format_traceparent(self.trace_id, span_id, True), self.tracestate)
+            return outgoing(format_traceparent(self.trace_id, span_id, True), self.tracestate)
         if self._outgoing is None:
-            self._outgoing = Outgoing.of(self.traceparent, self.tracestate)
+            self._outgoing = outgoing(self.traceparent, self.tracestate)
         return self._outgoing
 
     def end(self, record: RequestRecord, status: int) -> None:
