@@ -147,7 +147,12 @@ class InferenceService:
         return response
 
     async def _attempt(
-        self, variant: Variant, request: InferRequest, timeout_s: float, decision: RouteDecision
+        self,
+        variant: Variant,
+        request: InferRequest,
+        timeout_s: float,
+        decision: RouteDecision,
+        record: RequestRecord,
     ) -> InferResponse:
         backend = variant.backend
         inflight = self.metrics.inflight_child(backend.name, backend.runtime)
@@ -155,7 +160,8 @@ class InferenceService:
         inflight.inc()
         counts.active += 1
         try:
-            response = await backend.infer(variant.target, request, timeout_s)
+            with backend_call(record, variant):
+                response = await backend.infer(variant.target, request, timeout_s)
         except GatewayError as error:
             self._failed(variant, decision, error)
             raise
@@ -210,7 +216,7 @@ class InferenceService:
             decision.variant = record.variant = variant  # its answer or error is the request's
             try:
                 await asyncio.sleep(pause)
-                response = await self._attempt(variant, request, attempt_s, decision)
+                response = await self._attempt(variant, request, attempt_s, decision, record)
             except GatewayError as failure:
                 error = failure
                 tried.append(variant)

@@ -1,5 +1,6 @@
 """Small Open Inference Protocol backends of the tests' own, REST and gRPC, that answer one
-model (``m``, version 1: two FP32 outputs) and record the headers / metadata of every call."""
+model (``m``, version 1: two FP32 outputs) and record the headers / metadata of every call. The
+REST one also has ``flaky``, ready but answering every inference with 503."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def _handler(recorded: Recorded) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            if self.path == "/v2/models/m/versions/1/ready":
+            if self.path in ("/v2/models/m/versions/1/ready", "/v2/models/flaky/versions/1/ready"):
                 self._reply(200, {"ready": True})
             elif self.path == "/v2/models/m/versions/1":
                 self._reply(200, METADATA)
@@ -65,11 +66,18 @@ def _handler(recorded: Recorded) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             self.rfile.read(length)
+            if self.path == "/v2/models/flaky/versions/1/infer":
+                self._unavailable()
+                return
             if self.path != "/v2/models/m/versions/1/infer":
                 self._reply(404, {"error": "not found"})
                 return
             recorded.add({k.lower(): v for k, v in self.headers.items()})
             self._reply(200, {"model_name": "m", "model_version": "1", "outputs": [OUTPUT]})
+
+        def _unavailable(self) -> None:
+            recorded.add({k.lower(): v for k, v in self.headers.items()})
+            self._reply(503, {"error": "flaky is overloaded"})
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -65,7 +65,19 @@ def traced_config(otlp_port: int, rest_port: int, grpc_port: int) -> dict[str, A
                     {"name": "rest-v1", "backend": "rest", "version": "1", "weight": 1},
                     {"name": "grpc-v1", "backend": "grpc", "version": "1", "weight": 0},
                 ]
-            }
+            },
+            "r": {
+                "variants": [
+                    {
+                        "name": "flaky-v1",
+                        "backend": "rest",
+                        "model": "flaky",
+                        "version": "1",
+                        "weight": 1,
+                    },
+                    {"name": "ok-v1", "backend": "rest", "model": "m", "version": "1", "weight": 1},
+                ]
+            },
         },
         grpc={"host": "127.0.0.1", "port": free_port()},
     )
@@ -229,3 +241,33 @@ def test_an_invalid_traceparent_starts_a_new_trace(stack: Stack) -> None:
     [server] = by_kind(stack.receiver.of_trace(trace, 2), SERVER)
     assert server.parent_span_id == ""
     assert "tracestate" not in stack.rest.last()
+
+
+def test_a_retry_is_a_client_span_of_its_own(stack: Stack) -> None:
+    # Half the requests try flaky-v1 first (503) and are retried on ok-v1; 20 requests all
+    # avoiding it first has odds of one in a million.
+    retried = []
+    for index in range(20):
+        trace_id = f"{index + 1:032x}"
+        reply = httpx.post(
+            f"{stack.url}/v2/models/r/infer",
+            json=BODY,
+            headers={"traceparent": traceparent(trace_id)},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-gateway-variant"] == "ok-v1"
+        spans = stack.receiver.of_trace(trace_id, 2)
+        [server] = by_kind(spans, SERVER)
+        if server.attributes["gateway.retries"] == 1:
+            retried.append((server, by_kind(stack.receiver.of_trace(trace_id, 3), CLIENT)))
+    assert retried
+    server, clients = retried[0]
+    first, second = sorted(clients, key=lambda span: span.attributes["gateway.attempt"])
+    assert (first.attributes["gateway.variant"], second.attributes["gateway.variant"]) == (
+        "flaky-v1", "ok-v1",
+    )  # fmt: skip
+    assert first.status_code == STATUS_ERROR
+    assert first.attributes["error.type"] == "BackendUnavailable"
+    assert second.status_code != STATUS_ERROR
+    assert first.parent_span_id == second.parent_span_id == server.span_id
+    assert server.attributes["gateway.variant"] == "ok-v1"
