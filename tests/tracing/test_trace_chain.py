@@ -85,5 +85,6 @@ def test_each_hop_is_the_child_of_the_one_before(chain, model, runtime, client_s
     assert regional_server.attributes["gateway.runtime"] == runtime
     assert regional_server.attributes["gateway.model"] == model
     assert regional_client.name == client_span
-    assert edge_server.start_ns <= regional_server.start_ns <= regional_server.end_ns
-    assert regional_server.end_ns <= edge_server.end_ns
+    # The regional gateway got the call after the edge made it and before its answer came back
+    # (its span ends once its reply is written, which the edge may see a moment before that).
+    assert edge_client.start_ns <= regional_server.start_ns <= edge_client.end_ns
