@@ -15,6 +15,7 @@ from collections.abc import Generator
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from gateway.access_log import AccessLog
 from gateway.backends import Backend, create_backend
 from gateway.config import AnyBackendConfig, GatewayConfig
 from gateway.grpc import GrpcFrontEnd
@@ -23,11 +24,14 @@ from gateway.health.metrics import EjectionMetrics
 from gateway.http.app import HttpFrontEnd
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
+from gateway.observer import RequestObserver
 from gateway.readiness import Readiness
 from gateway.routing.table import ConfigVersion, RoutingTable, first_table, next_table
 from gateway.service import InferenceService
 from gateway.shadow.mirror import Mirror
 from gateway.shadow.plan import plans_from
+from gateway.tracing.settings import TracingSettingsError
+from gateway.tracing.setup import request_tracer
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,15 @@ def listen_socket(host: str, port: int, reuse_port: bool, what: str = "HTTP") ->
     return sock
 
 
+def _observer(config: GatewayConfig, metrics: GatewayMetrics) -> RequestObserver:
+    try:
+        tracer = request_tracer(config.tracing)
+    except TracingSettingsError as error:
+        raise StartupError(f"tracing: {error}") from None
+    access = AccessLog(config.access_log) if config.access_log.enabled else None
+    return RequestObserver(metrics, tracer, access)
+
+
 class Gateway:
     def __init__(
         self,
@@ -103,8 +116,15 @@ class Gateway:
         self.health = HealthBoard(listener=EjectionMetrics(self.metrics))
         self.readiness = Readiness(table.router, server.readiness_interval_s, self.health)
         self.mirror = Mirror(self.metrics, plans_from(config, table.router))
+        self.observer = _observer(config, self.metrics)
         self.service = InferenceService(
-            table, self.readiness, self.metrics, metadata, self.health, self.mirror
+            table,
+            self.readiness,
+            self.metrics,
+            metadata,
+            self.health,
+            self.mirror,
+            observer=self.observer,
         )
         self.metrics.watch_variants(
             VariantCollector(
@@ -132,16 +152,23 @@ class Gateway:
         return self.service.table.version
 
     async def apply(self, config: GatewayConfig, number: int | None = None) -> ConfigVersion:
-        """Route by ``config`` from now on (models and backends; ``server`` keeps what the
-        gateway started with). One reference is swapped: requests in flight finish on the table
-        they started with. Unchanged backends keep their pools, readiness and metadata; removed
-        ones are closed once no request routed before the swap can still be using them.
+        """Route by ``config`` from now on (models and backends; ``server``, ``tracing``,
+        ``access_log`` and ``logging`` keep what the gateway started with). One reference is
+        swapped: requests in flight finish on the table they started with. Unchanged backends
+        keep their pools, readiness and metadata; removed ones are closed once no request routed
+        before the swap can still be using them.
         ``number`` is the new table's (default: the current one's plus 1)."""
         async with self._apply_lock:
             old = self.service.table
             if config.server != old.config.server:
                 log.warning("server settings changed in the new config: they apply at restart")
                 config = config.model_copy(update={"server": old.config.server})
+            for section in ("tracing", "access_log", "logging"):
+                if getattr(config, section) != getattr(old.config, section):
+                    log.warning(
+                        "%s settings changed in the new config: they apply at restart", section
+                    )
+                    config = config.model_copy(update={section: getattr(old.config, section)})
             change = next_table(old, config, self._create, number)
             started: list[Backend] = []
             try:
@@ -255,6 +282,7 @@ class Gateway:
                 await task
         while self._started:
             await self._started.pop().close()
+        await asyncio.to_thread(self.observer.close)
 
     async def _stop_http(self) -> None:
         if self._uvicorn is not None and self._uvicorn_task is not None:

@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from gateway.config_observability import AccessLogConfig, LoggingConfig, TracingConfig
 from gateway.config_problems import (
     FROM_ENVIRONMENT,
     environment_section_problems,
@@ -384,6 +385,9 @@ class GatewayConfig(BaseSettings):
     server: ServerConfig = ServerConfig()
     backends: dict[str, BackendConfig]
     models: dict[str, ModelConfig]
+    tracing: TracingConfig = TracingConfig()
+    access_log: AccessLogConfig = AccessLogConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @classmethod
     def settings_customise_sources(

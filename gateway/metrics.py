@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,6 +30,9 @@ from gateway.exposition.config_version import ConfigVersionCollector
 from gateway.exposition.scrape import Exposition
 from gateway.exposition.text import header, labels_text, value_text
 from gateway.routing.router import Variant
+
+if TYPE_CHECKING:
+    from gateway.tracing.trace import Trace
 
 # Seconds; fine at the bottom, where gateway overhead and loopback backends live.
 LATENCY_BUCKETS = (
@@ -55,6 +58,20 @@ class RequestRecord:
     model: str = ""
     variant: Variant | None = None
     upstream_s: float | None = None
+    trace: Trace | None = None
+    """Set by the front end when tracing is on."""
+    attempts: int = 0
+    """Backend calls made for the request (more than one: it was retried)."""
+    shadowed: bool = False
+    """The request was also sent to a shadow variant."""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    origin: object = None
+    """The ASGI scope or a gRPC origin: read only if an access-log line is written."""
+    request_id: str | None = None
+    """The inference request's own id (``x-request-id`` wins in the access log)."""
+    error: str | None = None
+    """The message the client got, when it got an error."""
 
 
 class GatewayMetrics:

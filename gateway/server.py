@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gateway.app import StartupError
 from gateway.config import GatewayConfig
+from gateway.logs import quiet_libraries
 from gateway.supervisor import Supervisor
 from gateway.worker import run_worker, worker_entry
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 def run(config: GatewayConfig, config_path: Path | None = None) -> int:
     """``config_path`` (the file ``config`` came from) turns on the control plane: reloads,
     the watcher and the admin API."""
+    quiet_libraries(config.logging.third_party_level)
     if config.server.workers > 1:
         return Supervisor(config, worker_entry, config_path).run()
     try:

@@ -24,11 +24,13 @@ from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
+from gateway.observer import RequestObserver
 from gateway.readiness import Readiness
 from gateway.retry import RetryBudgets, back_off, next_variant, retry_reason
 from gateway.routing.router import ModelRoute, Selection, Variant, choose, version_order
 from gateway.routing.table import RoutingTable
 from gateway.shadow.mirror import Mirror
+from gateway.tracing.calls import backend_call
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,6 +79,7 @@ class InferenceService:
         metadata: MetadataCache,
         health: HealthBoard | None = None,
         mirror: Mirror | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.table = table
         """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
@@ -86,6 +89,8 @@ class InferenceService:
         self.health = health if health is not None else HealthBoard()
         self._budgets = RetryBudgets()
         self.mirror = mirror
+        self.observer = observer if observer is not None else RequestObserver(metrics)
+        """What front ends report each finished request to (metrics, trace, access log)."""
 
     def route(
         self, model: str, version: str | None, label: str | None, hints: RouteHints
@@ -117,6 +122,7 @@ class InferenceService:
         variant = decision.variant
         record.model = variant.model
         record.variant = variant
+        record.request_id = request.id
         backend = variant.backend
         timeout_s = decision.timeout_s
         per_try = variant.resilience.retry_policy.per_try_timeout_s
@@ -130,7 +136,8 @@ class InferenceService:
         started = time.perf_counter()
         try:
             try:
-                response = await backend.infer(variant.target, request, timeout_s)
+                with backend_call(record, variant):
+                    response = await backend.infer(variant.target, request, timeout_s)
             finally:
                 counts.active -= 1
                 inflight.dec()
@@ -152,11 +159,16 @@ class InferenceService:
         if response.id is None:
             response.id = request.id
         if self.mirror is not None:
-            self.mirror.offer(request, variant, response)
+            self.mirror.offer(request, variant, response, record)
         return response
 
     async def _attempt(
-        self, variant: Variant, request: InferRequest, timeout_s: float, decision: RouteDecision
+        self,
+        variant: Variant,
+        request: InferRequest,
+        timeout_s: float,
+        decision: RouteDecision,
+        record: RequestRecord,
     ) -> InferResponse:
         backend = variant.backend
         inflight = self.metrics.inflight_child(backend.name, backend.runtime)
@@ -164,7 +176,8 @@ class InferenceService:
         inflight.inc()
         counts.active += 1
         try:
-            response = await backend.infer(variant.target, request, timeout_s)
+            with backend_call(record, variant):
+                response = await backend.infer(variant.target, request, timeout_s)
         except GatewayError as error:
             self._failed(variant, decision, error)
             raise
@@ -219,7 +232,7 @@ class InferenceService:
             decision.variant = record.variant = variant  # its answer or error is the request's
             try:
                 await asyncio.sleep(pause)
-                response = await self._attempt(variant, request, attempt_s, decision)
+                response = await self._attempt(variant, request, attempt_s, decision, record)
             except GatewayError as failure:
                 error = failure
                 tried.append(variant)
@@ -244,7 +257,8 @@ class InferenceService:
             )
         started = time.perf_counter()
         try:
-            return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
+            with backend_call(record, variant):
+                return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
         finally:
             record.upstream_s = time.perf_counter() - started
 

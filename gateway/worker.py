@@ -23,6 +23,7 @@ from gateway.config import GatewayConfig
 from gateway.control.local import LocalControl
 from gateway.control.plane import ControlPlane
 from gateway.control.workers import ControlChannel, LocalWorker
+from gateway.logs import quiet_libraries
 from gateway.memory import keep_large_buffers_in_heap
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def worker_entry(
     config_number: int = 1,
 ) -> None:
     logging.basicConfig(level=log_level, format=f"%(asctime)s [worker {os.getpid()}] %(message)s")
+    quiet_libraries(config.logging.third_party_level)
     try:
         run_worker(config, ready, True, control, None, config_number)
     except StartupError as error:

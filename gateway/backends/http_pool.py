@@ -30,6 +30,7 @@ from gateway.backends.http_connection import (
 from gateway.backends.tls import TlsOptions, client_context
 from gateway.config import AnyBackendConfig
 from gateway.errors import BackendError, InvalidInput
+from gateway.tracing.context import OUTGOING
 
 __all__ = ["Body", "HttpPool", "HttpReply", "TlsOptions", "backend_pool", "tls_options"]
 
@@ -140,6 +141,9 @@ class HttpPool:
                 head.append(b"Content-Length: 0\r\n")
             if headers:
                 head.append(_encode_headers(headers))
+            outgoing = OUTGOING.get()
+            if outgoing is not None:
+                head.append(outgoing.http)
             head.append(b"\r\n")
             request_head = b"".join(head)
             async with asyncio.timeout(timeout_s), self._slots:

@@ -26,6 +26,7 @@ from gateway.codecs.oip_raw import checked_spec
 from gateway.config import OipBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, TensorSpec
 from gateway.metadata import MetadataCache
+from gateway.tracing.context import grpc_metadata
 from gateway.wire import oip_pb2 as oip
 
 SERVICE = "/inference.GRPCInferenceService"
@@ -97,7 +98,7 @@ class OipGrpcBackend:
             inputs = await request.input_tensors()
             body = infer_request(request, inputs, target.name, self._version(target), self._limit)
         try:
-            reply: bytes = await self._infer(body, timeout=timeout_s)
+            reply: bytes = await self._infer(body, timeout=timeout_s, metadata=grpc_metadata())
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise not_serving(self.name, target, error.details() or "NOT_FOUND") from None

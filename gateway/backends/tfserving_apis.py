@@ -18,6 +18,7 @@ from gateway.config import TFServingBackendConfig
 from gateway.errors import BackendError, InvalidInput
 from gateway.inference import Formats, Payload
 from gateway.media_types import JSON_HEADERS
+from gateway.tracing.context import grpc_metadata
 
 API_METHODS = {
     "classify": "/tensorflow.serving.PredictionService/Classify",
@@ -75,7 +76,7 @@ class TFServingApis:
             body = retarget_input_request(payload.body, target.name, int(target.version))
             call = self._channel.unary_unary(API_METHODS[api])
             with grpc_boundary(self._name, timeout_s):
-                reply: bytes = await call(body, timeout=timeout_s)
+                reply: bytes = await call(body, timeout=timeout_s, metadata=grpc_metadata())
             return Payload(Formats.TFS_INPUT_PB, reply)
         if self._pool is None or self._rest_url is None:
             raise BackendError(f"backend {self._name!r} has no REST address for {api}")

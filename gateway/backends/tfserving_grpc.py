@@ -27,6 +27,7 @@ from gateway.config import GrpcLoadBalancing, TFServingBackendConfig
 from gateway.errors import BackendError
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata, Payload
 from gateway.metadata import MetadataCache
+from gateway.tracing.context import grpc_metadata
 from gateway.wire import tensorflow_serving_pb2 as tfs
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -139,7 +140,7 @@ class TFServingGrpcBackend:
             )
             body = message.SerializeToString()
         with grpc_boundary(self.name, timeout_s):
-            reply: bytes = await self._predict(body, timeout=timeout_s)
+            reply: bytes = await self._predict(body, timeout=timeout_s, metadata=grpc_metadata())
         return undecoded_response(
             target,
             request,

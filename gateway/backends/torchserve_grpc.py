@@ -23,6 +23,7 @@ from gateway.codecs.torchserve import retarget_predictions_request
 from gateway.config import TorchServeBackendConfig
 from gateway.inference import Formats, InferRequest, InferResponse, ModelMetadata
 from gateway.metadata import MetadataCache
+from gateway.tracing.context import grpc_metadata
 from gateway.wire import torchserve_pb2 as ts
 
 PREDICTIONS = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
@@ -98,7 +99,9 @@ class TorchServeGrpcBackend:
             body = message.SerializeToString()
 
         async def call(metadata: tuple[tuple[str, str], ...] | None) -> bytes:
-            reply: bytes = await self._predictions(body, timeout=timeout_s, metadata=metadata)
+            reply: bytes = await self._predictions(
+                body, timeout=timeout_s, metadata=grpc_metadata(metadata)
+            )
             return reply
 
         with grpc_boundary(self.name, timeout_s):

@@ -3,8 +3,9 @@ Inference Protocol, TF Serving's and TorchServe's APIs, health checking and (unl
 reflection, in plaintext or over TLS.
 
 Every handler runs inside :meth:`GrpcFrontEnd._behavior`, the one place where a gateway error
-becomes a gRPC status, any other exception becomes INTERNAL, ``x-gateway-variant`` is sent and
-an inference request is reported to the metrics.
+becomes a gRPC status, any other exception becomes INTERNAL, ``x-gateway-variant`` (and, when
+tracing is on, ``traceparent``) is sent and an inference request is reported to the observer
+(metrics, trace, access log).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection_pb2
 
+from gateway.access_log import GrpcOrigin
 from gateway.config import ServerConfig, TlsConfig
 from gateway.errors import (
     CLIENT_CLOSED,
@@ -132,7 +134,9 @@ class GrpcFrontEnd:
         server = grpc.aio.server(options=server_options(self._config, reuse_port))
         for name, methods in self._services.items():
             handlers = {
-                method: grpc.unary_unary_rpc_method_handler(self._behavior(spec))
+                method: grpc.unary_unary_rpc_method_handler(
+                    self._behavior(spec, f"{name}/{method}")
+                )
                 for method, spec in methods.items()
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
@@ -191,41 +195,65 @@ class GrpcFrontEnd:
                 await self._publish(health, names, ready)
                 serving = ready
 
-    def _behavior(self, method: Method) -> Behavior:
-        metrics = self._service.metrics
+    def _behavior(self, method: Method, rpc: str) -> Behavior:
+        observer = self._service.observer
         handler, protocol = method.handler, method.protocol
 
         async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            record = RequestRecord(protocol, time.perf_counter()) if protocol else None
+            record = None
+            if protocol:
+                record = RequestRecord(protocol, time.perf_counter())
+                record.origin = GrpcOrigin(context, rpc)
+                record.bytes_in = len(body)
+                if observer.tracer is not None:
+                    record.trace = observer.tracer.begin_grpc(context, rpc, protocol)
             status = 500
+            code = grpc.StatusCode.INTERNAL
             try:
                 reply = await handler(
                     body, Call(context, self._sticky_key, self._variant_key, record)
                 )
                 await self._send_variant(context, record)
-                status = 200
+                status, code = 200, grpc.StatusCode.OK
+                if record is not None:
+                    record.bytes_out = len(reply)
                 return reply
             except asyncio.CancelledError:
                 # The client cancelled, or its deadline passed while the backend worked.
                 remaining = context.time_remaining()
-                status = TIMED_OUT if remaining is not None and remaining <= 0 else CLIENT_CLOSED
+                if remaining is not None and remaining <= 0:
+                    status, code = TIMED_OUT, grpc.StatusCode.DEADLINE_EXCEEDED
+                else:
+                    status, code = CLIENT_CLOSED, grpc.StatusCode.CANCELLED
                 raise
             except Exception as caught:
                 error = caught if isinstance(caught, GatewayError) else None
                 if error is None:
                     log.exception("gRPC call %s failed", handler.__qualname__)
                     error = InternalError("internal gateway error; see its log")
-                status = http_status(error)
+                status, code = http_status(error), grpc_status(error)
+                if record is not None:
+                    record.error = error.message
                 await self._send_variant(context, record)
-                await _abort(context, grpc_status(error), status_message(error.message))
+                await _abort(context, code, status_message(error.message))
             finally:
                 if record is not None:
-                    metrics.finish(record, status)
+                    if record.trace is not None and record.trace.attributes is not None:
+                        record.trace.attributes["rpc.grpc.status_code"] = code.value[0]
+                    observer.finish(record, status)
 
         return behavior
 
     async def _send_variant(
         self, context: grpc.aio.ServicerContext, record: RequestRecord | None
     ) -> None:
-        if record is not None and record.variant is not None:
-            await context.send_initial_metadata(((self._variant_key, record.variant.name),))
+        """``x-gateway-variant`` and ``traceparent``, in the initial metadata (sent once)."""
+        if record is None:
+            return
+        metadata: tuple[tuple[str, str], ...] = ()
+        if record.variant is not None:
+            metadata = ((self._variant_key, record.variant.name),)
+        if record.trace is not None:
+            metadata += (("traceparent", record.trace.traceparent),)
+        if metadata:
+            await context.send_initial_metadata(metadata)

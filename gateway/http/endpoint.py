@@ -2,8 +2,8 @@
 
 It reads the headers that matter and the body (bounded, decompressed, and counted against the
 worker's body budget until the response is sent), runs the endpoint's ``handle``, renders any
-gateway error in the endpoint's protocol, adds ``x-gateway-variant``, and reports the request to
-the metrics exactly once.
+gateway error in the endpoint's protocol, adds ``x-gateway-variant`` (and ``traceparent`` when
+tracing is on), and reports the request to the observer (metrics, trace, access log) once.
 """
 
 from __future__ import annotations
@@ -52,16 +52,20 @@ class Incoming:
     content_type: str | None
     json_length: int | None
     hints: RouteHints
+    received: int
+    """Bytes of body as sent (before any Content-Encoding was undone)."""
 
 
 class RawEndpoint(ABC):
     protocol: str
     """The ``protocol`` label of this endpoint's requests in the metrics."""
+    route: str
+    """The path template of its requests (a span's name and ``http.route``)."""
 
     def __init__(self, service: InferenceService, server: ServerConfig, budget: BodyBudget) -> None:
         self.service = service
         self._budget = budget
-        self._metrics = service.metrics
+        self._observer = service.observer
         self._sticky_header = server.sticky_header.encode()
         self._variant_header = server.variant_header.encode()
         self._limit = server.max_request_bytes
@@ -78,19 +82,26 @@ class RawEndpoint(ABC):
         self, scope: Scope, receive: Receive, send: Send, params: dict[str, str | None]
     ) -> None:
         record = RequestRecord(self.protocol, time.perf_counter())
+        record.origin = scope
+        observer = self._observer
+        if observer.tracer is not None:
+            record.trace = observer.tracer.begin_http(scope, self.route, self.protocol)
         held = Held(self._budget)
         try:
             answer = await self._answer(scope, receive, params, record, held)
             if answer is None:
-                self._metrics.finish(record, CLIENT_CLOSED)
+                observer.finish(record, CLIENT_CLOSED)
                 return
             status, out, body = answer
             if record.variant is not None:
                 out.append((self._variant_header, record.variant.name.encode()))
+            if record.trace is not None:
+                out.append((b"traceparent", record.trace.traceparent.encode()))
+            record.bytes_out = len(body)
             try:
                 await send_response(send, status, out, body)
             finally:
-                self._metrics.finish(record, status)
+                observer.finish(record, status)
         finally:
             held.release()  # the body is no longer needed once the response is in the transport
 
@@ -105,18 +116,22 @@ class RawEndpoint(ABC):
         """The response, errors rendered; ``None`` if the client left before sending its body."""
         try:
             incoming = await self._read(scope, receive, params, held)
+            record.bytes_in = incoming.received
             return await self.handle(incoming, record)
         except ClientDisconnected:
             return None
         except UpgradeRequested:
+            record.error = UPGRADE_REFUSED
             status, out, body = self.render_error(InvalidInput(UPGRADE_REFUSED))
             out.append((b"connection", b"close"))  # the parser is past HTTP on this one
             return status, out, body
         except GatewayError as error:
+            record.error = error.message
             return self.render_error(error)
         except Exception:
             log.exception("%s request to %s failed", self.protocol, scope["path"])
-            return self.render_error(InternalError("internal gateway error; see its log"))
+            record.error = "internal gateway error; see its log"
+            return self.render_error(InternalError(record.error))
 
     async def _read(
         self, scope: Scope, receive: Receive, params: dict[str, str | None], held: Held
@@ -148,9 +163,10 @@ class RawEndpoint(ABC):
                 upgrade = value
         if wants_upgrade(connection, upgrade):
             raise UpgradeRequested
-        body = await read_body(receive, self._limit, declared, held)
-        body = decode_content(body, encoding, self._limit, held)
-        return Incoming(params, body, content_type, json_length, RouteHints(pin, sticky))
+        raw = await read_body(receive, self._limit, declared, held)
+        body = decode_content(raw, encoding, self._limit, held)
+        hints = RouteHints(pin, sticky)
+        return Incoming(params, body, content_type, json_length, hints, len(raw))
 
 
 def _int_header(name: bytes, value: bytes) -> int:

@@ -17,6 +17,7 @@ from gateway.service import RouteHints
 
 class OipInferEndpoint(RawEndpoint):
     protocol = "oip_rest"
+    route = "/v2/models/{model}/infer"
 
     async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
         model = incoming.params["model"]

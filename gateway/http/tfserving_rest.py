@@ -24,6 +24,7 @@ from gateway.metrics import RequestRecord
 
 class TFServingRestEndpoint(RawEndpoint):
     protocol = "tfs_rest"
+    route = "/v1/models/{model}:{verb}"
 
     async def handle(self, incoming: Incoming, record: RequestRecord) -> tuple[int, Headers, bytes]:
         params = incoming.params

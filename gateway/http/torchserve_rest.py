@@ -21,6 +21,7 @@ from gateway.metrics import RequestRecord
 
 class TorchServeRestEndpoint(RawEndpoint):
     protocol = "torchserve_rest"
+    route = "/predictions/{model}"
 
     def render_error(self, error: GatewayError) -> tuple[int, Headers, bytes]:
         status, body = torchserve_error(error)

@@ -25,7 +25,7 @@ import numpy as np
 
 from gateway.errors import GatewayError
 from gateway.inference import InferRequest, InferResponse, Tensor
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.routing.router import Variant
 from gateway.shadow.compare import (
     Comparison,
@@ -39,6 +39,7 @@ from gateway.shadow.compare import (
 from gateway.shadow.plan import ShadowPlan
 from gateway.shadow.pool import ShadowPool
 from gateway.shadow.ring import Example, ExampleRing
+from gateway.tracing.calls import backend_call
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,16 @@ class Mirror:
     def plan(self, model: str) -> ShadowPlan | None:
         return self._plans.get(model)
 
-    def offer(self, request: InferRequest, primary: Variant, response: InferResponse) -> None:
-        """A request answered by ``primary``: shadow it if sampled (never blocks, never raises)."""
+    def offer(
+        self,
+        request: InferRequest,
+        primary: Variant,
+        response: InferResponse,
+        record: RequestRecord | None = None,
+    ) -> None:
+        """A request answered by ``primary``: shadow it if sampled (never blocks, never raises).
+        ``record`` is the request's: it says the request was shadowed, and its trace (if any)
+        gets a client span per shadow call."""
         plan = self._plans.get(primary.model)
         if plan is None or not self._sampled(plan):
             return
@@ -87,11 +96,13 @@ class Mirror:
         pool = self._pools[plan.model]
 
         async def job() -> None:
-            await self._shadow(plan, request, primary, response, targets)
+            await self._shadow(plan, request, primary, response, targets, record)
 
         if not pool.submit(job):
             for target in targets:
                 self._metrics.shadow_result(plan.model, primary.name, target.name, "dropped")
+        elif record is not None:
+            record.shadowed = True
 
     def offer_failure(self, primary: Variant) -> None:
         """The primary failed on its side: a sampled request is an ``error`` of every pair (there
@@ -116,11 +127,12 @@ class Mirror:
         primary: Variant,
         response: InferResponse,
         targets: Sequence[Variant],
+        record: RequestRecord | None,
     ) -> None:
         if len(targets) == 1:  # no task per call
-            answers = [await self._call(plan, targets[0], request)]
+            answers = [await self._call(plan, targets[0], request, record)]
         else:
-            answers = await asyncio.gather(*(self._call(plan, t, request) for t in targets))
+            answers = await asyncio.gather(*(self._call(plan, t, request, record) for t in targets))
         expected: list[Tensor] | None = None
         primary_error = ""
         try:
@@ -162,12 +174,20 @@ class Mirror:
                 )
 
     async def _call(
-        self, plan: ShadowPlan, target: Variant, request: InferRequest
+        self,
+        plan: ShadowPlan,
+        target: Variant,
+        request: InferRequest,
+        record: RequestRecord | None,
     ) -> list[Tensor] | str:
         """The shadow's outputs, or why there are none."""
         try:
             async with asyncio.timeout(plan.timeout_s):
-                answer = await target.backend.infer(target.target, request, plan.timeout_s)
+                if record is None:
+                    answer = await target.backend.infer(target.target, request, plan.timeout_s)
+                else:
+                    with backend_call(record, target, shadow=True):
+                        answer = await target.backend.infer(target.target, request, plan.timeout_s)
                 return await answer.output_tensors()
         except TimeoutError:
             return f"shadow timed out after {plan.timeout_s:g} s"

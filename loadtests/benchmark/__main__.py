@@ -36,6 +36,7 @@ from loadtests.benchmark.runtimes import measure_runtimes
 from loadtests.benchmark.scrape import measure_scrape
 from loadtests.benchmark.shadow import measure_shadow
 from loadtests.benchmark.steps import Steps
+from loadtests.benchmark.tracing import measure_tracing
 from loadtests.benchmark.wrk import WrkResult
 from loadtests.progress import Progress, duration
 
@@ -160,6 +161,8 @@ def measure_all(
             report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
         if "shadow" in cases:
             report.shadow = measure_shadow(run, ups, scripts, args, start, steps)
+        if "tracing" in cases:
+            report.tracing = measure_tracing(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 CASES = (
     "closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape", "shadow",
+    "tracing",
 )  # fmt: skip
 PROXY_CASES = {"closed", "fixed", "big", "footprint"}  # the cases that start every proxy
 
@@ -38,6 +39,7 @@ SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
 SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
 SHADOW_LOADS = ((200, 20), (500, 30))  # (requests/s, connections)
 SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, shadow 100%")
+TRACING_TARGETS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
@@ -46,6 +48,7 @@ IN_PROCESS_S = 3.0  # one in-process routing measurement, about
 TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
 RUNTIMES_START_S = 30.0  # TorchServe, the TF Serving stand-in, MLServer and a gateway, about
 SCRAPE_TRAFFIC_S = 20.0  # one traffic pass and its scrapes, at 10,000 models, about
+TRACING_START_S = 5.0  # the OTLP receiver and three gateways, about
 
 
 def measurements(case: str, rounds: int) -> int:
@@ -59,6 +62,7 @@ def measurements(case: str, rounds: int) -> int:
         "runtimes": len(RUNTIMES_LOADS) * (len(RUNTIMES_DIRECT) + len(RUNTIMES_THROUGH_GATEWAY)),
         "scrape": len(SCRAPE_STREAM),
         "shadow": len(SHADOW_LOADS) * len(SHADOW_TARGETS),
+        "tracing": len(TRACING_TARGETS),
     }
     return per_round.get(case, 0) * rounds
 
@@ -89,4 +93,7 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
         passes = len(SCRAPE_GATEWAYS) * len(SCRAPE_TRAFFIC)
         steps += passes
         planned += len(SCRAPE_GATEWAYS) * STARTUP_S + passes * SCRAPE_TRAFFIC_S
+    if "tracing" in chosen:
+        steps += len(TRACING_TARGETS)  # the in-process measurements
+        planned += TRACING_START_S + len(TRACING_TARGETS) * IN_PROCESS_S
     return steps, planned

@@ -22,6 +22,7 @@ class Report:
     runtimes: dict[str, Summary] = field(default_factory=dict)
     scrape: dict[str, Any] = field(default_factory=dict)
     shadow: dict[str, Any] = field(default_factory=dict)
+    tracing: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +93,7 @@ class Report:
                              f"live {live:.2f} s, ready {ready:.2f} s", live <= 1.5))  # fmt: skip
         rows += self._scrape_targets()
         rows += self._shadow_targets()
+        rows += self._tracing_targets()
         e2e = self.routing.get("end_to_end", {})
         if "1 model, /m" in e2e:
             ratio = (
@@ -145,6 +147,26 @@ class Report:
                     added <= 0.05,
                 )
             )
+        return rows
+
+    def _tracing_targets(self) -> list[tuple[str, str, bool]]:
+        added = self.tracing.get("added_us", {})
+        hooks = self.tracing.get("in_process_us", {})
+        rows: list[tuple[str, str, bool]] = []
+        for mode, bound in (
+            ("tracing on, unsampled", 10.0),
+            ("tracing on, sampled + OTLP export", 60.0),
+        ):
+            if mode in added:
+                cost = hooks.get(mode, 0.0) - hooks.get("tracing off", 0.0)
+                rows.append(
+                    (
+                        f"{mode}: at most +{bound:.0f} us per request",
+                        f"{added[mode]:+.1f} us CPU per request end to end, "
+                        f"{cost:+.1f} us in process",
+                        added[mode] <= bound,
+                    )
+                )
         return rows
 
     def _render_scrape(self, out: list[str]) -> None:
@@ -211,6 +233,14 @@ class Report:
                 out.append(f"  gateway CPU per request, {label}: {us:.0f} us")
             counts = ", ".join(f"{k} {v:,.0f}" for k, v in self.shadow["results"].items())
             out.append(f"  shadow comparisons: {counts or 'none'}")
+        if self.tracing.get("fixed_rate"):
+            table("Tracing, 1 worker, 400 req/s over 20 connections", self.tracing["fixed_rate"])
+            out.append("  worker CPU per request at that rate (us)")
+            for mode, us in self.tracing.get("cpu_us", {}).items():
+                out.append(f"    {mode:<40}{us:>8.2f}")
+            out.append("  tracing hooks in process (CPU us per request)")
+            for mode, us in self.tracing.get("in_process_us", {}).items():
+                out.append(f"    {mode:<40}{us:>8.2f}")
         out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from gateway.config import parse_config
-from loadtests.benchmark import runtimes
+from loadtests.benchmark import runtimes, tracing
 from loadtests.benchmark.cases import Summary, interleaved
-from loadtests.benchmark.plan import CASES, plan
+from loadtests.benchmark.plan import CASES, TRACING_TARGETS, plan
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import parse_wrk
@@ -99,10 +99,11 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 def test_the_plan_counts_every_measurement_of_a_run():
     steps, seconds = plan(CASES, rounds=3, seconds=8.0)
     # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes + 2 scrape
-    # stream + 2 x 2 shadow measurements per round, plus the peers' start, 2 RSS readings, 6
-    # start-ups, 4 in-process routings, TorchServe's start, the runtimes' start, 4 gateways x 2
-    # traffic passes of the scrape case, and the shadow counts read back
-    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 4) + 2 + 6 + 4 + 1 + 1 + 8 + 1
+    # stream + 2 x 2 shadow + 3 tracing measurements per round, plus the peers' start, 2 RSS
+    # readings, 6 start-ups, 4 in-process routings, TorchServe's start, the runtimes' start,
+    # 4 gateways x 2 traffic passes of the scrape case, the shadow counts read back, and 3
+    # in-process tracing measurements
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 4 + 3) + 2 + 6 + 4 + 1 + 1 + 8 + 1 + 3
     assert 15 * 60 < seconds < 30 * 60  # "about twenty minutes"
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
 
@@ -117,6 +118,28 @@ def test_the_runtimes_case_pins_one_variant_per_runtime_and_protocol():
     report = Report(runtimes={"gateway -> mlserver grpc, 100 req/s": summary(99.5, 1.5, 4.25)})
     assert "Real digits through each runtime (version 1)" in report.render()
     assert "gateway -> mlserver grpc, 100 req/s" in runtimes.render(report.runtimes)
+
+
+def test_tracing_verdicts_and_table():
+    off, unsampled, sampled = TRACING_TARGETS
+    closed = {off: summary(10_000.0, 3.0, 5.0), unsampled: summary(9_950.0, 3.0, 5.0),
+              sampled: summary(9_000.0, 3.3, 5.5)}  # fmt: skip
+    cpu = {off: 100.0, unsampled: 100.5, sampled: 111.0}
+    added = tracing.added_us(cpu)
+    assert added == {unsampled: 0.5, sampled: 11.0}
+    hooks = {off: 0.5, unsampled: 2.0, sampled: 30.0}
+    report = Report(
+        tracing={"fixed_rate": closed, "cpu_us": cpu, "added_us": added, "in_process_us": hooks}
+    )
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    assert rows["tracing on, unsampled: at most +10 us per request"] == (
+        "+0.5 us CPU per request end to end, +1.5 us in process", True,
+    )  # fmt: skip
+    assert rows["tracing on, sampled + OTLP export: at most +60 us per request"][1]
+    report.tracing["added_us"] = tracing.added_us({**cpu, sampled: 200.0})
+    met = {target: met for target, _, met in report.targets()}
+    assert not met["tracing on, sampled + OTLP export: at most +60 us per request"]
+    assert "Tracing, 1 worker, 400 req/s over 20 connections" in report.render()
 
 
 def test_scrape_verdicts_and_table():
