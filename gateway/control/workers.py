@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 ACK_TIMEOUT_S = 15.0
 """How long a change waits for a worker's acknowledgement (a worker still starting answers once
 it listens)."""
+
+READY_TIMEOUT_S = 2.0
+"""How long a readiness question waits for one worker before asking the next (one still
+starting answers only once it listens)."""
 
 Readiness = dict[str, dict[str, bool]]
 """model -> variant -> ready, as a worker's latest probes say."""
@@ -69,6 +74,7 @@ class PipeWorkers:
         self._io = threading.Lock()  # one exchange on the pipes at a time
         self._current = (config, number)
         self._pipes: dict[int, Connection] = {}
+        self._exchanges = itertools.count(1)  # tags replies: a late one is told from the next
 
     def register(self, slot: int, pipe: Connection) -> tuple[GatewayConfig, int]:
         """A worker is being started in ``slot``: the config (and number) to start it with."""
@@ -101,13 +107,13 @@ class PipeWorkers:
             with self._lock:
                 self._current = (config, number)
                 pipes = dict(self._pipes)
-            sent = {
-                slot: pipe for slot, pipe in pipes.items() if _send(pipe, ("apply", config, number))
-            }
+            tag = next(self._exchanges)
+            message = ("apply", tag, config, number)
+            sent = {slot: pipe for slot, pipe in pipes.items() if _send(pipe, message)}
             deadline = time.monotonic() + ACK_TIMEOUT_S
             applied, failures = 0, []
             for slot, pipe in sent.items():
-                reply = _receive(pipe, deadline)
+                reply = _receive(pipe, deadline, tag)
                 if reply is None:
                     failures.append(f"worker {slot} did not answer within {ACK_TIMEOUT_S:g}s")
                 elif reply == "gone":
@@ -115,7 +121,7 @@ class PipeWorkers:
                 elif reply[0] == "applied":
                     applied += 1
                 else:
-                    failures.append(f"worker {slot}: {reply[1]}")
+                    failures.append(f"worker {slot}: {reply[2]}")
         if failures:
             error = BackendTimeout if all("answer" in f for f in failures) else InternalError
             raise error(f"applied on {applied} of {len(sent)} workers: " + "; ".join(failures))
@@ -126,10 +132,11 @@ class PipeWorkers:
             with self._lock:
                 pipes = list(self._pipes.values())
             for pipe in pipes:
-                if _send(pipe, ("ready",)):
-                    reply = _receive(pipe, time.monotonic() + ACK_TIMEOUT_S)
+                tag = next(self._exchanges)
+                if _send(pipe, ("ready", tag)):
+                    reply = _receive(pipe, time.monotonic() + READY_TIMEOUT_S, tag)
                     if isinstance(reply, tuple) and reply[0] == "ready":
-                        ready: Readiness = reply[1]
+                        ready: Readiness = reply[2]
                         return ready
         return {}
 
@@ -142,14 +149,17 @@ def _send(pipe: Connection, message: tuple[Any, ...]) -> bool:
     return True
 
 
-def _receive(pipe: Connection, deadline: float) -> tuple[Any, ...] | str | None:
+def _receive(pipe: Connection, deadline: float, tag: int) -> tuple[Any, ...] | str | None:
+    """The reply tagged ``tag`` (older ones, to questions that timed out, are dropped); None
+    at the deadline, "gone" if the worker exited."""
     try:
-        if not pipe.poll(max(0.0, deadline - time.monotonic())):
-            return None
-        reply: tuple[Any, ...] = pipe.recv()
+        while pipe.poll(max(0.0, deadline - time.monotonic())):
+            reply: tuple[Any, ...] = pipe.recv()
+            if reply[1] == tag:
+                return reply
     except (EOFError, OSError, ValueError):
         return "gone"
-    return reply
+    return None
 
 
 class ControlChannel:
@@ -179,15 +189,16 @@ class ControlChannel:
 
     async def _handle(self, message: tuple[Any, ...]) -> None:
         reply: tuple[Any, ...]
+        tag = message[1]
         if message[0] == "apply":
-            _, config, number = message
+            _, _, config, number = message
             try:
                 version = await self._gateway.apply(config, number)
-                reply = ("applied", version.number, version.digest)
+                reply = ("applied", tag, version.number, version.digest)
             except Exception as error:
                 log.exception("applying config version %d failed", number)
-                reply = ("failed", f"{type(error).__name__}: {error}")
+                reply = ("failed", tag, f"{type(error).__name__}: {error}")
         else:
-            reply = ("ready", readiness_of(self._gateway))
+            reply = ("ready", tag, readiness_of(self._gateway))
         with contextlib.suppress(OSError, ValueError):
             self._pipe.send(reply)
