@@ -22,7 +22,7 @@ from typing import Any
 from gateway.config import ConfigError, GatewayConfig, parse_config, read_config_data
 from gateway.control.overlay import compose
 from gateway.control.store import OverlayStore, Stamp, StoreError, stamp
-from gateway.control.workers import Readiness, Workers
+from gateway.control.workers import Health, Workers
 from gateway.routing.table import ConfigVersion, config_digest
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,12 @@ class ControlPlane:
         self._overlay = empty_overlay()  # without a state directory
         self._lock = asyncio.Lock()
         self._stamps = self._read_stamps()
-        self.ejected: Callable[[str, str], bool] = lambda model, variant: False
-        """Whether outlier ejection has a variant out; h-health's board plugs in here."""
 
     def _read_stamps(self) -> tuple[Stamp | None, Stamp | None]:
         return stamp(self.path), self.store.stamp() if self.store is not None else None
 
-    async def readiness(self) -> Readiness:
-        return await self.workers.readiness()
+    async def health(self) -> Health:
+        return await self.workers.health()
 
     def overlay(self) -> dict[str, Any]:
         return self.store.read() if self.store is not None else copy.deepcopy(self._overlay)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.errors import BackendTimeout, InternalError
+from gateway.health.board import key_of
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ ACK_TIMEOUT_S = 15.0
 it listens)."""
 
 READY_TIMEOUT_S = 2.0
-"""How long a readiness question waits for one worker before asking the next (one still
-starting answers only once it listens)."""
+"""How long a health question waits for a worker (one still starting answers only once it
+listens; it is then left out)."""
 
-Readiness = dict[str, dict[str, bool]]
-"""model -> variant -> ready, as a worker's latest probes say."""
+Health = dict[str, dict[str, tuple[bool, bool]]]
+"""model -> variant -> (ready, ejected): the latest probes, and outlier ejection."""
 
 
 class Workers(Protocol):
@@ -41,15 +42,32 @@ class Workers(Protocol):
         """Apply on every worker; returns how many applied it. Raises if one did not."""
         ...
 
-    async def readiness(self) -> Readiness: ...
+    async def health(self) -> Health:
+        """Every worker's view together: ready when every worker that answered says so,
+        ejected when one of them has it out (each worker probes and ejects on its own)."""
+        ...
 
 
-def readiness_of(gateway: Gateway) -> Readiness:
+def health_of(gateway: Gateway) -> Health:
     ready = gateway.readiness.variant_ready
+    outliers = gateway.health.outliers
     return {
-        route.name: {v.name: ready(v) for v in route.variants.values()}
+        route.name: {
+            v.name: (ready(v), outliers.is_ejected(key_of(v))) for v in route.variants.values()
+        }
         for route in gateway.table.router.models
     }
+
+
+def merge(views: list[Health]) -> Health:
+    merged: Health = {}
+    for view in views:
+        for model, variants in view.items():
+            into = merged.setdefault(model, {})
+            for name, (ready, ejected) in variants.items():
+                was = into.get(name, (True, False))
+                into[name] = (was[0] and ready, was[1] or ejected)
+    return merged
 
 
 class LocalWorker:
@@ -62,8 +80,8 @@ class LocalWorker:
         await self._gateway.apply(config, number)
         return 1
 
-    async def readiness(self) -> Readiness:
-        return readiness_of(self._gateway)
+    async def health(self) -> Health:
+        return health_of(self._gateway)
 
 
 class PipeWorkers:
@@ -99,8 +117,8 @@ class PipeWorkers:
     async def apply(self, config: GatewayConfig, number: int) -> int:
         return await asyncio.to_thread(self._apply, config, number)
 
-    async def readiness(self) -> Readiness:
-        return await asyncio.to_thread(self._readiness)
+    async def health(self) -> Health:
+        return await asyncio.to_thread(self._health)
 
     def _apply(self, config: GatewayConfig, number: int) -> int:
         with self._io:
@@ -127,18 +145,19 @@ class PipeWorkers:
             raise error(f"applied on {applied} of {len(sent)} workers: " + "; ".join(failures))
         return applied
 
-    def _readiness(self) -> Readiness:
+    def _health(self) -> Health:
         with self._io:
             with self._lock:
                 pipes = list(self._pipes.values())
-            for pipe in pipes:
-                tag = next(self._exchanges)
-                if _send(pipe, ("ready", tag)):
-                    reply = _receive(pipe, time.monotonic() + READY_TIMEOUT_S, tag)
-                    if isinstance(reply, tuple) and reply[0] == "ready":
-                        ready: Readiness = reply[2]
-                        return ready
-        return {}
+            tag = next(self._exchanges)
+            asked = [pipe for pipe in pipes if _send(pipe, ("health", tag))]
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            views = []
+            for pipe in asked:
+                reply = _receive(pipe, deadline, tag)
+                if isinstance(reply, tuple) and reply[0] == "health":
+                    views.append(reply[2])
+        return merge(views)
 
 
 def _send(pipe: Connection, message: tuple[Any, ...]) -> bool:
@@ -199,6 +218,6 @@ class ControlChannel:
                 log.exception("applying config version %d failed", number)
                 reply = ("failed", tag, f"{type(error).__name__}: {error}")
         else:
-            reply = ("ready", tag, readiness_of(self._gateway))
+            reply = ("health", tag, health_of(self._gateway))
         with contextlib.suppress(OSError, ValueError):
             self._pipe.send(reply)
