@@ -187,3 +187,39 @@ def test_a_replaced_worker_starts_with_the_current_routes(tmp_path):
         assert weights(admin_api) == {"torch-v1": 90, "torch-v2": 5}
     finally:
         process.stop()
+
+
+def test_put_replaces_a_model_and_a_bad_change_is_refused_as_the_file_would_be(tmp_path):
+    config = offline(tmp_path)
+    with running_admin_gateway(tmp_path, config, ready_path=LIVE) as (_, url):
+        variants = [
+            {"name": "torch-v2", "backend": "ts", "version": 2, "weight": 1},
+            {"name": "torch-v3", "backend": "ts", "version": 3, "weight": 0, "enabled": False},
+        ]
+        reply = admin(url, "PUT", "/admin/models/digits", {"variants": variants})
+        assert reply.status == 200, reply.body
+        assert weights(url) == {"torch-v2": 1, "torch-v3": 0}
+        overlay_before = (tmp_path / "state" / "overlay.json").read_text()
+
+        refused = admin(url, "PATCH", "/admin/models/digits/variants/torch-v3", {"weight": -2})
+        assert refused.status == 400
+        assert refused.json()["problems"] == [
+            {
+                "where": "models.digits.variants[1].weight",
+                "reason": "Input should be greater than or equal to 0",
+            }
+        ]
+        refused = admin(url, "PATCH", "/admin/models/digits/variants/torch-v2", {"enabled": False})
+        assert refused.status == 400
+        assert "every variant with a weight above 0 is disabled" in refused.json()["error"]
+        assert (tmp_path / "state" / "overlay.json").read_text() == overlay_before
+
+        effective = admin(url, "GET", "/admin/config").json()
+        assert [v["name"] for v in effective["config"]["models"]["digits"]["variants"]] == [
+            "torch-v2",
+            "torch-v3",
+        ]
+        reloaded = admin(url, "POST", "/admin/reload")
+        assert reloaded.status == 200
+        assert reloaded.json()["config_version"]["version"] == 3  # PUT, then the reload
+        assert weights(url) == {"torch-v2": 1, "torch-v3": 0}  # the overlay outlives a reload
