@@ -62,6 +62,8 @@ routing each request by model, version and weighted traffic split."""
 EPILOG = """examples:
   gateway validate deploy/local/gateway.yaml
   gateway serve --config deploy/local/gateway.yaml
+  gateway routes digits                        (the admin API; token: GATEWAY_ADMIN_TOKEN)
+  gateway weights digits tf-v1=90 tf-v3=10
 
 Environment variables override the file: GATEWAY_SERVER__WORKERS=4 sets server.workers."""
 

@@ -294,7 +294,8 @@ class VariantCollector(Collector):
         """Both families as text, a line at a time (no sample objects for 10,000 models)."""
         texts: list[str] = []  # strings only: nothing here for the garbage collector to walk
         name, documentation = self.WEIGHT
-        for v in self._variants():
+        variants = list(self._variants())  # one table, even if a reload swaps it meanwhile
+        for v in variants:
             if not texts:
                 yield header(name, "gauge", documentation)
             values = (v.model, v.name, v.backend.name, v.backend.runtime, v.version)
@@ -304,7 +305,7 @@ class VariantCollector(Collector):
             return
         name, documentation = self.READY
         yield header(name, "gauge", documentation)
-        for labels, v in zip(texts, self._variants(), strict=False):  # the same variants
+        for labels, v in zip(texts, variants, strict=True):
             yield f"{name}{{{labels}}} {1.0 if self._ready(v) else 0.0}\n"
 
     def collect(self) -> Iterator[Metric]:

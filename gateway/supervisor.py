@@ -82,7 +82,9 @@ class Supervisor:
             config = self._resolve_port()
             self._workers = PipeWorkers(config, 1)
             if self._config_path is not None:
-                self._control = ControlThread(self._config_path, config, self._workers)
+                self._control = ControlThread(
+                    self._config_path, config, self._workers, self._config
+                )
                 signal.signal(signal.SIGHUP, lambda signum, frame: self._control_reload())
                 if not self._control.start():
                     return 1

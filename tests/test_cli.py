@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     "command",
     [[], ["serve"], ["validate"], ["rollout"], ["rollout", "start"], ["rollout", "controller"],
-     ["report"]],
+     ["report"], ["routes"], ["weights"], ["enable"], ["disable"], ["reload"], ["deploy"],
+     ["undeploy"]],
 )  # fmt: skip
 def test_help_is_plain_text_with_a_description(command):
     run = subprocess.run(

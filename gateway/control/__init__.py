@@ -3,7 +3,10 @@
 API on its own listener.
 
 Modules: ``overlay`` (the overlay document and its edits, pure), ``store`` (the overlay file:
-atomic writes, a lock shared by replicas), ``plane`` (compose, validate, persist, apply, watch),
-``workers`` (how a change reaches every worker and is acknowledged), ``auth`` (the bearer
-token), ``views`` (routes as JSON), ``admin_app`` (the admin API), ``listener`` (its server).
+atomic writes, a lock shared by replicas), ``plane`` (compose, validate, persist, apply, watch,
+audit), ``workers`` (how a change reaches every worker and is acknowledged), ``local`` (a plane
+with its listener, watcher and SIGHUP in one event loop) and ``thread`` (the same on a thread of
+the supervisor), ``auth`` (the bearer token), ``views`` (routes as JSON), ``requests``,
+``admin_app`` and ``deploys`` (the admin API's routes), ``listener`` (its server), ``cli`` (the
+commands on it).
 """

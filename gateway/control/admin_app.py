@@ -41,12 +41,11 @@ def core_routes(plane: ControlPlane) -> APIRouter:
 
     @router.get("/admin/models")
     async def models() -> dict[str, Any]:
-        return models_view(plane.config, plane.version, await plane.readiness(), plane.ejected)
+        return models_view(plane.config, plane.version, await plane.health())
 
     @router.get("/admin/models/{model}")
     async def model(model: str) -> dict[str, Any]:
-        ready = await plane.readiness()
-        return model_view(plane.config, model, plane.version, ready, plane.ejected)
+        return model_view(plane.config, model, plane.version, await plane.health())
 
     async def patch_many(request: Request, model: str, changes: dict[str, Any]) -> None:
         def edit(document: dict[str, Any], current: GatewayConfig) -> None:
@@ -63,7 +62,7 @@ def core_routes(plane: ControlPlane) -> APIRouter:
         await plane.change(edit, actor(request), what)
 
     def variants_reply(model: str, names: list[str]) -> dict[str, Any]:
-        view = model_view(plane.config, model, plane.version, {}, plane.ejected)
+        view = model_view(plane.config, model, plane.version, {})
         found = [v for v in view["variants"] if v["name"] in names]
         return reply(plane, model=model, variants=[{k: v[k] for k in _FIELDS} for v in found])
 

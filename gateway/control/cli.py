@@ -245,7 +245,12 @@ def register(commands: Any) -> None:
         command = commands.add_parser(
             name,
             help=f"{name} a variant" + ("" if enabled else " (out of all traffic, pins too)"),
-            description=f"{name.capitalize()} VARIANT of MODEL.",
+            description=f"{name.capitalize()} VARIANT of MODEL: "
+            + (
+                "it takes traffic again, by its weight."
+                if enabled
+                else "it takes no traffic at all, pins included, until enabled again."
+            ),
         )
         command.add_argument("model", metavar="MODEL")
         command.add_argument("variant", metavar="VARIANT")

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config import ConfigError, GatewayConfig, parse_config, read_config_data
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    ServerConfig,
+    parse_config,
+    read_config_data,
+)
 from gateway.control.overlay import compose
 from gateway.control.store import OverlayStore, Stamp, StoreError, stamp
-from gateway.control.workers import Readiness, Workers
+from gateway.control.workers import Health, Workers
 from gateway.routing.table import ConfigVersion, config_digest
 
 log = logging.getLogger(__name__)
@@ -76,26 +83,33 @@ def startup_config(path: Path, config: GatewayConfig) -> GatewayConfig:
 
 class ControlPlane:
     def __init__(
-        self, path: Path, config: GatewayConfig, workers: Workers, number: int = 1
+        self,
+        path: Path,
+        config: GatewayConfig,
+        workers: Workers,
+        number: int = 1,
+        file_server: ServerConfig | None = None,
     ) -> None:
+        """``file_server``: ``server`` as the file gave it, when ``config``'s was changed
+        after (ports the supervisor resolved): what a reload compares the file's with."""
         self.path = path
         self.config = config
         self.version = ConfigVersion(number, config_digest(config))
+        self._numbers = itertools.count(number + 1)  # never reused, even by a failed apply
         self.workers = workers
         self._server = config.server
+        self._file_server = file_server or config.server
         state_dir = config.server.state_dir
         self.store = OverlayStore(Path(state_dir)) if state_dir is not None else None
         self._overlay = empty_overlay()  # without a state directory
         self._lock = asyncio.Lock()
         self._stamps = self._read_stamps()
-        self.ejected: Callable[[str, str], bool] = lambda model, variant: False
-        """Whether outlier ejection has a variant out; h-health's board plugs in here."""
 
     def _read_stamps(self) -> tuple[Stamp | None, Stamp | None]:
         return stamp(self.path), self.store.stamp() if self.store is not None else None
 
-    async def readiness(self) -> Readiness:
-        return await self.workers.readiness()
+    async def health(self) -> Health:
+        return await self.workers.health()
 
     def overlay(self) -> dict[str, Any]:
         return self.store.read() if self.store is not None else copy.deepcopy(self._overlay)
@@ -133,7 +147,7 @@ class ControlPlane:
         differs = {
             key
             for key in type(self._server).model_fields
-            if key != "workers" and getattr(config.server, key) != getattr(self._server, key)
+            if key != "workers" and getattr(config.server, key) != getattr(self._file_server, key)
         }
         if differs:
             log.warning(
@@ -142,7 +156,7 @@ class ControlPlane:
         return config.model_copy(update={"server": self._server})
 
     async def _apply(self, config: GatewayConfig) -> ConfigVersion:
-        number = self.version.number + 1
+        number = next(self._numbers)
         await self.workers.apply(config, number)
         self.config = config
         self.version = ConfigVersion(number, config_digest(config))

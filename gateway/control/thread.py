@@ -21,8 +21,11 @@ START_TIMEOUT_S = 30.0
 
 
 class ControlThread:
-    def __init__(self, path: Path, config: GatewayConfig, workers: PipeWorkers) -> None:
-        self._plane = ControlPlane(path, config, workers)
+    def __init__(
+        self, path: Path, config: GatewayConfig, workers: PipeWorkers, file_config: GatewayConfig
+    ) -> None:
+        """``config`` with the ports the supervisor resolved; ``file_config`` as loaded."""
+        self._plane = ControlPlane(path, config, workers, file_server=file_config.server)
         self._loop = asyncio.new_event_loop()
         self._control = LocalControl(self._plane)
         self._started = threading.Event()

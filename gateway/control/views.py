@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gateway.config import GatewayConfig
-from gateway.control.workers import Readiness
+from gateway.control.workers import Health
 from gateway.errors import ModelNotFound
 from gateway.routing.table import ConfigVersion
 
@@ -15,9 +14,9 @@ def model_view(
     config: GatewayConfig,
     name: str,
     version: ConfigVersion,
-    ready: Readiness,
-    ejected: Callable[[str, str], bool],
+    health: Health,
 ) -> dict[str, Any]:
+    """``health`` lacks a variant (no worker answered): not ready, not ejected."""
     model = config.models.get(name)
     if model is None:
         raise ModelNotFound(f"unknown model {name!r}")
@@ -36,20 +35,19 @@ def model_view(
                 "share": round(v.weight / total, 4) if v.enabled and total else 0.0,
                 "enabled": v.enabled,
                 "labels": list(v.labels),
-                "ready": ready.get(name, {}).get(v.name, False),
-                "ejected": ejected(name, v.name),
             }
         )
+        ready, ejected = health.get(name, {}).get(v.name, (False, False))
+        variants[-1] |= {"ready": ready, "ejected": ejected}
     return {"model": name, "config_version": version.as_dict(), "variants": variants}
 
 
 def models_view(
     config: GatewayConfig,
     version: ConfigVersion,
-    ready: Readiness,
-    ejected: Callable[[str, str], bool],
+    health: Health,
 ) -> dict[str, Any]:
     return {
         "config_version": version.as_dict(),
-        "models": [model_view(config, name, version, ready, ejected) for name in config.models],
+        "models": [model_view(config, name, version, health) for name in config.models],
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.errors import BackendTimeout, InternalError
+from gateway.health.board import key_of
 from gateway.shadow.admin import worker_examples
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,12 @@ ACK_TIMEOUT_S = 15.0
 """How long a change waits for a worker's acknowledgement (a worker still starting answers once
 it listens)."""
 
-Readiness = dict[str, dict[str, bool]]
-"""model -> variant -> ready, as a worker's latest probes say."""
+READY_TIMEOUT_S = 2.0
+"""How long a health question waits for a worker (one still starting answers only once it
+listens; it is then left out)."""
+
+Health = dict[str, dict[str, tuple[bool, bool]]]
+"""model -> variant -> (ready, ejected): the latest probes, and outlier ejection."""
 
 
 class Workers(Protocol):
@@ -37,19 +43,36 @@ class Workers(Protocol):
         """Apply on every worker; returns how many applied it. Raises if one did not."""
         ...
 
-    async def readiness(self) -> Readiness: ...
+    async def health(self) -> Health:
+        """Every worker's view together: ready when every worker that answered says so,
+        ejected when one of them has it out (each worker probes and ejects on its own)."""
+        ...
 
     async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
         """Each worker's recent diverging shadow comparisons of ``model``."""
         ...
 
 
-def readiness_of(gateway: Gateway) -> Readiness:
+def health_of(gateway: Gateway) -> Health:
     ready = gateway.readiness.variant_ready
+    outliers = gateway.health.outliers
     return {
-        route.name: {v.name: ready(v) for v in route.variants.values()}
+        route.name: {
+            v.name: (ready(v), outliers.is_ejected(key_of(v))) for v in route.variants.values()
+        }
         for route in gateway.table.router.models
     }
+
+
+def merge(views: list[Health]) -> Health:
+    merged: Health = {}
+    for view in views:
+        for model, variants in view.items():
+            into = merged.setdefault(model, {})
+            for name, (ready, ejected) in variants.items():
+                was = into.get(name, (True, False))
+                into[name] = (was[0] and ready, was[1] or ejected)
+    return merged
 
 
 class LocalWorker:
@@ -62,8 +85,8 @@ class LocalWorker:
         await self._gateway.apply(config, number)
         return 1
 
-    async def readiness(self) -> Readiness:
-        return readiness_of(self._gateway)
+    async def health(self) -> Health:
+        return health_of(self._gateway)
 
     async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
         return [worker_examples(self._gateway.mirror, model)]
@@ -77,6 +100,7 @@ class PipeWorkers:
         self._io = threading.Lock()  # one exchange on the pipes at a time
         self._current = (config, number)
         self._pipes: dict[int, Connection] = {}
+        self._exchanges = itertools.count(1)  # tags replies: a late one is told from the next
 
     def register(self, slot: int, pipe: Connection) -> tuple[GatewayConfig, int]:
         """A worker is being started in ``slot``: the config (and number) to start it with."""
@@ -101,8 +125,8 @@ class PipeWorkers:
     async def apply(self, config: GatewayConfig, number: int) -> int:
         return await asyncio.to_thread(self._apply, config, number)
 
-    async def readiness(self) -> Readiness:
-        return await asyncio.to_thread(self._readiness)
+    async def health(self) -> Health:
+        return await asyncio.to_thread(self._health)
 
     async def shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
         return await asyncio.to_thread(self._shadow_examples, model)
@@ -112,13 +136,13 @@ class PipeWorkers:
             with self._lock:
                 self._current = (config, number)
                 pipes = dict(self._pipes)
-            sent = {
-                slot: pipe for slot, pipe in pipes.items() if _send(pipe, ("apply", config, number))
-            }
+            tag = next(self._exchanges)
+            message = ("apply", tag, config, number)
+            sent = {slot: pipe for slot, pipe in pipes.items() if _send(pipe, message)}
             deadline = time.monotonic() + ACK_TIMEOUT_S
             applied, failures = 0, []
             for slot, pipe in sent.items():
-                reply = _receive(pipe, deadline)
+                reply = _receive(pipe, deadline, tag)
                 if reply is None:
                     failures.append(f"worker {slot} did not answer within {ACK_TIMEOUT_S:g}s")
                 elif reply == "gone":
@@ -126,36 +150,39 @@ class PipeWorkers:
                 elif reply[0] == "applied":
                     applied += 1
                 else:
-                    failures.append(f"worker {slot}: {reply[1]}")
+                    failures.append(f"worker {slot}: {reply[2]}")
         if failures:
             error = BackendTimeout if all("answer" in f for f in failures) else InternalError
             raise error(f"applied on {applied} of {len(sent)} workers: " + "; ".join(failures))
         return applied
 
-    def _readiness(self) -> Readiness:
+    def _health(self) -> Health:
         with self._io:
             with self._lock:
                 pipes = list(self._pipes.values())
-            for pipe in pipes:
-                if _send(pipe, ("ready",)):
-                    reply = _receive(pipe, time.monotonic() + ACK_TIMEOUT_S)
-                    if isinstance(reply, tuple) and reply[0] == "ready":
-                        ready: Readiness = reply[1]
-                        return ready
-        return {}
+            tag = next(self._exchanges)
+            asked = [pipe for pipe in pipes if _send(pipe, ("health", tag))]
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            views = []
+            for pipe in asked:
+                reply = _receive(pipe, deadline, tag)
+                if isinstance(reply, tuple) and reply[0] == "health":
+                    views.append(reply[2])
+        return merge(views)
 
     def _shadow_examples(self, model: str) -> list[list[dict[str, Any]]]:
         """Asked of every worker (each keeps its own ring); one that does not answer is left out."""
         with self._io:
             with self._lock:
                 pipes = list(self._pipes.values())
-            asked = [pipe for pipe in pipes if _send(pipe, ("shadow_examples", model))]
+            tag = next(self._exchanges)
+            asked = [pipe for pipe in pipes if _send(pipe, ("shadow_examples", tag, model))]
             deadline = time.monotonic() + ACK_TIMEOUT_S
             found = []
             for pipe in asked:
-                reply = _receive(pipe, deadline)
+                reply = _receive(pipe, deadline, tag)
                 if isinstance(reply, tuple) and reply[0] == "shadow_examples":
-                    found.append(reply[1])
+                    found.append(reply[2])
         return found
 
 
@@ -167,14 +194,17 @@ def _send(pipe: Connection, message: tuple[Any, ...]) -> bool:
     return True
 
 
-def _receive(pipe: Connection, deadline: float) -> tuple[Any, ...] | str | None:
+def _receive(pipe: Connection, deadline: float, tag: int) -> tuple[Any, ...] | str | None:
+    """The reply tagged ``tag`` (older ones, to questions that timed out, are dropped); None
+    at the deadline, "gone" if the worker exited."""
     try:
-        if not pipe.poll(max(0.0, deadline - time.monotonic())):
-            return None
-        reply: tuple[Any, ...] = pipe.recv()
+        while pipe.poll(max(0.0, deadline - time.monotonic())):
+            reply: tuple[Any, ...] = pipe.recv()
+            if reply[1] == tag:
+                return reply
     except (EOFError, OSError, ValueError):
         return "gone"
-    return reply
+    return None
 
 
 class ControlChannel:
@@ -204,17 +234,18 @@ class ControlChannel:
 
     async def _handle(self, message: tuple[Any, ...]) -> None:
         reply: tuple[Any, ...]
+        tag = message[1]
         if message[0] == "apply":
-            _, config, number = message
+            _, _, config, number = message
             try:
                 version = await self._gateway.apply(config, number)
-                reply = ("applied", version.number, version.digest)
+                reply = ("applied", tag, version.number, version.digest)
             except Exception as error:
                 log.exception("applying config version %d failed", number)
-                reply = ("failed", f"{type(error).__name__}: {error}")
+                reply = ("failed", tag, f"{type(error).__name__}: {error}")
         elif message[0] == "shadow_examples":
-            reply = ("shadow_examples", worker_examples(self._gateway.mirror, message[1]))
+            reply = ("shadow_examples", tag, worker_examples(self._gateway.mirror, message[2]))
         else:
-            reply = ("ready", readiness_of(self._gateway))
+            reply = ("health", tag, health_of(self._gateway))
         with contextlib.suppress(OSError, ValueError):
             self._pipe.send(reply)

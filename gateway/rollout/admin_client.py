@@ -8,7 +8,7 @@ From the control-plane issue's wording (``Authorization: Bearer $GATEWAY_ADMIN_T
 - ``PATCH /admin/models/{model}/variants/{variant}`` with ``{"weight": N}`` and/or
   ``{"enabled": bool}`` and/or ``{"labels": [...]}``, answered once every worker applied it,
   with the new config version;
-- shadowing (the shadow issue, not built yet): ``PUT /admin/models/{model}/shadow`` with
+- shadowing (the shadow issue): ``PUT /admin/models/{model}/shadow`` with
   ``{"variants": [...], "percent": P}``; no variants turns it off.
 """
 

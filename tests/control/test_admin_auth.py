@@ -5,7 +5,10 @@ nothing; every change is one audit line naming the token's id, never the token."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,14 @@ from deploy.local.process import StartError, free_port
 from deploy.local.stack import gateway_process
 from gateway.control.auth import token_id
 from gateway.rollout.admin_client import AdminClient, AdminError
-from tests.support.admin import TOKEN, admin, admin_server, running_admin_gateway, weights
+from tests.support.admin import (
+    TOKEN,
+    admin,
+    admin_server,
+    running_admin_gateway,
+    weights,
+    worker_versions,
+)
 from tests.support.http import call
 from tests.support.stack import gateway_config
 
@@ -140,3 +150,76 @@ def test_an_admin_port_in_use_fails_the_start_only_when_there_is_a_token(tmp_pat
                 process.stop()
     finally:
         taken.close()
+
+
+def test_a_replaced_worker_starts_with_the_current_routes(tmp_path):
+    """A worker that dies is replaced by one started with the admin API's latest change."""
+    config = offline(tmp_path)
+    config["server"]["workers"] = 2
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = gateway_process(tmp_path, path, config["server"]["http"]["port"], LIVE)
+    url = f"http://127.0.0.1:{config['server']['http']['port']}"
+    admin_api = f"http://127.0.0.1:{config['server']['admin']['port']}"
+    process.start()
+    try:
+        process.wait_ready(30)
+        reply = admin(admin_api, "PATCH", "/admin/models/digits/variants/torch-v2", {"weight": 5})
+        assert reply.status == 200, reply.body
+        current = (
+            reply.json()["config_version"]["version"],
+            reply.json()["config_version"]["hash"],
+        )
+        versions = worker_versions(url)
+        assert set(versions.values()) == {current}
+        victim = next(iter(versions))
+        os.kill(int(victim), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        versions = {}
+        while victim in versions or len(versions) < 2:
+            assert time.monotonic() < deadline, versions
+            time.sleep(0.05)
+            try:
+                versions = worker_versions(url)
+            except ConnectionError:  # accepted by the killed worker's socket: reset
+                versions = {}
+        assert set(versions.values()) == {current}
+        assert weights(admin_api) == {"torch-v1": 90, "torch-v2": 5}
+    finally:
+        process.stop()
+
+
+def test_put_replaces_a_model_and_a_bad_change_is_refused_as_the_file_would_be(tmp_path):
+    config = offline(tmp_path)
+    with running_admin_gateway(tmp_path, config, ready_path=LIVE) as (_, url):
+        variants = [
+            {"name": "torch-v2", "backend": "ts", "version": 2, "weight": 1},
+            {"name": "torch-v3", "backend": "ts", "version": 3, "weight": 0, "enabled": False},
+        ]
+        reply = admin(url, "PUT", "/admin/models/digits", {"variants": variants})
+        assert reply.status == 200, reply.body
+        assert weights(url) == {"torch-v2": 1, "torch-v3": 0}
+        overlay_before = (tmp_path / "state" / "overlay.json").read_text()
+
+        refused = admin(url, "PATCH", "/admin/models/digits/variants/torch-v3", {"weight": -2})
+        assert refused.status == 400
+        assert refused.json()["problems"] == [
+            {
+                "where": "models.digits.variants[1].weight",
+                "reason": "Input should be greater than or equal to 0",
+            }
+        ]
+        refused = admin(url, "PATCH", "/admin/models/digits/variants/torch-v2", {"enabled": False})
+        assert refused.status == 400
+        assert "every variant with a weight above 0 is disabled" in refused.json()["error"]
+        assert (tmp_path / "state" / "overlay.json").read_text() == overlay_before
+
+        effective = admin(url, "GET", "/admin/config").json()
+        assert [v["name"] for v in effective["config"]["models"]["digits"]["variants"]] == [
+            "torch-v2",
+            "torch-v3",
+        ]
+        reloaded = admin(url, "POST", "/admin/reload")
+        assert reloaded.status == 200
+        assert reloaded.json()["config_version"]["version"] == 3  # PUT, then the reload
+        assert weights(url) == {"torch-v2": 1, "torch-v3": 0}  # the overlay outlives a reload

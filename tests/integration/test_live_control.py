@@ -4,6 +4,8 @@ reloads under load on two workers, state that survives a restart, two replicas c
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import statistics
 import time
 from collections.abc import Callable
@@ -107,7 +109,9 @@ def test_a_weight_change_under_load_reaches_both_workers_with_no_failed_request(
         assert worst < 1000
 
 
-def test_twenty_reloads_under_load_fail_no_request_and_the_file_is_watched(backends, tmp_path):
+def test_twenty_reloads_under_load_fail_no_request_the_file_is_watched_and_sighup_reloads(
+    backends, tmp_path
+):
     config = config_for(backends, tmp_path, workers=2, watch_interval_s=0.2)
     path = tmp_path / "gateway.yaml"
     with running_admin_gateway(tmp_path, config) as (url, admin_api), load(url) as traffic:
@@ -126,6 +130,10 @@ def test_twenty_reloads_under_load_fail_no_request_and_the_file_is_watched(backe
         path.write_text(yaml.safe_dump(document))
         seconds = wait_until(lambda: weights(admin_api)["tf-v1"] == 7, 2.0)
         wait_until(lambda: converged_past(url, last), 2.0)
+        # SIGHUP to the supervisor: both workers reload (a new table, the same routes).
+        now = next(iter(worker_versions(url).values()))[0]
+        os.kill(int((tmp_path / "gateway.pid").read_text()), signal.SIGHUP)
+        wait_until(lambda: converged_past(url, now), 2.0)
     failed = len(traffic.failures)
     print(f"\n20 reloads, 2 workers, under load: {traffic.sent} requests, {failed} failed")
     print(f"the watched file applied after {seconds:.2f}s")
