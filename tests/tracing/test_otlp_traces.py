@@ -66,6 +66,25 @@ def traced_config(otlp_port: int, rest_port: int, grpc_port: int) -> dict[str, A
                     {"name": "grpc-v1", "backend": "grpc", "version": "1", "weight": 0},
                 ]
             },
+            "s": {
+                "variants": [
+                    {
+                        "name": "s-rest",
+                        "backend": "rest",
+                        "model": "m",
+                        "version": "1",
+                        "weight": 1,
+                    },
+                    {
+                        "name": "s-grpc",
+                        "backend": "grpc",
+                        "model": "m",
+                        "version": "1",
+                        "weight": 0,
+                    },
+                ],
+                "shadow": {"variants": ["s-grpc"], "percent": 100},
+            },
             "r": {
                 "variants": [
                     {
@@ -271,3 +290,22 @@ def test_a_retry_is_a_client_span_of_its_own(stack: Stack) -> None:
     assert second.status_code != STATUS_ERROR
     assert first.parent_span_id == second.parent_span_id == server.span_id
     assert server.attributes["gateway.variant"] == "ok-v1"
+
+
+def test_a_shadow_call_is_a_client_span_of_the_request(stack: Stack) -> None:
+    trace_id = "5" * 32
+    reply = httpx.post(
+        f"{stack.url}/v2/models/s/infer", json=BODY, headers={"traceparent": traceparent(trace_id)}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["x-gateway-variant"] == "s-rest"
+    spans = stack.receiver.of_trace(trace_id, 3)
+    [server] = by_kind(spans, SERVER)
+    clients = {span.attributes["gateway.variant"]: span for span in by_kind(spans, CLIENT)}
+    assert server.attributes["gateway.shadow"] is True
+    assert clients["s-rest"].attributes["gateway.shadow"] is False
+    assert clients["s-grpc"].attributes["gateway.shadow"] is True
+    assert clients["s-grpc"].parent_span_id == server.span_id
+    # the shadow backend got the context of its own client span
+    sent_trace, sent_span, _ = split(stack.grpc.last()["traceparent"])
+    assert (sent_trace, sent_span) == (trace_id, clients["s-grpc"].span_id)
