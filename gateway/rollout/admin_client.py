@@ -14,6 +14,7 @@ From the control-plane issue's wording (``Authorization: Bearer $GATEWAY_ADMIN_T
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -55,7 +56,7 @@ class AdminClient:
             raise AdminError(
                 f"{method} {path}: {error.code} {_message(text)}", error.code
             ) from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             raise AdminError(f"{method} {self.url}{path}: {error}") from None
         try:
             return json.loads(reply) if reply else {}

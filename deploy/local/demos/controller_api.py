@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -37,7 +38,7 @@ class ControllerApi:
             except ValueError:
                 message = ""
             raise ControllerError(f"{method} {path}: {error.code} {message}".rstrip()) from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             raise ControllerError(f"{method} {self.url}{path}: {error}") from None
 
     def start(self, model: str, candidates: list[str], plan: dict[str, Any]) -> Rollout:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
@@ -51,13 +52,13 @@ def moved_checks(after: dict[str, Counter[str]]) -> list[Check]:
     ]  # fmt: skip
 
 
-def run(demo: Demo, rate: float, keep: bool) -> int:
+def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None) -> int:
     missing = demo.preflight()
     if missing:
         for line in missing:
             print(f"migrate-demo: {line}", file=sys.stderr)
         return 1
-    plan = load_plan(PLAN)
+    plan = plan if plan is not None else load_plan(PLAN)
     original, _ = demo.admin.variants(MODEL)
     names = {v.name: v for v in original}
     absent = [n for n in (FROM, TO, "tf-v1") if n not in names]

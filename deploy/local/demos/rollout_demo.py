@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
@@ -21,13 +22,13 @@ STEPS = (Expected("version 3", "succeeded"), Expected("version 4", "rolled_back"
 MAX_LOAD_S = 900.0
 
 
-def run(demo: Demo, rate: float, keep: bool) -> int:
+def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None) -> int:
     missing = demo.preflight()
     if missing:
         for line in missing:
             print(f"rollout-demo: {line}", file=sys.stderr)
         return 1
-    plan = load_plan(PLAN)
+    plan = plan if plan is not None else load_plan(PLAN)
     original, _ = demo.admin.variants(MODEL)
     demo.finish_leftover()
     results: list[tuple[Expected, Rollout | None]] = []

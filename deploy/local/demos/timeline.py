@@ -40,17 +40,30 @@ def _number(value: Any) -> str:
     return f"{value:+.4f}" if abs(value) < 1 else f"{value:.3f}"
 
 
+RATIO_GATES = ("latency", "max_abs_diff")
+"""Gates whose value is a ratio to the baseline's (the others: a difference of rates)."""
+
+
+def _ratio(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.3f}x"
+
+
 def gate_text(gate: dict[str, Any]) -> str:
-    """``error_rate pass +0.0000 (at most +0.0100)``."""
+    """``error_rate pass +0.0000 (limit +0.0100)``, ``latency pass 1.043x (limit 1.500x)``."""
+    show = _ratio if gate["gate"] in RATIO_GATES else _number
     threshold = gate.get("threshold")
-    limit = f" (limit {_number(threshold)})" if threshold is not None else ""
-    return f"{gate['gate']} {gate['verdict']} {_number(gate.get('value'))}{limit}"
+    limit = f" (limit {show(threshold)})" if threshold is not None else ""
+    return f"{gate['gate']} {gate['verdict']} {show(gate.get('value'))}{limit}"
 
 
 def event_lines(rollout: Rollout, event: Event, elapsed: float) -> list[str]:
     step = rollout.step_name(event.step)
     decision = DECISIONS.get(event.event, "")
-    detail = event.detail
+    # A step's name, or the reason already printed with the decision, says nothing new.
+    repeated = event.event == "passed" or event.event.startswith("action done: ")
+    detail = "" if repeated else event.detail
     if len(detail) > DETAIL_WIDTH:
         detail = detail[:DETAIL_WIDTH] + "…"
     head = f"{elapsed:>7.1f}s  {step:<11} {event.event}"
