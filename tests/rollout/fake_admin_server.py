@@ -60,7 +60,10 @@ def _handler(admin: FakeAdmin, seen: Seen) -> type[BaseHTTPRequestHandler]:
                     version = admin.patch_variant(parts[2], parts[4], body)
                     self._reply(200, {"config_version": {"version": int(version), "hash": "ab"}})
                 elif method == "PUT" and len(parts) == 4 and parts[3] == "shadow":
-                    shadow = ShadowTarget(variants=tuple(body["variants"]), percent=body["percent"])
+                    compare = {k: v for k, v in body.items() if k in ("atol", "rtol", "top_k")}
+                    shadow = ShadowTarget(
+                        variants=tuple(body["variants"]), percent=body["percent"], compare=compare
+                    )
                     self._reply(200, {"config_version": int(admin.set_shadow(parts[2], shadow))})
                 else:
                     self._reply(404, {"error": f"no route {method} {self.path}"})

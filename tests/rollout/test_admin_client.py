@@ -6,6 +6,8 @@ import pytest
 
 from gateway.rollout import actuator
 from gateway.rollout.admin_client import AdminClient, AdminError
+from gateway.rollout.decide import begin
+from gateway.rollout.plan import parse_plan
 from gateway.rollout.state import Action, ShadowTarget, Target
 from tests.rollout.fake_admin_server import TOKEN, admin_server
 from tests.rollout.world import FakeAdmin, starting_variants
@@ -30,6 +32,22 @@ def test_reads_variants_and_patches_with_the_bearer_token():
     assert seen.requests[2][1:4:2] == ("/admin/models/digits/shadow",
                                        {"variants": ["tf-v3"], "percent": 25})  # fmt: skip
     assert admin.variants_now["tf-v3"].labels == ("canary",)
+
+
+def test_a_shadow_step_sends_its_comparison_knobs():
+    plan = parse_plan({"steps": [{"kind": "shadow", "compare": {"atol": 1, "top_k": 1}}]})
+    rollout = begin("digits", ["tf-v3"], plan, list(starting_variants().values()), 0.0)
+    assert rollout.action is not None
+    shadow = rollout.action.shadow
+    assert shadow is not None
+    assert shadow.compare == {"atol": 1, "top_k": 1}
+    admin = FakeAdmin(starting_variants())
+    with admin_server(admin) as (url, seen):
+        AdminClient(url, TOKEN).set_shadow("digits", shadow)
+    assert seen.requests[0][3] == {
+        "variants": ["tf-v3", "torch-v1"], "percent": 100, "atol": 1, "top_k": 1
+    }  # fmt: skip
+    assert admin.shadow.compare == {"atol": 1, "top_k": 1}
 
 
 def test_refusals_and_unreachable_servers_are_one_admin_error():
