@@ -65,6 +65,33 @@ def test_refusals_and_unreachable_servers_are_one_admin_error():
         AdminClient(url, TOKEN, timeout=2).variants("digits")
 
 
+def test_a_rollback_finishes_on_a_gateway_without_shadow_traffic():
+    """Turning shadowing off where there is no shadow endpoint is done (there is none to turn
+    off), or the rollback would be retried for ever; turning it on there fails, so a shadow
+    step is never taken for passed."""
+    admin = FakeAdmin(starting_variants())
+    targets = {
+        "tf-v1": Target(weight=40, enabled=True, labels=("stable",)),
+        "tf-v3": Target(weight=0, enabled=False, labels=()),
+    }
+    off = Action(kind="rollback", targets=targets, shadow=ShadowTarget())
+    on = off.model_copy(update={"shadow": ShadowTarget(variants=("tf-v3",), percent=100)})
+    with admin_server(admin, shadow=False) as (url, _):
+        client = AdminClient(url, TOKEN)
+        done = actuator.apply(client, "digits", off, ["tf-v3"])
+        assert done.ok, done.error
+        assert done.applied == (
+            "shadow off (the gateway has no shadow traffic)", "tf-v3: enabled True -> False"
+        )  # fmt: skip
+        failed = actuator.apply(client, "digits", on, ["tf-v3"])
+        assert not failed.ok
+        assert failed.error is not None
+        assert "404 no such endpoint: PUT /admin/models/digits/shadow" in failed.error
+    with admin_server(admin) as (url, _), pytest.raises(AdminError, match="404") as unknown:
+        AdminClient(url, TOKEN).set_shadow("nope", ShadowTarget())
+    assert "no such endpoint" not in str(unknown.value)  # an unknown model is not "no shadow"
+
+
 def test_an_action_over_http_in_a_safe_order():
     """Rolling back from 100%: the baseline gets its traffic back before the candidates lose
     theirs (the gateway refuses a model that nothing serves); a rollback from a canary step

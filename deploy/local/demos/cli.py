@@ -25,6 +25,10 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep", action="store_true", help="leave the model as the demo ends it (else: restored)"
     )
+    parser.add_argument(
+        "--skip-shadow", action="store_true",
+        help="leave the plan's shadow step out (a gateway without shadow traffic)",
+    )  # fmt: skip
     return parser
 
 

@@ -67,10 +67,14 @@ def local_stack(config_path: Path, controller_url: str, admin_url: str, token: s
     )
 
 
-def load_plan(name: str) -> dict[str, Any]:
-    """A demo plan file of this directory, as the controller's API takes it."""
+def load_plan(name: str, skip_shadow: bool = False) -> dict[str, Any]:
+    """A demo plan file of this directory, as the controller's API takes it; ``skip_shadow``
+    leaves its shadow steps out (``gateway rollout start --skip-shadow``), for a gateway
+    without shadow traffic."""
     doc = yaml.safe_load((PLANS / name).read_text())
     assert isinstance(doc, dict)
+    if skip_shadow:
+        doc["steps"] = [step for step in doc["steps"] if step.get("kind") != "shadow"]
     return doc
 
 
@@ -139,7 +143,10 @@ class Demo:
             self.write(f"{'':>20}{line}")
         if not ok:
             raise DemoError(f"gateway deploy {MODEL} --version {version} failed")
-        variants, _ = self.admin.variants(MODEL)
+        try:
+            variants, _ = self.admin.variants(MODEL)
+        except AdminError as error:
+            raise DemoError(str(error)) from None
         names = [v.name for v in variants if v.version == version]
         if not names:
             raise DemoError(f"after the deploy, {MODEL} has no variant of version {version}")
@@ -156,29 +163,40 @@ class Demo:
             return  # none yet
         if not rollout.finished:
             self.say(f"abort       a rollout left under way ({rollout.phase})")
-            self.controller.command(MODEL, "abort")
-            self.wait(rollout.model_copy(update={"history": ()}))
+            try:
+                self.wait(self.controller.command(MODEL, "abort"))
+            except ControllerError as error:
+                raise DemoError(str(error)) from None
 
     def rollout(self, candidates: list[str], plan: dict[str, Any]) -> Rollout:
-        """Start a rollout of ``candidates`` and print its timeline until it ends."""
+        """Start a rollout of ``candidates`` and print its timeline until it ends (aborted
+        after ``rollout_timeout_s``)."""
         self.say(f"rollout     gateway rollout start {MODEL} --candidate {' '.join(candidates)}")
-        return self.wait(self.controller.start(MODEL, candidates, plan))
+        try:
+            rollout = self.wait(self.controller.start(MODEL, candidates, plan))
+            if not rollout.finished:
+                self.say(f"timeout     not over after {self._rollout_timeout_s:g}s: abort")
+                rollout = self.wait(self.controller.command(MODEL, "abort"))
+        except ControllerError as error:
+            raise DemoError(str(error)) from None
+        return rollout
 
     def wait(self, rollout: Rollout) -> Rollout:
+        """The rollout once it is over, or as it is after ``rollout_timeout_s``."""
         deadline = time.monotonic() + self._rollout_timeout_s
         while True:
             self.timeline.update(rollout)
-            if rollout.finished:
-                return rollout
-            if time.monotonic() > deadline:
-                self.say(f"timeout     the rollout did not end in {self._rollout_timeout_s:g}s")
+            if rollout.finished or time.monotonic() > deadline:
                 return rollout
             time.sleep(POLL_S)
             rollout = self.controller.get(MODEL)
 
     def restore(self, original: list[VariantState]) -> None:
         """Every variant as it was before the demo; the ones it deployed disabled at weight 0."""
-        current, _ = self.admin.variants(MODEL)
+        try:
+            current, _ = self.admin.variants(MODEL)
+        except AdminError as error:
+            raise DemoError(f"could not put {MODEL} back as it was: {error}") from None
         before = {v.name: v for v in original}
         targets = {
             v.name: (

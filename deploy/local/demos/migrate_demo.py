@@ -20,6 +20,7 @@ from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
 from deploy.local.demos.load import summary
 from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks, verdict
+from gateway.rollout.admin_client import AdminError
 from gateway.rollout.state import Rollout, VariantState
 
 PLAN = "migrate-demo.yaml"
@@ -65,10 +66,14 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
     if absent:
         print(f"migrate-demo: {MODEL} has no variant {', '.join(absent)}", file=sys.stderr)
         return 1
-    demo.finish_leftover()
-    for name in DRAINED:
-        if name in names and names[name].weight:
-            demo.admin.patch_variant(MODEL, name, {"weight": 0})
+    try:
+        demo.finish_leftover()
+        for name in DRAINED:
+            if name in names and names[name].weight:
+                demo.admin.patch_variant(MODEL, name, {"weight": 0})
+    except (DemoError, AdminError) as error:
+        print(f"migrate-demo: {error}", file=sys.stderr)
+        return 1
     demo.say(f"start       {MODEL} at version 1: tf-v1 (TF Serving) and {FROM} (TorchServe); "
              f"{', '.join(DRAINED)} drained; {TO} (MLServer) at weight 0")  # fmt: skip
     rollout: Rollout | None = None
@@ -88,11 +93,18 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
             checks.append(Check("the demo ran to its end", False, str(error)))
     demo.write("\nclients, over the whole demo:")
     demo.write(summary(load.stats))
-    variants, _ = demo.admin.variants(MODEL)
+    try:
+        variants, _ = demo.admin.variants(MODEL)
+    except AdminError as error:
+        variants = []
+        checks.append(Check("the end state read back", False, str(error)))
     checks = [*rollout_checks([(MOVE, rollout)]), *end_state_checks(variants, names[FROM]),
               *checks, *client_checks(load.stats)]  # fmt: skip
     if not keep:
-        demo.restore(original)
+        try:
+            demo.restore(original)
+        except DemoError as error:
+            checks.append(Check(f"{MODEL} put back as it was", False, str(error)))
     code, lines = verdict(checks)
     demo.write("\nmigrate-demo: " + ("PASSED" if code == 0 else "FAILED"))
     for line in lines:
@@ -102,7 +114,8 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parser("migrate-demo", __doc__ or "").parse_args(argv)
-    return run(Demo(cli.stack_of(args)), args.rate, args.keep)
+    plan = load_plan(PLAN, args.skip_shadow)
+    return run(Demo(cli.stack_of(args)), args.rate, args.keep, plan)
 
 
 if __name__ == "__main__":

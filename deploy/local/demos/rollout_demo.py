@@ -15,6 +15,7 @@ from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
 from deploy.local.demos.load import summary
 from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks, verdict
+from gateway.rollout.admin_client import AdminError
 from gateway.rollout.state import Rollout
 
 PLAN = "rollout-demo.yaml"
@@ -29,8 +30,12 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
             print(f"rollout-demo: {line}", file=sys.stderr)
         return 1
     plan = plan if plan is not None else load_plan(PLAN)
-    original, _ = demo.admin.variants(MODEL)
-    demo.finish_leftover()
+    try:
+        original, _ = demo.admin.variants(MODEL)
+        demo.finish_leftover()
+    except (DemoError, AdminError) as error:
+        print(f"rollout-demo: {error}", file=sys.stderr)
+        return 1
     results: list[tuple[Expected, Rollout | None]] = []
     checks: list[Check] = []
     with demo.load(rate, MAX_LOAD_S) as load:
@@ -49,7 +54,10 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
     demo.write(summary(load.stats))
     checks = [*rollout_checks(results), *client_checks(load.stats), *checks]
     if not keep:
-        demo.restore(original)
+        try:
+            demo.restore(original)
+        except DemoError as error:
+            checks.append(Check(f"{MODEL} put back as it was", False, str(error)))
     code, lines = verdict(checks)
     demo.write("\nrollout-demo: " + ("PASSED" if code == 0 else "FAILED"))
     for line in lines:
@@ -59,7 +67,8 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     args = cli.parser("rollout-demo", __doc__ or "").parse_args(argv)
-    return run(Demo(cli.stack_of(args)), args.rate, args.keep)
+    plan = load_plan(PLAN, args.skip_shadow)
+    return run(Demo(cli.stack_of(args)), args.rate, args.keep, plan)
 
 
 if __name__ == "__main__":

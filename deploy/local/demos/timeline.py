@@ -8,12 +8,14 @@ the demo's summary.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from gateway.rollout.state import Event, Rollout
 
 DETAIL_WIDTH = 110
+DIGITS = re.compile(r"\d+")
 
 DECISIONS = {
     "passed": "gates pass: advance",
@@ -85,18 +87,34 @@ class Timeline:
         self.lines: list[str] = []
         self._write = write
         self._printed: dict[tuple[str, float], int] = {}
+        self._last: tuple[str, int, str] | None = None
+        self._repeats = 0
 
     def say(self, at: float, text: str) -> None:
         """A line of the demo's own (a deploy, the load starting) in the same columns."""
+        self._say_repeats()
         self._emit(f"{at - self.started:>7.1f}s  {text}")
 
     def update(self, rollout: Rollout) -> None:
         key = (rollout.model, rollout.created)
         done = self._printed.get(key, 0)
         for event in rollout.history[done:]:
+            same = (event.event, event.step, DIGITS.sub("N", event.detail))
+            if same == self._last:
+                self._repeats += 1  # an action retried every interval: said once, then counted
+                continue
+            self._say_repeats()
+            self._last = same
             for line in event_lines(rollout, event, event.at - self.started):
                 self._emit(line)
         self._printed[key] = len(rollout.history)
+        if rollout.finished:
+            self._say_repeats()
+
+    def _say_repeats(self) -> None:
+        if self._repeats:
+            self._emit(f"{'':>20}(the same {self._repeats} more times)")
+        self._repeats = 0
 
     def _emit(self, line: str) -> None:
         self.lines.append(line)
