@@ -18,36 +18,49 @@ from deploy.local.demos import migrate_demo, rollout_demo
 from deploy.local.demos.flow import Demo, Stack, load_plan
 from deploy.local.demos.load import WayStats
 from deploy.local.demos.outcome import client_checks, rollout_checks, verdict
+from deploy.local.process import free_port
+from deploy.local.stack import StackPorts
+from gateway.rollout.admin_client import AdminClient
 from gateway.rollout.plan import parse_plan
 from gateway.rollout.state import VariantState
 from tests.deploy.demos.conftest import Gateway
-from tests.rollout.fake_admin_server import TOKEN, admin_server
+from tests.rollout.fake_admin_server import TOKEN
+from tests.rollout.fake_admin_server import admin_server as fake_admin_server
 from tests.rollout.live import live_world
 from tests.rollout.test_controller_process import controller
 from tests.rollout.world import Behaviour, FakeAdmin, World
+from tests.support.admin import admin_server, running_admin_gateway
+from tests.support.stack import gateway_config
 
 BACKENDS = {"tf": "tfserving", "torch": "torchserve", "mlserver": "mlserver"}
 
 
-def _variant(name: str, weight: int, labels: tuple[str, ...] = ()) -> VariantState:
+def _variant(name: str, weight: int) -> VariantState:
     kind, version = name.rsplit("-v", 1)
-    return VariantState(
-        name=name, backend=BACKENDS[kind], version=version, weight=weight, labels=labels
-    )
+    return VariantState(name=name, backend=BACKENDS[kind], version=version, weight=weight)
+
+
+LOCAL_VARIANTS = [
+    {"name": "tf-v1", "backend": "tfserving", "version": 1, "weight": 40, "labels": ["stable"]},
+    {"name": "torch-v1", "backend": "torchserve", "version": 1, "weight": 40, "labels": ["stable"]},
+    {"name": "tf-v2", "backend": "tfserving", "version": 2, "weight": 10, "labels": ["canary"]},
+    {"name": "torch-v2", "backend": "torchserve", "version": 2, "weight": 10, "labels": ["canary"]},
+    {"name": "mlserver-v1", "backend": "mlserver", "version": 1, "weight": 0, "labels": ["stable"]},
+    {"name": "mlserver-v2", "backend": "mlserver", "version": 2, "weight": 0, "labels": ["canary"]},
+]
 
 
 def local_variants() -> dict[str, VariantState]:
     """deploy/local/gateway.yaml's digits."""
-    return {v.name: v for v in (
-        _variant("tf-v1", 40, ("stable",)), _variant("torch-v1", 40, ("stable",)),
-        _variant("tf-v2", 10, ("canary",)), _variant("torch-v2", 10, ("canary",)),
-        _variant("mlserver-v1", 0, ("stable",)), _variant("mlserver-v2", 0, ("canary",)),
-    )}  # fmt: skip
+    return {
+        str(v["name"]): VariantState.model_validate({**v, "version": str(v["version"])})
+        for v in LOCAL_VARIANTS
+    }
 
 
-def quick(plan_file: str) -> dict[str, Any]:
-    """The demo's plan with 1 s steps (the world's traffic is fast)."""
-    plan = copy.deepcopy(load_plan(plan_file))
+def quick(plan_file: str, skip_shadow: bool = False) -> dict[str, Any]:
+    """The demo's plan with 1 s steps."""
+    plan = copy.deepcopy(load_plan(plan_file, skip_shadow))
     for step in plan["steps"]:
         step["duration"] = "1s"
     return plan
@@ -63,7 +76,7 @@ def demo_on(world: World, gateway: Gateway, tmp_path: Path, lines: list[str]) ->
         return True, f"deployed {model} version {version}: {', '.join(added)} at weight 0"
 
     with (
-        admin_server(world.admin) as (admin_url, _),
+        fake_admin_server(world.admin) as (admin_url, _),
         live_world(world) as metrics_url,
         controller(tmp_path, admin_url, metrics_url) as running,
     ):
@@ -110,23 +123,33 @@ def test_rollout_demo_promotes_v3_and_rolls_v4_back(demo_gateway: Gateway, tmp_p
     assert not any(now[n].enabled for n in ("tf-v3", "torch-v3", "tf-v4", "torch-v4"))
 
 
-def test_migrate_demo_moves_torchserve_to_mlserver(demo_gateway: Gateway, tmp_path: Path):
-    world = World(FakeAdmin(local_variants()), {}, rps=300, noise_divergence=0.0)
+def test_migrate_demo_on_the_real_control_plane(backends: StackPorts, tmp_path: Path):
+    """Nothing stood in: the gateway with its admin API over the real backends, the controller
+    process acting on it and scraping it, the clients of three protocols. Without shadow traffic
+    on this gateway, the plan's shadow step is left out (--skip-shadow)."""
+    grpc_port = free_port()
+    admin = admin_server(tmp_path / "gw", token=TOKEN)  # the controller's helper sends that one
+    server = {"grpc": {"host": "127.0.0.1", "port": grpc_port}, **admin}
+    config = gateway_config(backends, {"digits": {"variants": LOCAL_VARIANTS}}, **server)
+    plan = quick(migrate_demo.PLAN, skip_shadow=True)
+    plan["gates"] |= {"min_requests": 30, "max_error_rate_increase": 0.1}
     lines: list[str] = []
-    with demo_on(world, demo_gateway, tmp_path, lines) as demo:
-        code = migrate_demo.run(demo, rate=5, keep=True, plan=quick(migrate_demo.PLAN))
+    port = config["server"]["http"]["port"]
+    with (
+        running_admin_gateway(tmp_path / "gw", config) as (url, admin_url),
+        controller(tmp_path, admin_url, f"{url}/metrics") as running,
+    ):
+        stack = Stack("127.0.0.1", port, grpc_port, running.url, admin_url, TOKEN)
+        demo = Demo(stack, write=lines.append, deployer=None)
+        code = migrate_demo.run(demo, rate=15, keep=False, plan=plan)
+        after = {v.name: v.weight for v in AdminClient(admin_url, TOKEN).variants("digits")[0]}
     text = "\n".join(lines)
     print(text)  # the timeline, shown by pytest -s or on failure
-    # The clients' gateway is not the one the fake admin steers: they are never answered by
-    # mlserver-v1, which is the one check that fails here, and that makes the exit code 1.
-    assert code == 1, text
-    assert "  PASS  torch-v1 -> mlserver-v1 promoted (promoted: every step passed)" in text
-    assert "  PASS  torch-v1 (TorchServe) ends disabled" in text
-    assert "  PASS  mlserver-v1 (MLServer) took its weight and labels" in text
-    assert "  FAIL  TorchServe REST clients answered by mlserver-v1 after the move" in text
-    now = world.admin.variants_now
-    assert (now["mlserver-v1"].weight, now["mlserver-v1"].labels) == (40, ("stable",))
-    assert (now["tf-v2"].weight, now["torch-v2"].weight) == (0, 0)  # drained for the move
+    assert code == 0, text
+    assert "  PASS  torch-v1 (TorchServe) ends disabled (enabled=False, weight 0)" in text
+    assert "  PASS  TorchServe REST clients answered by mlserver-v1 after the move" in text
+    assert "split: tf-v1 50.0%  mlserver-v1 50.0%" in text
+    assert after == {v["name"]: v["weight"] for v in LOCAL_VARIANTS}  # put back as it was
 
 
 def test_the_exit_code_says_what_went_wrong():
