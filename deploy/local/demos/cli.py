@@ -16,7 +16,7 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--controller", default=DEFAULT_CONTROLLER, metavar="URL")
     parser.add_argument("--admin", default=DEFAULT_ADMIN, metavar="URL")
     parser.add_argument(
-        "--token-file", type=Path, default=stack.RUN_DIR / "admin-token", metavar="FILE",
+        "--token-file", type=Path, default=stack.RUN_DIR / stack.ADMIN_TOKEN, metavar="FILE",
         help="the admin token, when GATEWAY_ADMIN_TOKEN is not set (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
