@@ -130,7 +130,9 @@ class Demo:
         stack = self.stack
         ways = all_ways(stack.host, stack.http_port, stack.grpc_port)
         catalog = Catalog.of_gateway(stack.gateway_url, MODEL)
-        return BackgroundLoad(ways, catalog, rate=rate, max_seconds=max_seconds)
+        return BackgroundLoad(
+            ways, catalog, rate=rate, max_seconds=max_seconds, started=self.timeline.started
+        )
 
     def say(self, text: str) -> None:
         self.timeline.say(time.time(), text)

@@ -101,7 +101,10 @@ class BackgroundLoad:
         digits: DigitsSet | None = None,
         references: References | None = None,
         seed: int = 0,
+        started: float | None = None,
     ) -> None:
+        """``started`` (``time.time()``): what failures' times are counted from (the demo's
+        start; default: this load's)."""
         self.stats = {way.name: WayStats() for way in ways}
         self._ways = list(ways)
         self._catalog = catalog
@@ -113,8 +116,11 @@ class BackgroundLoad:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._started = started
 
     def start(self) -> BackgroundLoad:
+        if self._started is None:
+            self._started = time.time()
         for number, way in enumerate(self._ways):
             thread = threading.Thread(
                 target=self._run, args=(way, number), name=f"load {way.name}", daemon=True
@@ -192,7 +198,8 @@ class BackgroundLoad:
             else:
                 stats.failed += 1
                 if len(stats.problems) < MAX_PROBLEMS:
-                    stats.problems.append(problem)
+                    at = time.time() - (self._started or 0.0)
+                    stats.problems.append(f"at {at:.1f}s: {problem}")
 
 
 def summary(stats: dict[str, WayStats]) -> str:

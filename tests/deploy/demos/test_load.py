@@ -62,5 +62,6 @@ def test_a_runtime_down_and_a_wrong_artifact_are_failed_requests(tmp_path):
         assert stats.requests > 0
         assert stats.failed == stats.requests, (name, summary(load.stats))
     assert any("answer differs from version 1's own output" in p for p in problems), problems
-    assert any(p.startswith(("HTTP 503", "UNAVAILABLE")) for p in problems), problems
+    assert any(p.split(": ", 1)[1].startswith(("HTTP 503", "UNAVAILABLE")) for p in problems)
+    assert all(p.startswith("at ") and p.split(": ", 1)[0].endswith("s") for p in problems)
     assert "    failed: " in summary(load.stats)
