@@ -194,7 +194,8 @@ class Demo:
             rollout = self.controller.get(MODEL)
 
     def restore(self, original: list[VariantState]) -> None:
-        """Every variant as it was before the demo; the ones it deployed disabled at weight 0."""
+        """Every variant as it was before the demo; the ones it deployed disabled at weight 0,
+        without labels (as deployed)."""
         try:
             current, _ = self.admin.variants(MODEL)
         except AdminError as error:
@@ -205,7 +206,7 @@ class Demo:
                 Target(weight=before[v.name].weight, enabled=before[v.name].enabled,
                        labels=before[v.name].labels)
                 if v.name in before
-                else Target(weight=0, enabled=False, labels=v.labels)
+                else Target(weight=0, enabled=False, labels=())
             )
             for v in current
         }  # fmt: skip

@@ -120,7 +120,9 @@ def test_rollout_demo_promotes_v3_and_rolls_v4_back(demo_gateway: Gateway, tmp_p
     assert {n: (v.weight, v.enabled) for n, v in now.items() if n in local_variants()} == {
         n: (v.weight, True) for n, v in local_variants().items()
     }
-    assert not any(now[n].enabled for n in ("tf-v3", "torch-v3", "tf-v4", "torch-v4"))
+    assert not any(
+        now[n].enabled or now[n].labels for n in ("tf-v3", "torch-v3", "tf-v4", "torch-v4")
+    )
 
 
 def test_migrate_demo_on_the_real_control_plane(backends: StackPorts, tmp_path: Path):
