@@ -12,9 +12,18 @@ from gateway.rollout.cli import DEFAULT_ADMIN, DEFAULT_CONTROLLER
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--config", type=Path, default=stack.REPO / "deploy/local/gateway.yaml")
-    parser.add_argument("--controller", default=DEFAULT_CONTROLLER, metavar="URL")
-    parser.add_argument("--admin", default=DEFAULT_ADMIN, metavar="URL")
+    parser.add_argument(
+        "--config", type=Path, default=stack.REPO / "deploy/local/gateway.yaml",
+        help="the running gateway's config: its HTTP and gRPC ports (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--controller", default=DEFAULT_CONTROLLER, metavar="URL",
+        help="the rollout controller (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--admin", default=DEFAULT_ADMIN, metavar="URL",
+        help="the gateway's admin API (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--token-file", type=Path, default=stack.RUN_DIR / stack.ADMIN_TOKEN, metavar="FILE",
         help="the admin token, when GATEWAY_ADMIN_TOKEN is not set (default: %(default)s)",
