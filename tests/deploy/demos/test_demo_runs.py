@@ -126,14 +126,14 @@ def test_rollout_demo_promotes_v3_and_rolls_v4_back(demo_gateway: Gateway, tmp_p
 
 
 def test_migrate_demo_on_the_real_control_plane(backends: StackPorts, tmp_path: Path):
-    """Nothing stood in: the gateway with its admin API over the real backends, the controller
-    process acting on it and scraping it, the clients of three protocols. Without shadow traffic
-    on this gateway, the plan's shadow step is left out (--skip-shadow)."""
+    """Nothing stood in: the gateway with its admin API and shadow traffic over the real
+    backends, the controller process acting on it and scraping it, the clients of three
+    protocols."""
     grpc_port = free_port()
     admin = admin_server(tmp_path / "gw", token=TOKEN)  # the controller's helper sends that one
     server = {"grpc": {"host": "127.0.0.1", "port": grpc_port}, **admin}
     config = gateway_config(backends, {"digits": {"variants": LOCAL_VARIANTS}}, **server)
-    plan = quick(migrate_demo.PLAN, skip_shadow=True)
+    plan = quick(migrate_demo.PLAN)
     plan["gates"] |= {"min_requests": 30, "max_error_rate_increase": 0.1}
     lines: list[str] = []
     port = config["server"]["http"]["port"]
@@ -151,6 +151,7 @@ def test_migrate_demo_on_the_real_control_plane(backends: StackPorts, tmp_path: 
     assert "  PASS  torch-v1 (TorchServe) ends disabled (enabled=False, weight 0)" in text
     assert "  PASS  TorchServe REST clients answered by mlserver-v1 after the move" in text
     assert "split: tf-v1 50.0%  mlserver-v1 50.0%" in text
+    assert "gates: divergence pass +0.0000 (limit +0.0200)" in text  # MLServer agrees
     assert after == {v["name"]: v["weight"] for v in LOCAL_VARIANTS}  # put back as it was
 
 
