@@ -9,6 +9,7 @@ from deploy.local.demos.load import BackgroundLoad, Catalog, summary
 from deploy.local.demos.ways import all_ways
 from deploy.local.process import free_port
 from tests.deploy.demos.conftest import Gateway
+from tests.integration.test_resilience import failing_server
 from tests.support.stack import gateway_config, running_gateway
 from tests.support.swapped_model import swapped_model_server
 
@@ -40,16 +41,21 @@ def test_every_protocol_is_answered_and_judged(demo_gateway: Gateway):
     assert load.totals() == (sum(s.requests for s in load.stats.values()), 0)
 
 
-def test_a_runtime_down_and_a_wrong_artifact_are_failed_requests(tmp_path):
-    with swapped_model_server() as swapped:
+def test_a_runtime_failing_and_a_wrong_artifact_are_failed_requests(tmp_path):
+    with swapped_model_server() as swapped, failing_server(503) as failing:
         backends = {
             "swapped": {"kind": "oip", "url": swapped, "protocol": "rest", "timeout_s": 5},
-            "down": {"kind": "oip", "url": f"http://127.0.0.1:{free_port()}", "timeout_s": 5},
+            "down": {"kind": "oip", "url": failing, "timeout_s": 5},  # ready, answers 503
         }
-        models = {"digits": {"variants": [
-            {"name": "swapped-v1", "backend": "swapped", "version": 1, "weight": 50},
-            {"name": "down-v1", "backend": "down", "version": 1, "weight": 50},
-        ]}}  # fmt: skip
+        # Neither retried nor ejected, so that the runtime down reaches the clients.
+        models = {"digits": {
+            "retry_policy": {"num_retries": 0},
+            "outlier_detection": {"enabled": False},
+            "variants": [
+                {"name": "swapped-v1", "backend": "swapped", "version": 1, "weight": 50},
+                {"name": "down-v1", "backend": "down", "version": 1, "weight": 50},
+            ],
+        }}  # fmt: skip
         grpc_port = free_port()
         config = gateway_config(
             None, models, backends, grpc={"host": "127.0.0.1", "port": grpc_port}
