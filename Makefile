@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= deploy/local/gateway.yaml
 
-.PHONY: setup mlserver tools browser image-pythons up down demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
+.PHONY: setup mlserver tools browser image-pythons up down demo rollout-demo migrate-demo test test-docker lint typecheck protos models bench loadtest webui-screenshot clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,16 @@ down:
 
 demo: setup mlserver
 	$(BIN)/python -m deploy.local.demo --config $(CONFIG)
+
+# With the local stack up (`make up`), under load through three client protocols: digits v3
+# deployed, shadowed, canaried and promoted, then the bad v4 rolled back by its gates; and the
+# move of digits off TorchServe to MLServer. Each prints its timeline; exit 0 only if it all
+# went as it should with no failed client request. About two minutes each.
+rollout-demo: setup
+	$(BIN)/python -m deploy.local.demos.rollout_demo --config $(CONFIG)
+
+migrate-demo: setup
+	$(BIN)/python -m deploy.local.demos.migrate_demo --config $(CONFIG)
 
 # Locust against the running local stack (`make up` first): every way in, real digits, SLOs from
 # loadtests/slo.yaml; reports in loadtests/reports/. More flags: LOADTEST_ARGS='--run-time 2m'.

@@ -126,6 +126,13 @@ class GatewayMetrics:
             ["model", "backend", "reason"],
             registry=registry,
         )
+        self.retried_attempts = Counter(
+            "gateway_retried_attempts",
+            "Attempts that failed on a variant and were retried on another (the request is "
+            "counted once, where it was answered; the rollout gates count these too).",
+            ["model", "variant", "backend", "runtime", "reason"],
+            registry=registry,
+        )
         self.retry_budget_exhausted = Counter(
             "gateway_retry_budget_exhausted",
             "Retries not made because the retry budget of the backend they would go to was spent.",
@@ -175,6 +182,7 @@ class GatewayMetrics:
                 self.inflight,
                 self.worker_start,
                 self.retries,
+                self.retried_attempts,
                 self.retry_budget_exhausted,
                 self.outlier_ejections,
                 self.outlier_unejections,
@@ -239,6 +247,12 @@ class GatewayMetrics:
 
     def retried(self, model: str, backend: str, reason: str) -> None:
         self._child(self.retries, model, backend, reason).inc()
+
+    def attempt_retried(self, model: str, failed: Variant, reason: str) -> None:
+        """``failed``'s attempt of a request is being retried on another variant."""
+        backend = failed.backend
+        labels = (model, failed.name, backend.name, backend.runtime, reason)
+        self._child(self.retried_attempts, *labels).inc()
 
     def retry_budget_spent(self, model: str, backend: str) -> None:
         self._child(self.retry_budget_exhausted, model, backend).inc()

@@ -225,6 +225,7 @@ class InferenceService:
                 self.metrics.retry_budget_spent(first.model, backend.name)
                 raise error
             self.metrics.retried(first.model, backend.name, reason)
+            self.metrics.attempt_retried(first.model, tried[-1], reason)
             attempt_s = per_try if per_try is not None and per_try < left else left
             limited = attempt_s < left
             counts = self._budgets.counts(backend.name)

@@ -98,6 +98,9 @@ def torchserve_process(
     keys = key_file(run_dir) if token_auth else None
     if keys is not None:
         keys.unlink(missing_ok=True)  # a previous run's keys are no longer valid
+    # The launcher refuses to start while the pid in its pid file is alive; a previous run's
+    # file survives `make down`, and its number may since belong to any process.
+    (tmp_dir / PID_FILE).unlink(missing_ok=True)
 
     management = f"http://{HOST}:{ports.management}"
     return ManagedProcess(
@@ -125,6 +128,10 @@ def torchserve_process(
         },
         cwd=run_dir,
     )
+
+
+PID_FILE = ".model_server.pid"
+"""Where TorchServe's launcher keeps its pid, under TMPDIR."""
 
 
 def config_properties(

@@ -76,14 +76,25 @@ def plan_changes(
     return [*first, *groups.get((True, True), []), *groups.get((False, False), [])]
 
 
+def _shadow_off(admin: AdminApi, model: str, shadow: ShadowTarget) -> str:
+    """Shadowing off; a gateway without the shadow endpoint (404) has none to turn off, or a
+    rollback there could never finish."""
+    try:
+        admin.set_shadow(model, shadow)
+    except AdminError as error:
+        if error.status != 404 or "no such endpoint" not in str(error):
+            raise
+        return "shadow off (the gateway has no shadow traffic)"
+    return "shadow off"
+
+
 def apply(admin: AdminApi, model: str, action: Action, candidates: Sequence[str]) -> ActionResult:
     """Make the model look like ``action`` says; what was done before a failure is returned."""
     applied: list[str] = []
     shadow = action.shadow
     try:
         if shadow is not None and not shadow.variants:
-            admin.set_shadow(model, shadow)
-            applied.append("shadow off")
+            applied.append(_shadow_off(admin, model, shadow))
         current, _ = admin.variants(model)
         for variant, body, description in plan_changes(current, action.targets, candidates):
             admin.patch_variant(model, variant, body)

@@ -8,12 +8,14 @@ From the control-plane issue's wording (``Authorization: Bearer $GATEWAY_ADMIN_T
 - ``PATCH /admin/models/{model}/variants/{variant}`` with ``{"weight": N}`` and/or
   ``{"enabled": bool}`` and/or ``{"labels": [...]}``, answered once every worker applied it,
   with the new config version;
-- shadowing (the shadow issue): ``PUT /admin/models/{model}/shadow`` with
-  ``{"variants": [...], "percent": P}``; no variants turns it off.
+- shadowing: ``PUT /admin/models/{model}/shadow`` with ``{"variants": [...], "percent": P}``
+  and the step's comparison knobs (``atol``, ``rtol``, ``top_k``, as in ``models.<m>.shadow``);
+  no variants turns it off.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -55,7 +57,7 @@ class AdminClient:
             raise AdminError(
                 f"{method} {path}: {error.code} {_message(text)}", error.code
             ) from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
             raise AdminError(f"{method} {self.url}{path}: {error}") from None
         try:
             return json.loads(reply) if reply else {}
@@ -92,7 +94,8 @@ class AdminClient:
         return config_version(self._call("PATCH", path, changes))
 
     def set_shadow(self, model: str, shadow: ShadowTarget) -> str:
-        body = {"variants": list(shadow.variants), "percent": shadow.percent}
+        body: dict[str, Any] = {"variants": list(shadow.variants), "percent": shadow.percent}
+        body.update(shadow.compare)
         return config_version(self._call("PUT", f"{self._model_path(model)}/shadow", body))
 
 

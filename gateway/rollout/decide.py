@@ -89,7 +89,10 @@ def step_action(rollout: Rollout, index: int) -> Action:
     step = rollout.plan.steps[index]
     if isinstance(step, ShadowStep):
         shadowed = (*rollout.candidates, *(s for _, s in rollout.noise))
-        shadow = ShadowTarget(variants=tuple(dict.fromkeys(shadowed)), percent=step.percent)
+        compare = step.compare.model_dump(exclude_none=True) if step.compare else {}
+        shadow = ShadowTarget(
+            variants=tuple(dict.fromkeys(shadowed)), percent=step.percent, compare=compare
+        )
         return Action(kind="step", step=index, targets=weights.at_weight(rollout, 0), shadow=shadow)
     percent = 100.0 if step.kind == "bake" else step.weight
     return Action(

@@ -17,6 +17,10 @@ from gateway.rollout.stats import Histogram
 from gateway.rollout.textformat import Sample
 
 REQUESTS = "gateway_requests_total"
+RETRIED = "gateway_retried_attempts_total"
+"""Attempts on a variant that failed and were retried on another: ``gateway_requests_total``
+counts each request once, on the variant that finally answered, so a candidate whose failures
+the retries hide would look clean without these."""
 LATENCY = {
     "upstream": "gateway_upstream_duration_seconds",
     "request": "gateway_request_duration_seconds",
@@ -28,7 +32,9 @@ SHADOW_RESULTS = ("agree", "diverge", "error", "dropped")
 
 def families(latency_metric: str) -> tuple[str, ...]:
     """The sample names a window holds (histograms by their ``_bucket`` lines)."""
-    return (REQUESTS, f"{LATENCY[latency_metric]}_bucket", SHADOW, f"{SHADOW_DIFF}_bucket")
+    return (
+        REQUESTS, RETRIED, f"{LATENCY[latency_metric]}_bucket", SHADOW, f"{SHADOW_DIFF}_bucket"
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,10 @@ def traffic(samples: Iterable[Sample], variants: Sequence[str], gates: Gates) ->
                 continue
             requests += round(sample.value)
             errors += round(sample.value) if is_error(code, gates) else 0
+        elif sample.name == RETRIED:
+            # Each a request's attempt that failed here: one more request, and an error.
+            requests += round(sample.value)
+            errors += round(sample.value)
         elif sample.name == latency_name:
             le = float(sample.label("le"))
             buckets[le] = buckets.get(le, 0.0) + sample.value

@@ -67,11 +67,21 @@ class Gates(_Strict):
     """Shadow comparisons each pair (candidate's, noise baseline's) needs before judging."""
     max_divergence_increase: float = Field(default=0.05, ge=0, le=1)
     """Candidate's divergence rate minus the noise baseline's, at most. A new version rightly
-    answers some inputs differently (digits v3 against v1: about 3% of the test split); moving
+    answers some inputs differently (digits v3 against v1: 1.1% of the test split); moving
     one version to another runtime should not (there, 0.001)."""
     max_abs_diff_ratio: float | None = Field(default=None, ge=1)
     """If set: the candidate's p99 of the largest absolute output difference may be at most
     this times the noise pair's (null: reported, not judged)."""
+
+
+class ShadowCompare(_Strict):
+    """The gateway's shadow comparison for this step. A new *version* rightly answers with
+    other probabilities: ``atol: 1`` (no element can differ by more) with ``top_k: 1`` makes
+    "diverge" mean "a different digit"; moving a version to another runtime keeps the defaults."""
+
+    atol: float | None = Field(default=None, ge=0)
+    rtol: float | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0)
 
 
 class ShadowStep(_Strict):
@@ -83,6 +93,9 @@ class ShadowStep(_Strict):
     duration: Seconds = 600
     """...or after this long, whichever comes first (and then its gates must pass)."""
     gates: tuple[GateName, ...] = ("divergence",)
+    compare: ShadowCompare | None = None
+    """How the gateway compares the answers (``models.<m>.shadow``'s knobs of that name);
+    null: as the gateway's config says (by default: every element within 1e-5, same top-1)."""
 
 
 class CanaryStep(_Strict):

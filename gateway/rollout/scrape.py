@@ -13,13 +13,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.rollout.observations import LATENCY, REQUESTS, SHADOW, SHADOW_DIFF
+from gateway.rollout.observations import LATENCY, REQUESTS, RETRIED, SHADOW, SHADOW_DIFF
 from gateway.rollout.sources import Fetch, MetricsUnavailable, http_get
 from gateway.rollout.textformat import FormatError, Sample, select
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 FAMILIES = (
     REQUESTS,
+    RETRIED,
     *(f"{name}_bucket" for name in LATENCY.values()),
     SHADOW,
     f"{SHADOW_DIFF}_bucket",

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from gateway.rollout.observations import LATENCY, REQUESTS, SHADOW, SHADOW_DIFF
+from gateway.rollout.observations import LATENCY, REQUESTS, RETRIED, SHADOW, SHADOW_DIFF
 from gateway.rollout.textformat import Sample
 
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -69,6 +69,7 @@ class PrometheusSource:
         latency = f"{LATENCY[latency_metric]}_bucket"
         return {
             REQUESTS: f"sum by (variant, code) (increase({REQUESTS}{{{where}}}[{seconds}s]))",
+            RETRIED: f"sum by (variant) (increase({RETRIED}{{{where}}}[{seconds}s]))",
             latency: f"sum by (variant, le) (increase({latency}{{{where}}}[{seconds}s]))",
             SHADOW: f"sum by (primary, shadow, result) (increase({SHADOW}{{{where}}}[{seconds}s]))",
             f"{SHADOW_DIFF}_bucket": (

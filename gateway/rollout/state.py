@@ -58,6 +58,8 @@ class ShadowTarget(_Model):
 
     variants: tuple[str, ...] = ()
     percent: float = 0
+    compare: dict[str, float] = Field(default_factory=dict)
+    """The comparison knobs the step sets (``atol``, ``rtol``, ``top_k``); empty: the gateway's."""
 
 
 class Action(_Model):

@@ -108,6 +108,13 @@ def test_503s_are_retried_on_the_healthy_variant_and_eject_the_failing_one(backe
             retries = samples(url, "gateway_retries_total")
             key = (("backend", "torchserve"), ("model", "digits"), ("reason", "unavailable"))
             assert 1 <= retries[key] <= 5  # five failures eject the flaky variant
+            # Each counted where it failed too, for the rollout gates (the requests were not).
+            attempts = samples(url, "gateway_retried_attempts_total")
+            failed = (("backend", "flaky"), ("model", "digits"), ("reason", "unavailable"),
+                      ("runtime", "oip"), ("variant", "flaky"))  # fmt: skip
+            assert attempts == {failed: retries[key]}
+            requests = samples(url, "gateway_requests_total")
+            assert not any(dict(labels)["variant"] == "flaky" for labels in requests)
             ejected = samples(url, "gateway_outlier_ejections_total")
             assert ejected == {
                 (("backend", "flaky"), ("backend_model", "digits"), ("version", "1")): 1.0
@@ -131,6 +138,7 @@ def test_a_4xx_is_never_retried(backends, tmp_path):
             statuses = [infer(url, DIGITS.inputs[:1]).status for _ in range(30)]
             assert set(statuses) == {200, 400}
             assert samples(url, "gateway_retries_total") == {}
+            assert samples(url, "gateway_retried_attempts_total") == {}
             assert samples(url, "gateway_outlier_ejections_total") == {}
 
 

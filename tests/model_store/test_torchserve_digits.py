@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +25,7 @@ import pytest
 
 from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import (
+    PID_FILE,
     TorchServePorts,
     config_properties,
     key_file,
@@ -97,7 +100,20 @@ def start_server(run_dir: Path) -> Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = start_server(tmp_path_factory.mktemp("torchserve"))
+    run_dir = tmp_path_factory.mktemp("torchserve")
+    # A previous run's pid file whose number now belongs to another TorchServe (on a shared
+    # machine, pids are reused): the launcher would refuse to start ("TorchServe is already
+    # running") if it were left there. The other one is a sleeper with the launcher's marker.
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "org.pytorch.serve.ModelServer"]
+    )
+    (run_dir / "tmp").mkdir()
+    (run_dir / "tmp" / PID_FILE).write_text(str(other.pid))
+    try:
+        started = start_server(run_dir)
+    finally:
+        other.kill()
+        other.wait()
     try:
         yield started
     finally:

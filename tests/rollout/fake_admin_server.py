@@ -25,7 +25,7 @@ class Seen:
     requests: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
 
 
-def _handler(admin: FakeAdmin, seen: Seen) -> type[BaseHTTPRequestHandler]:
+def _handler(admin: FakeAdmin, seen: Seen, with_shadow: bool) -> type[BaseHTTPRequestHandler]:
     class Admin(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -59,11 +59,15 @@ def _handler(admin: FakeAdmin, seen: Seen) -> type[BaseHTTPRequestHandler]:
                 elif method == "PATCH" and len(parts) == 5 and parts[3] == "variants":
                     version = admin.patch_variant(parts[2], parts[4], body)
                     self._reply(200, {"config_version": {"version": int(version), "hash": "ab"}})
-                elif method == "PUT" and len(parts) == 4 and parts[3] == "shadow":
-                    shadow = ShadowTarget(variants=tuple(body["variants"]), percent=body["percent"])
+                elif method == "PUT" and len(parts) == 4 and parts[3] == "shadow" and with_shadow:
+                    compare = {k: v for k, v in body.items() if k in ("atol", "rtol", "top_k")}
+                    shadow = ShadowTarget(
+                        variants=tuple(body["variants"]), percent=body["percent"], compare=compare
+                    )
                     self._reply(200, {"config_version": int(admin.set_shadow(parts[2], shadow))})
                 else:
-                    self._reply(404, {"error": f"no route {method} {self.path}"})
+                    # The real admin API's words for a path it does not serve.
+                    self._reply(404, {"error": f"no such endpoint: {method} {self.path}"})
             except AdminError as error:
                 self._reply(error.status or 500, {"error": str(error)})
             except KeyError as error:
@@ -82,9 +86,10 @@ def _handler(admin: FakeAdmin, seen: Seen) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def admin_server(admin: FakeAdmin) -> Iterator[tuple[str, Seen]]:
+def admin_server(admin: FakeAdmin, shadow: bool = True) -> Iterator[tuple[str, Seen]]:
+    """``shadow=False``: a gateway without shadow traffic (no ``/shadow`` endpoint)."""
     seen = Seen()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(admin, seen))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(admin, seen, with_shadow=shadow))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

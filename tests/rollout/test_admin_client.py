@@ -6,6 +6,8 @@ import pytest
 
 from gateway.rollout import actuator
 from gateway.rollout.admin_client import AdminClient, AdminError
+from gateway.rollout.decide import begin
+from gateway.rollout.plan import parse_plan
 from gateway.rollout.state import Action, ShadowTarget, Target
 from tests.rollout.fake_admin_server import TOKEN, admin_server
 from tests.rollout.world import FakeAdmin, starting_variants
@@ -32,6 +34,22 @@ def test_reads_variants_and_patches_with_the_bearer_token():
     assert admin.variants_now["tf-v3"].labels == ("canary",)
 
 
+def test_a_shadow_step_sends_its_comparison_knobs():
+    plan = parse_plan({"steps": [{"kind": "shadow", "compare": {"atol": 1, "top_k": 1}}]})
+    rollout = begin("digits", ["tf-v3"], plan, list(starting_variants().values()), 0.0)
+    assert rollout.action is not None
+    shadow = rollout.action.shadow
+    assert shadow is not None
+    assert shadow.compare == {"atol": 1, "top_k": 1}
+    admin = FakeAdmin(starting_variants())
+    with admin_server(admin) as (url, seen):
+        AdminClient(url, TOKEN).set_shadow("digits", shadow)
+    assert seen.requests[0][3] == {
+        "variants": ["tf-v3", "torch-v1"], "percent": 100, "atol": 1, "top_k": 1
+    }  # fmt: skip
+    assert admin.shadow.compare == {"atol": 1, "top_k": 1}
+
+
 def test_refusals_and_unreachable_servers_are_one_admin_error():
     admin = FakeAdmin(starting_variants())
     with admin_server(admin) as (url, _):
@@ -45,6 +63,33 @@ def test_refusals_and_unreachable_servers_are_one_admin_error():
         assert invalid.value.status == 400
     with pytest.raises(AdminError, match="Connection refused"):
         AdminClient(url, TOKEN, timeout=2).variants("digits")
+
+
+def test_a_rollback_finishes_on_a_gateway_without_shadow_traffic():
+    """Turning shadowing off where there is no shadow endpoint is done (there is none to turn
+    off), or the rollback would be retried for ever; turning it on there fails, so a shadow
+    step is never taken for passed."""
+    admin = FakeAdmin(starting_variants())
+    targets = {
+        "tf-v1": Target(weight=40, enabled=True, labels=("stable",)),
+        "tf-v3": Target(weight=0, enabled=False, labels=()),
+    }
+    off = Action(kind="rollback", targets=targets, shadow=ShadowTarget())
+    on = off.model_copy(update={"shadow": ShadowTarget(variants=("tf-v3",), percent=100)})
+    with admin_server(admin, shadow=False) as (url, _):
+        client = AdminClient(url, TOKEN)
+        done = actuator.apply(client, "digits", off, ["tf-v3"])
+        assert done.ok, done.error
+        assert done.applied == (
+            "shadow off (the gateway has no shadow traffic)", "tf-v3: enabled True -> False"
+        )  # fmt: skip
+        failed = actuator.apply(client, "digits", on, ["tf-v3"])
+        assert not failed.ok
+        assert failed.error is not None
+        assert "404 no such endpoint: PUT /admin/models/digits/shadow" in failed.error
+    with admin_server(admin) as (url, _), pytest.raises(AdminError, match="404") as unknown:
+        AdminClient(url, TOKEN).set_shadow("nope", ShadowTarget())
+    assert "no such endpoint" not in str(unknown.value)  # an unknown model is not "no shadow"
 
 
 def test_an_action_over_http_in_a_safe_order():

@@ -74,6 +74,8 @@ class FakeAdmin:
         return str(self.version)
 
     def set_shadow(self, model: str, shadow: ShadowTarget) -> str:
+        if model != MODEL:
+            raise AdminError(f"unknown model {model!r}", 404)
         self.calls.append(("SHADOW", ",".join(shadow.variants), {"percent": shadow.percent}))
         self.shadow = shadow
         self.version += 1

@@ -1,0 +1,63 @@
+"""The rollout controller's HTTP API as the demos use it: start a rollout, read its state."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from deploy.local.process import http_ok
+from gateway.rollout.state import Rollout
+
+
+class ControllerError(Exception):
+    pass
+
+
+class ControllerApi:
+    def __init__(self, url: str, token: str | None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        if self._token:
+            request.add_header("authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("error", "")
+            except ValueError:
+                message = ""
+            raise ControllerError(f"{method} {path}: {error.code} {message}".rstrip()) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+            raise ControllerError(f"{method} {self.url}{path}: {error}") from None
+
+    def start(self, model: str, candidates: list[str], plan: dict[str, Any]) -> Rollout:
+        doc = self._call(
+            "POST", f"/rollouts/{urllib.parse.quote(model, safe='')}",
+            {"candidates": candidates, "plan": plan},
+        )  # fmt: skip
+        return Rollout.model_validate(doc)
+
+    def get(self, model: str) -> Rollout:
+        return Rollout.model_validate(
+            self._call("GET", f"/rollouts/{urllib.parse.quote(model, safe='')}")
+        )
+
+    def command(self, model: str, name: str) -> Rollout:
+        """``pause``, ``resume``, ``promote`` or ``abort``."""
+        return Rollout.model_validate(
+            self._call("POST", f"/rollouts/{urllib.parse.quote(model, safe='')}/{name}")
+        )
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.url}/healthz")
