@@ -22,6 +22,8 @@ from gateway.grpc import GrpcFrontEnd
 from gateway.health.board import HealthBoard
 from gateway.health.metrics import EjectionMetrics
 from gateway.http.app import HttpFrontEnd
+from gateway.http.protocol import FrontEndState, guarded_protocol
+from gateway.limits import Breakers
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, VariantCollector
 from gateway.observer import RequestObserver
@@ -36,7 +38,8 @@ from gateway.tracing.setup import request_tracer
 log = logging.getLogger(__name__)
 
 DRAIN_SLACK_S = 1.0
-KEEP_ALIVE_S = 75  # above common client and load-balancer idle timeouts (60 s)
+ACCEPT_QUEUE_S = 0.05
+"""At shutdown, how long the loop accepts what is queued before the HTTP listener closes."""
 # uvicorn's messages for a client's mistake it answers itself (400 for bytes its parser refuses)
 # or leaves to the endpoint (an `Upgrade:` request it does not take).
 _CLIENT_MISTAKES = (
@@ -108,8 +111,12 @@ class Gateway:
         self.metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
         self._metadata = metadata = MetadataCache()
 
+        self.breakers = Breakers(self.metrics.shed_one)
+
         def create(name: str, backend: AnyBackendConfig) -> Backend:
-            return create_backend(name, backend, server.max_request_bytes, metadata)
+            client = create_backend(name, backend, server.max_request_bytes, metadata)
+            self.breakers.add(client, backend)
+            return client
 
         self._create = create
         table = first_table(config, create, config_number)
@@ -125,6 +132,7 @@ class Gateway:
             self.health,
             self.mirror,
             observer=self.observer,
+            breakers=self.breakers,
         )
         self.metrics.watch_variants(
             VariantCollector(
@@ -136,9 +144,11 @@ class Gateway:
         self._apply_lock = asyncio.Lock()
         self._draining: set[asyncio.Task[None]] = set()
         self.http_app = HttpFrontEnd(self.service, server)
+        self.http_state = FrontEndState(server.limits, self.metrics.shed_one)
         self.grpc_app = GrpcFrontEnd(self.service, server) if server.grpc is not None else None
         self._uvicorn: EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
+        self._http_socket: socket.socket | None = None
         self._started: list[Backend] = []
         self.http_port: int | None = None
         self.grpc_port: int | None = None
@@ -213,6 +223,7 @@ class Gateway:
         try:
             await asyncio.sleep(backend.timeout_s + DRAIN_SLACK_S)
         finally:
+            self.breakers.remove(backend)
             await backend.close()
 
     async def start(self, reuse_port: bool = False) -> None:
@@ -234,17 +245,18 @@ class Gateway:
         listen = self.config.server.http
         tls = self.config.server.tls
         sock = listen_socket(listen.host, listen.port, reuse_port)
+        self._http_socket = sock
         self.http_port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self.http_app,
-            http="httptools",
+            http=guarded_protocol(self.http_state),
             ws="none",  # no WebSocket endpoints: an `Upgrade` request is an ordinary request
             lifespan="off",
             access_log=False,
             log_level="warning",
             server_header=False,
             proxy_headers=False,  # nothing to trust here; and it costs every request
-            timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_keep_alive=self.config.server.limits.idle_timeout_s,  # type: ignore[arg-type]
             timeout_graceful_shutdown=round(self.config.server.graceful_shutdown_s),
             ssl_certfile=tls.cert_file if tls is not None else None,
             ssl_keyfile=tls.key_file if tls is not None else None,
@@ -269,12 +281,29 @@ class Gateway:
                 raise StartupError(str(error)) from None
             log.info("gRPC on %s:%d", grpc_listen.host, self.grpc_port)
 
+    async def drain(self) -> None:
+        """The first step of a graceful stop: readiness (HTTP and gRPC health) turns 503 /
+        NOT_SERVING and every response closes its connection, for ``server.limits.drain_s``
+        while requests are still served, so load balancers move traffic away first."""
+        self.readiness.drain()
+        self.http_state.draining = True
+        self.http_state.sweep()
+        if self.grpc_app is not None:
+            await self.grpc_app.drain()
+        if self.config.server.limits.drain_s > 0:
+            log.info("draining for %gs", self.config.server.limits.drain_s)
+            await asyncio.sleep(self.config.server.limits.drain_s)
+
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (bounded), then close backends.
+        """Drain (if it was serving), stop accepting, let in-flight requests finish within
+        ``graceful_shutdown_s``, then close backends.
 
         Safe on a gateway that started only in part, or not at all."""
+        if self._uvicorn is not None and self._uvicorn.started:
+            await self.drain()
         await asyncio.gather(self._stop_http(), self._stop_grpc())
         await self.mirror.close()
+        self.http_state.stop()
         await self.readiness.stop()
         for task in list(self._draining):
             task.cancel()  # closes its backend
@@ -286,12 +315,23 @@ class Gateway:
 
     async def _stop_http(self) -> None:
         if self._uvicorn is not None and self._uvicorn_task is not None:
+            await self._empty_accept_queue()
             self._uvicorn.should_exit = True
             # A server that failed to start has already said why (the start raised it).
             with contextlib.suppress(Exception):
                 await self._uvicorn_task
             self._uvicorn = None
             self._uvicorn_task = None
+
+    async def _empty_accept_queue(self) -> None:
+        """Closing a listening socket resets the connections still in its accept queue: their
+        clients have sent requests that are then lost. A backlog of 0 first makes the kernel
+        drop new SYNs (clients retry them later, and then find the port closed, or another
+        worker's socket) while the loop accepts what is queued."""
+        if self._http_socket is not None and self._http_socket.fileno() != -1:
+            with contextlib.suppress(OSError):
+                self._http_socket.listen(0)
+                await asyncio.sleep(ACCEPT_QUEUE_S)
 
     async def _stop_grpc(self) -> None:
         if self.grpc_app is not None:

@@ -103,6 +103,33 @@ class AdminConfig(_Strict):
     variable ``GATEWAY_ADMIN_TOKEN`` wins over it. No token: every admin request is refused."""
 
 
+class FrontEndLimits(_Strict):
+    """What one worker's front ends take on at once, and how long a client may dawdle."""
+
+    max_connections: int = Field(default=4096, ge=1)
+    """Open HTTP connections per worker; one beyond it is closed as soon as it is accepted
+    (Envoy's listener ``max_connections``)."""
+    max_concurrent_requests: int = Field(default=2048, ge=1)
+    """Inference requests per worker at once, each front end (HTTP's raw inference paths, like
+    uvicorn's ``limit_concurrency``; gRPC calls, like ``maximum_concurrent_rpcs``); beyond it a
+    request is answered 503 / UNAVAILABLE at once. Health, metadata and ``/metrics`` are not
+    counted, so probes still answer under overload."""
+    request_headers_timeout_s: float = Field(default=10.0, gt=0)
+    """From a connection's first byte (or a keep-alive request's) to the end of its headers;
+    a client slower than that is disconnected (Envoy's ``request_headers_timeout``, slowloris)."""
+    request_body_timeout_s: float = Field(default=60.0, gt=0)
+    """From the end of the headers to the end of the body; a client slower than that is
+    disconnected and its request dropped unsent."""
+    idle_timeout_s: float = Field(default=75.0, gt=0)
+    """An idle keep-alive connection is closed after this long (Envoy's ``idle_timeout``);
+    above common client and load-balancer idle timeouts (60 s)."""
+    drain_s: float = Field(default=0.0, ge=0)
+    """After SIGTERM: how long readiness reports 503 (and every response says
+    ``Connection: close``) while requests are still served, before the listeners close, for
+    load balancers to stop sending (Kubernetes: a few seconds). Then in-flight requests get
+    ``graceful_shutdown_s``."""
+
+
 class ServerConfig(_Strict):
     http: Listen = Listen(port=8000)
     """Open Inference Protocol REST, health and ``/metrics``."""
@@ -147,6 +174,9 @@ class ServerConfig(_Strict):
     """How often the config file and the overlay are checked for changes (a change reloads);
     ``null``: only SIGHUP, ``POST /admin/reload`` and the admin API's own changes reload."""
 
+    limits: FrontEndLimits = FrontEndLimits()
+    """Load shedding and slow-client bounds of the front ends, per worker."""
+
     @property
     def body_buffer_bytes(self) -> int:
         """``max_buffered_request_bytes``, its default resolved."""
@@ -175,6 +205,22 @@ class ServerConfig(_Strict):
 RUNTIME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
+class CircuitBreakers(_Strict):
+    """Envoy's circuit breakers for one backend, per worker: past them a request is answered
+    503 / UNAVAILABLE at once (``retry-after``) instead of queueing until its deadline."""
+
+    max_requests: int = Field(default=1024, ge=1)
+    """Calls to this backend in flight at once. A REST backend also has ``max_connections``:
+    the smaller of the two applies. Set it to the backend's own concurrency."""
+    max_pending_requests: int = Field(default=1024, ge=0)
+    """Requests waiting for one of those slots (FIFO); a request that would wait past what its
+    deadline leaves for the call is answered 504 without being sent."""
+    adaptive_concurrency: bool = False
+    """Let the limit on calls in flight follow the backend's latency (Envoy's adaptive
+    concurrency, gradient controller), between 1 and ``max_requests``: for a backend whose
+    concurrency is not known."""
+
+
 class _BackendBase(_Strict):
     timeout_s: float = Field(default=10.0, gt=0)
     """Deadline of one backend call; a client's shorter deadline wins."""
@@ -182,6 +228,8 @@ class _BackendBase(_Strict):
     """Pooled keep-alive connections (REST) to this backend, per worker."""
     connect_timeout_s: float = Field(default=1.0, gt=0)
     """How long to wait for a new connection before answering 503."""
+    circuit_breakers: CircuitBreakers = CircuitBreakers()
+    """Limits on calls in flight and waiting (load shedding)."""
     tls_ca_file: str | None = None
     """PEM file of the CAs that sign this backend's certificates, for its ``https://`` URLs
     (default: the system's CAs). Its gRPC addresses are plaintext."""

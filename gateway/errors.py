@@ -113,10 +113,19 @@ class BackendTimeout(GatewayError):
     code = ErrorCode.UPSTREAM_TIMEOUT
 
 
+class DeadlineExceeded(GatewayError):
+    """Too little of the request's deadline was left to call the backend: it was never sent."""
+
+    code = ErrorCode.UPSTREAM_TIMEOUT
+
+
 class Overloaded(GatewayError):
-    """The gateway itself is at a limit (request bodies it may buffer at once); retry shortly."""
+    """The gateway is at a limit (a backend's circuit breaker, the worker's concurrent requests,
+    the request bodies it may buffer); the request was not sent anywhere: retry shortly."""
 
     code = ErrorCode.OVERLOADED
+    retry_after_s = 1
+    """What ``retry-after`` (HTTP, whole seconds) and ``grpc-retry-pushback-ms`` say."""
 
 
 class InternalError(GatewayError):

@@ -112,6 +112,14 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.shed = Counter(
+            "gateway_shed_requests",
+            "Requests refused before any backend saw them, by the limit that refused them "
+            "(max_requests, max_pending_requests, deadline; max_concurrent_requests with "
+            'backend "").',
+            ["backend", "limit"],
+            registry=registry,
+        )
         self.worker_start = Gauge(
             "gateway_worker_start_time_seconds",
             "Start time of each live worker process (one series per pid when there are several).",
@@ -180,6 +188,7 @@ class GatewayMetrics:
                 self.upstream_duration,
                 self.overhead,
                 self.inflight,
+                self.shed,
                 self.worker_start,
                 self.retries,
                 self.retried_attempts,
@@ -265,6 +274,9 @@ class GatewayMetrics:
         labels = (backend, target.name, target.version, reason)
         self._child(self.outlier_unejections, *labels).inc()
         self._child(self.outlier_ejections_active, backend).dec()
+
+    def shed_one(self, backend: str, limit: str) -> None:
+        self._child(self.shed, backend, limit).inc()
 
     def finish(self, record: RequestRecord, status: int) -> None:
         """Count one finished request and observe its latencies."""

@@ -46,6 +46,7 @@ class Readiness:
         self._misses: dict[tuple[str, BackendModel], int] = {}
         self._probed: set[tuple[str, BackendModel]] = set()
         self._server_ready = False
+        self._draining = False
         self._task: asyncio.Task[None] | None = None
         self._extra: set[asyncio.Task[None]] = set()
 
@@ -66,7 +67,8 @@ class Readiness:
                 fresh.append(key)
         self._router, self._targets, self._ready = router, targets, ready
         self._misses = {key: n for key, n in self._misses.items() if key in targets}
-        self._server_ready = all(self.model_ready(route) for route in router.models)
+        if not self._draining:
+            self._server_ready = all(self.model_ready(route) for route in router.models)
         if fresh and self._task is not None:
             task = asyncio.get_running_loop().create_task(self._probe_keys(fresh))
             self._extra.add(task)
@@ -130,7 +132,7 @@ class Readiness:
                     self._board.set_ready(key[0], key[1], ready)
             if start + CONCURRENT_PROBES < len(keys):
                 await asyncio.sleep(max(0.0, len(batch) / PROBES_PER_S - (loop.time() - began)))
-        if changed:
+        if changed and not self._draining:
             self._server_ready = all(self.model_ready(route) for route in self._router.models)
         if self._board is not None:
             self._board.outliers.expire()
@@ -167,6 +169,11 @@ class Readiness:
         else:
             candidates = selection.variants(route)
         return any(self.variant_ready(v) for v in candidates)
+
+    def drain(self) -> None:
+        """From now on the server reports not ready (SIGTERM: load balancers stop sending)."""
+        self._draining = True
+        self._server_ready = False
 
     def server_ready(self) -> bool:
         """Every model has a ready variant, as of the latest probes (cached: O(1) per call)."""

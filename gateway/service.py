@@ -22,6 +22,7 @@ from gateway.errors import (
 )
 from gateway.health.board import HealthBoard
 from gateway.inference import InferRequest, InferResponse, ModelMetadata, Payload
+from gateway.limits import Breakers
 from gateway.metadata import MetadataCache
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.observer import RequestObserver
@@ -80,6 +81,7 @@ class InferenceService:
         health: HealthBoard | None = None,
         mirror: Mirror | None = None,
         observer: RequestObserver | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self.table = table
         """The routing snapshot; replaced as a whole by ``Gateway.apply``, read once a request."""
@@ -87,6 +89,7 @@ class InferenceService:
         self.metrics = metrics
         self._metadata = metadata
         self.health = health if health is not None else HealthBoard()
+        self.breakers = breakers if breakers is not None else Breakers()
         self._budgets = RetryBudgets()
         self.mirror = mirror
         self.observer = observer if observer is not None else RequestObserver(metrics)
@@ -128,6 +131,13 @@ class InferenceService:
         per_try = variant.resilience.retry_policy.per_try_timeout_s
         if per_try is not None and per_try < timeout_s:
             timeout_s = per_try
+        breaker = self.breakers[backend]
+        deadline = decision.deadline or time.monotonic() + decision.timeout_s  # 0: not given
+        queued = breaker.acquire_now(variant.target, deadline) is None
+        if queued:
+            # Every slot taken: queue (bounded), and call with what the wait left. A request
+            # shed here was never sent: it is not retried, and says nothing of the backend.
+            timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
         # The first attempt, inline (what _attempt does, without a coroutine more per request).
         inflight = self.metrics.inflight_child(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
@@ -138,9 +148,14 @@ class InferenceService:
             try:
                 with backend_call(record, variant):
                     response = await backend.infer(variant.target, request, timeout_s)
+                breaker.observe(variant.target, time.perf_counter() - started)
+            except BackendTimeout:
+                breaker.timed_out(variant.target, time.perf_counter() - started, queued)
+                raise
             finally:
                 counts.active -= 1
                 inflight.dec()
+                breaker.release()
         except GatewayError as error:
             self._failed(variant, decision, error)
             try:
@@ -171,19 +186,29 @@ class InferenceService:
         record: RequestRecord,
     ) -> InferResponse:
         backend = variant.backend
+        breaker = self.breakers[backend]
+        deadline = decision.deadline or time.monotonic() + timeout_s
+        queued = breaker.acquire_now(variant.target, deadline) is None
+        if queued:
+            timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
         inflight = self.metrics.inflight_child(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
         inflight.inc()
         counts.active += 1
+        started = time.perf_counter()
         try:
             with backend_call(record, variant):
                 response = await backend.infer(variant.target, request, timeout_s)
+            breaker.observe(variant.target, time.perf_counter() - started)
         except GatewayError as error:
+            if isinstance(error, BackendTimeout):
+                breaker.timed_out(variant.target, time.perf_counter() - started, queued)
             self._failed(variant, decision, error)
             raise
         finally:
             counts.active -= 1
             inflight.dec()
+            breaker.release()
         self.health.succeeded(variant)
         return response
 
@@ -256,12 +281,18 @@ class InferenceService:
                 f"variant {variant.name!r} runs on {backend.kind}, which has no {api} API; "
                 "pin a TF Serving variant or use predict"
             )
+        breaker = self.breakers[backend]
+        timeout_s = decision.timeout_s
+        deadline = decision.deadline or time.monotonic() + timeout_s
+        if breaker.acquire_now(variant.target, deadline) is None:
+            timeout_s = await breaker.acquire(variant.target, deadline)
         started = time.perf_counter()
         try:
             with backend_call(record, variant):
-                return await backend.tf_api(api, variant.target, payload, decision.timeout_s)
+                return await backend.tf_api(api, variant.target, payload, timeout_s)
         finally:
             record.upstream_s = time.perf_counter() - started
+            breaker.release()
 
     def select(
         self, name: str, version: str | None = None, label: str | None = None

@@ -56,7 +56,9 @@ def http_boundary(backend: str, timeout_s: float) -> Iterator[None]:
     except ConnectTimeout as error:
         raise BackendUnavailable(f"backend {backend!r} unreachable: {error}") from None
     except TimeoutError:
-        raise BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s") from None
+        raise BackendTimeout(
+            f"backend {backend!r} did not answer within {timeout_s:.3g}s"
+        ) from None
     except ReplyTooLarge as error:
         raise BackendError(
             f"backend {backend!r} sent a reply larger than the {error.limit}-byte limit "
@@ -122,7 +124,7 @@ def grpc_error(error: grpc.RpcError, backend: str, timeout_s: float) -> GatewayE
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
         return BackendError(f"backend {backend!r} sent a reply over the limit: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:g}s")
+        return BackendTimeout(f"backend {backend!r} did not answer within {timeout_s:.3g}s")
     if code in _UNAVAILABLE:
         return BackendUnavailable(f"backend {backend!r} unavailable: {details}")
     if code in _REJECTED:

@@ -31,6 +31,7 @@ from gateway.errors import (
     ErrorCode,
     GatewayError,
     InternalError,
+    Overloaded,
     grpc_status,
     http_status,
 )
@@ -39,6 +40,7 @@ from gateway.grpc.library_services import HEALTH_SERVICE, REFLECTION_SERVICE, ad
 from gateway.grpc.oip import OipService
 from gateway.grpc.tfserving import TFServingService
 from gateway.grpc.torchserve import TorchServeService
+from gateway.limits import ConcurrencyLimit
 from gateway.metrics import RequestRecord
 from gateway.service import InferenceService
 from gateway.wire.reflection import public_pool, public_services
@@ -124,6 +126,9 @@ class GrpcFrontEnd:
             **TFServingService(service, config.max_request_bytes).methods(),
             **TorchServeService(service, config.max_request_bytes).methods(),
         }
+        self.concurrency = ConcurrencyLimit(
+            config.limits.max_concurrent_requests, "gRPC", service.metrics.shed_one
+        )
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
         self._health_task: asyncio.Task[None] | None = None
@@ -164,8 +169,8 @@ class GrpcFrontEnd:
         )
         return port
 
-    async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, stop accepting, and give in-flight calls ``grace`` seconds."""
+    async def drain(self) -> None:
+        """Report NOT_SERVING from now on (calls are still served)."""
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -174,6 +179,10 @@ class GrpcFrontEnd:
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
             self._health = None
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, stop accepting, and give in-flight calls ``grace`` seconds."""
+        await self.drain()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -198,6 +207,7 @@ class GrpcFrontEnd:
     def _behavior(self, method: Method, rpc: str) -> Behavior:
         observer = self._service.observer
         handler, protocol = method.handler, method.protocol
+        concurrency = self.concurrency
 
         async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
             record = None
@@ -210,9 +220,15 @@ class GrpcFrontEnd:
             status = 500
             code = grpc.StatusCode.INTERNAL
             try:
-                reply = await handler(
-                    body, Call(context, self._sticky_key, self._variant_key, record)
-                )
+                call = Call(context, self._sticky_key, self._variant_key, record)
+                if record is None:
+                    reply = await handler(body, call)
+                else:  # inference: counted against the worker's limit
+                    concurrency.enter()
+                    try:
+                        reply = await handler(body, call)
+                    finally:
+                        concurrency.leave()
                 await self._send_variant(context, record)
                 status, code = 200, grpc.StatusCode.OK
                 if record is not None:
@@ -235,6 +251,10 @@ class GrpcFrontEnd:
                 if record is not None:
                     record.error = error.message
                 await self._send_variant(context, record)
+                if isinstance(error, Overloaded):
+                    # gRPC's own retry policies read this trailer as the delay to wait.
+                    pushback = str(error.retry_after_s * 1000)
+                    context.set_trailing_metadata((("grpc-retry-pushback-ms", pushback),))
                 await _abort(context, code, status_message(error.message))
             finally:
                 if record is not None:

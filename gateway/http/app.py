@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from gateway.config import ServerConfig
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Overloaded
 from gateway.http.asgi import BodyBudget, Receive, Scope, Send
 from gateway.http.compat_routes import compat_router
 from gateway.http.endpoint import RawEndpoint
@@ -28,6 +28,7 @@ from gateway.http.oip_infer import OipInferEndpoint
 from gateway.http.oip_routes import oip_router
 from gateway.http.tfserving_rest import TFServingRestEndpoint
 from gateway.http.torchserve_rest import TorchServeRestEndpoint
+from gateway.limits import ConcurrencyLimit
 from gateway.service import InferenceService
 
 OIP_INFER = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
@@ -55,7 +56,10 @@ def build_fastapi(service: InferenceService) -> FastAPI:
             status, body = torchserve_error(error)
         else:
             status, body = error_response(error)
-        return Response(body, status, media_type=JSONResponse.media_type)
+        headers = None
+        if isinstance(error, Overloaded):
+            headers = {"retry-after": str(error.retry_after_s)}
+        return Response(body, status, headers=headers, media_type=JSONResponse.media_type)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -85,11 +89,14 @@ class HttpFrontEnd:
 
     def __init__(self, service: InferenceService, server: ServerConfig) -> None:
         self.body_budget = BodyBudget(server.body_buffer_bytes)
-        budget = self.body_budget
+        self.concurrency = ConcurrencyLimit(
+            server.limits.max_concurrent_requests, "HTTP", service.metrics.shed_one
+        )
+        shared = (server, self.body_budget, self.concurrency)
         self._routes: list[tuple[str, re.Pattern[str], RawEndpoint]] = [
-            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, server, budget)),
-            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, server, budget)),
-            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, server, budget)),
+            ("/v2/models/", OIP_INFER, OipInferEndpoint(service, *shared)),
+            ("/v1/models/", TF_PREDICT, TFServingRestEndpoint(service, *shared)),
+            ("/predictions/", TORCHSERVE_PREDICT, TorchServeRestEndpoint(service, *shared)),
         ]
         self._metrics = MetricsEndpoint(service.metrics.exposition)
         self._app = build_fastapi(service)

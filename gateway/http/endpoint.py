@@ -8,6 +8,7 @@ tracing is on), and reports the request to the observer (metrics, trace, access 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from gateway import media_types
 from gateway.config import ServerConfig
-from gateway.errors import CLIENT_CLOSED, GatewayError, InternalError, InvalidInput
+from gateway.errors import CLIENT_CLOSED, GatewayError, InternalError, InvalidInput, Overloaded
 from gateway.http.asgi import (
     BodyBudget,
     ClientDisconnected,
@@ -31,6 +32,8 @@ from gateway.http.asgi import (
     wants_upgrade,
 )
 from gateway.http.errors import error_response
+from gateway.http.protocol import cancel_on_disconnect
+from gateway.limits import ConcurrencyLimit
 from gateway.metrics import RequestRecord
 from gateway.service import InferenceService, RouteHints
 
@@ -62,10 +65,17 @@ class RawEndpoint(ABC):
     route: str
     """The path template of its requests (a span's name and ``http.route``)."""
 
-    def __init__(self, service: InferenceService, server: ServerConfig, budget: BodyBudget) -> None:
+    def __init__(
+        self,
+        service: InferenceService,
+        server: ServerConfig,
+        budget: BodyBudget,
+        concurrency: ConcurrencyLimit,
+    ) -> None:
         self.service = service
         self._budget = budget
         self._observer = service.observer
+        self._concurrency = concurrency
         self._sticky_header = server.sticky_header.encode()
         self._variant_header = server.variant_header.encode()
         self._limit = server.max_request_bytes
@@ -113,17 +123,36 @@ class RawEndpoint(ABC):
         record: RequestRecord,
         held: Held,
     ) -> tuple[int, Headers, bytes] | None:
-        """The response, errors rendered; ``None`` if the client left before sending its body."""
+        """The response, errors rendered; ``None`` if the client left before its answer."""
+        concurrency = self._concurrency
+        cycle = None
         try:
-            incoming = await self._read(scope, receive, params, held)
-            record.bytes_in = incoming.received
-            return await self.handle(incoming, record)
+            concurrency.enter()
+            try:
+                incoming = await self._read(scope, receive, params, held)
+                record.bytes_in = incoming.received
+                cycle = cancel_on_disconnect(receive, asyncio.current_task())
+                try:
+                    return await self.handle(incoming, record)
+                finally:
+                    if cycle is not None:
+                        cycle.gateway_task = None
+            finally:
+                concurrency.active -= 1
+        except asyncio.CancelledError:
+            if cycle is not None and cycle.disconnected:
+                return None  # the backend call was abandoned with the client
+            raise
         except ClientDisconnected:
             return None
         except UpgradeRequested:
             record.error = UPGRADE_REFUSED
             status, out, body = self.render_error(InvalidInput(UPGRADE_REFUSED))
             out.append((b"connection", b"close"))  # the parser is past HTTP on this one
+            return status, out, body
+        except Overloaded as error:
+            status, out, body = self.render_error(error)
+            out.append((b"retry-after", b"%d" % error.retry_after_s))
             return status, out, body
         except GatewayError as error:
             record.error = error.message

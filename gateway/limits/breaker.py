@@ -1,0 +1,179 @@
+"""One backend's circuit breaker (Envoy's ``max_requests`` / ``max_pending_requests``).
+
+Calls in flight take a slot; when all are taken a request waits in a bounded FIFO queue, never
+past the moment its deadline could still cover a call (as recent calls took); when the queue is
+full it is refused at once. Nothing that waits here has been sent: a request refused or timed out
+in the queue costs the backend nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gateway.backends.base import BackendModel
+from gateway.errors import DeadlineExceeded, Overloaded
+from gateway.limits.adaptive import GradientLimit
+from gateway.limits.estimate import CallTimes
+
+
+class CircuitBreaker:
+    __slots__ = (
+        "_calls",
+        "_clock",
+        "_waiters",
+        "active",
+        "adaptive",
+        "backend",
+        "max_pending",
+        "max_requests",
+        "on_shed",
+    )
+
+    def __init__(
+        self,
+        backend: str,
+        max_requests: int,
+        max_pending: int,
+        clock: Callable[[], float] = time.monotonic,
+        on_shed: Callable[[str, str], None] | None = None,
+        adaptive: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.adaptive = GradientLimit(max_requests, clock) if adaptive else None
+        """With adaptive concurrency, it moves ``max_requests`` between 1 and the configured."""
+        self.max_requests = max_requests if self.adaptive is None else self.adaptive.limit
+        self.max_pending = max_pending
+        self.active = 0
+        self.on_shed = on_shed
+        """Told (backend, limit) of every request refused here."""
+        self._clock = clock
+        self._calls = CallTimes(clock)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def pending(self) -> int:
+        return sum(not waiter.done() for waiter in self._waiters)
+
+    def acquire_now(self, target: BackendModel, deadline: float) -> float | None:
+        """Take a free slot for a call to ``target`` and return the seconds left for the call,
+        or ``None`` if every slot is taken (then :meth:`acquire` queues).
+
+        Raises :class:`DeadlineExceeded` when the time left would not cover a call as recent
+        ones took: the request is never sent.
+        """
+        if self.active >= self.max_requests or self._waiters:
+            return None
+        self.active += 1
+        return self._left(target, deadline)
+
+    async def acquire(self, target: BackendModel, deadline: float) -> float:
+        """Take a slot, waiting in the queue if need be; returns the seconds left for the call.
+
+        Raises :class:`Overloaded` when every slot and queue place is taken, and
+        :class:`DeadlineExceeded` when the time left (at once, or after waiting) would not
+        cover a call as recent ones took: either way the request is never sent.
+        """
+        left = self.acquire_now(target, deadline)
+        if left is not None:
+            return left
+        await self._wait(target, deadline)
+        return self._left(target, deadline)
+
+    def _left(self, target: BackendModel, deadline: float) -> float:
+        now = self._clock()
+        left = deadline - now
+        needed = self._calls.needed(target, now)
+        if left <= needed or left <= 0:
+            self.release()
+            self._shed("deadline")
+            raise DeadlineExceeded(
+                f"{max(left, 0) * 1000:.0f} ms left before the deadline, and a call to backend "
+                f"{self.backend!r} takes about {needed * 1000:.0f} ms: not sent"
+            )
+        return left
+
+    async def _wait(self, target: BackendModel, deadline: float) -> None:
+        if len(self._waiters) >= self.max_pending:
+            self._drop_finished()
+            if len(self._waiters) >= self.max_pending:
+                self._shed("max_pending_requests")
+                raise Overloaded(
+                    f"backend {self.backend!r} has {self.active} calls in flight "
+                    f"(circuit_breakers.max_requests: {self.max_requests}) and "
+                    f"{len(self._waiters)} waiting (circuit_breakers.max_pending_requests: "
+                    f"{self.max_pending}); retry shortly"
+                )
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        now = self._clock()
+        wait_s = deadline - self._calls.needed(target, now) - now
+        try:
+            async with asyncio.timeout(wait_s):
+                await waiter
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot in the same instant: pass it on
+            self._shed("deadline")
+            raise DeadlineExceeded(
+                f"waited for one of backend {self.backend!r}'s "
+                f"{self.max_requests} slots (circuit_breakers.max_requests) until too little "
+                "of the deadline was left for a call: not sent"
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as the request was cancelled: pass it on
+            raise
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    def _drop_finished(self) -> None:
+        self._waiters = deque(waiter for waiter in self._waiters if not waiter.done())
+
+    def release(self) -> None:
+        """Give the slot back: to the first request still waiting, else to the pool (and to
+        nobody while an adaptive limit is below the calls in flight)."""
+        if self.active > self.max_requests:
+            self.active -= 1
+            return
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on: ``active`` stays the same
+                return
+        self.active -= 1
+
+    def observe(self, target: BackendModel, seconds: float) -> None:
+        """A call to ``target`` succeeded in ``seconds`` (feeds the call-time estimate)."""
+        self._calls.observe(target, seconds)
+        if self.adaptive is not None:
+            self._resize(self.adaptive.sample(seconds))
+
+    def timed_out(self, target: BackendModel, seconds: float, queued: bool) -> None:
+        """A call to ``target`` timed out after ``seconds``: it needed at least that long.
+
+        A call that had queued for its slot (and was sent with what the wait left) counts in
+        the call-time estimate too: otherwise requests sent with just the time calls used to
+        take would keep timing out and teach it nothing. One that had all its time does not
+        (a hung backend: later requests still get their whole deadline, not a refusal)."""
+        if queued:
+            self._calls.observe(target, seconds)
+        if self.adaptive is not None:
+            self._resize(self.adaptive.sample(seconds))
+
+    def _resize(self, limit: int) -> None:
+        self.max_requests = limit
+        waiters = self._waiters
+        while self.active < limit and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self.active += 1
+                waiter.set_result(None)
+
+    def _shed(self, limit: str) -> None:
+        if self.on_shed is not None:
+            self.on_shed(self.backend, limit)

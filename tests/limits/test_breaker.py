@@ -1,0 +1,141 @@
+"""The circuit breaker in one event loop: slots, the bounded queue, deadlines, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.backends.base import BackendModel
+from gateway.errors import DeadlineExceeded, Overloaded
+from gateway.limits import CircuitBreaker
+from gateway.limits.estimate import FORGET_S, CallTimes
+
+TARGET = BackendModel("m", "1")
+
+
+def in_s(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+def test_beyond_slots_and_queue_a_request_is_refused_at_once_naming_both_limits():
+    async def scenario() -> tuple[list[float], str, float]:
+        shed: list[tuple[str, str]] = []
+        breaker = CircuitBreaker("slow", 2, 1, on_shed=lambda b, limit: shed.append((b, limit)))
+        granted = [await breaker.acquire(TARGET, in_s(5)) for _ in range(2)]
+        queued = asyncio.ensure_future(breaker.acquire(TARGET, in_s(5)))
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        with pytest.raises(Overloaded) as refused:
+            await breaker.acquire(TARGET, in_s(5))
+        took = time.perf_counter() - started
+        assert shed == [("slow", "max_pending_requests")]
+        breaker.release()  # the slot passes to the queued request, in flight stays 2
+        await queued
+        assert breaker.active == 2
+        assert breaker.pending == 0
+        return granted, refused.value.message, took
+
+    granted, message, took = asyncio.run(scenario())
+    assert all(4.9 < left <= 5 for left in granted)
+    assert "max_requests: 2" in message
+    assert "max_pending_requests: 1" in message
+    assert took < 0.005
+
+
+def test_the_queue_is_first_in_first_out():
+    async def scenario() -> list[int]:
+        breaker = CircuitBreaker("b", 1, 10)
+        await breaker.acquire(TARGET, in_s(5))
+        order: list[int] = []
+
+        async def wait(index: int) -> None:
+            await breaker.acquire(TARGET, in_s(5))
+            order.append(index)
+            breaker.release()
+
+        waiters = [asyncio.ensure_future(wait(i)) for i in range(5)]
+        await asyncio.sleep(0)
+        breaker.release()
+        await asyncio.gather(*waiters)
+        assert breaker.active == 0
+        return order
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
+
+
+def test_a_request_leaves_the_queue_unsent_when_its_deadline_could_no_longer_cover_a_call():
+    async def scenario() -> tuple[float, str]:
+        breaker = CircuitBreaker("b", 1, 10)
+        breaker.observe(TARGET, 0.1)  # needs 100 ms + 2 x 50 ms deviation
+        await breaker.acquire(TARGET, in_s(5))
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded) as late:
+            await breaker.acquire(TARGET, in_s(0.3))
+        waited = time.monotonic() - started
+        breaker.release()
+        assert breaker.active == 0
+        assert breaker.pending == 0
+        return waited, late.value.message
+
+    waited, message = asyncio.run(scenario())
+    assert 0.07 < waited < 0.2  # 300 ms of deadline minus the 200 ms a call needs
+    assert "not sent" in message
+
+
+def test_with_less_time_left_than_a_call_needs_a_free_slot_is_not_used():
+    async def scenario() -> None:
+        breaker = CircuitBreaker("b", 4, 4)
+        breaker.observe(TARGET, 0.05)  # needs 100 ms
+        with pytest.raises(DeadlineExceeded) as late:
+            await breaker.acquire(TARGET, in_s(0.08))
+        assert "takes about 100 ms" in late.value.message
+        assert breaker.active == 0
+        assert await breaker.acquire(TARGET, in_s(0.2)) > 0.1
+        assert await breaker.acquire(BackendModel("other", "1"), in_s(0.02)) > 0  # unknown
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_waiter_takes_no_slot_even_when_handed_one_as_it_is_cancelled():
+    async def scenario() -> None:
+        breaker = CircuitBreaker("b", 1, 10)
+        await breaker.acquire(TARGET, in_s(5))
+        first = asyncio.ensure_future(breaker.acquire(TARGET, in_s(5)))
+        second = asyncio.ensure_future(breaker.acquire(TARGET, in_s(5)))
+        await asyncio.sleep(0)
+        breaker.release()  # hands the slot to ``first``...
+        first.cancel()  # ...which is cancelled before it runs: the slot goes to ``second``
+        await asyncio.gather(first, return_exceptions=True)
+        await asyncio.wait_for(second, 1)
+        assert breaker.active == 1
+        breaker.release()
+        assert breaker.active == 0
+        assert breaker.pending == 0
+
+    asyncio.run(scenario())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_call_needs_its_mean_plus_two_deviations_and_is_forgotten_when_none_succeed():
+    clock = FakeClock()
+    times = CallTimes(clock)
+    assert times.needed(TARGET, clock.now) == 0.0
+    times.observe(TARGET, 0.1)
+    assert times.needed(TARGET, clock.now) == pytest.approx(0.2)
+    for _ in range(200):
+        times.observe(TARGET, 0.1)
+    assert times.needed(TARGET, clock.now) == pytest.approx(0.1, abs=1e-6)  # steady: no deviation
+    times.observe(TARGET, 0.9)
+    # mean 0.2, deviation 0.2
+    assert times.needed(TARGET, clock.now) == pytest.approx(0.2 + 2 * 0.2)
+    clock.now += FORGET_S + 0.1
+    assert times.needed(TARGET, clock.now) == 0.0  # slow once is not refused forever
