@@ -114,6 +114,10 @@ class FrontEndLimits(_Strict):
     uvicorn's ``limit_concurrency``; gRPC calls, like ``maximum_concurrent_rpcs``); beyond it a
     request is answered 503 / UNAVAILABLE at once. Health, metadata and ``/metrics`` are not
     counted, so probes still answer under overload."""
+    max_request_headers_kb: int = Field(default=60, ge=1, le=8192)
+    """Request line and headers of one HTTP request, in KiB (Envoy's ``max_request_headers_kb``
+    and its default); more is answered 431 and the connection closed, before the headers are
+    held in memory."""
     request_headers_timeout_s: float = Field(default=10.0, gt=0)
     """From a connection's first byte (or a keep-alive request's) to the end of its headers;
     a client slower than that is disconnected (Envoy's ``request_headers_timeout``, slowloris)."""

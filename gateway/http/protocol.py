@@ -8,6 +8,9 @@ a client that leaves while its request is served.
   them (nothing per request: the hot path pays nothing), so a timeout fires up to ``SWEEP_S``
   late.
 - One beyond ``max_connections`` is closed as soon as it is accepted.
+- Headers larger than ``max_request_headers_kb`` are answered 431 and the connection closed:
+  httptools holds a header line whole until it ends, so without a bound one line could take
+  any amount of memory.
 - While the gateway drains, responses in progress say ``Connection: close``.
 - An inference endpoint marks its request's cycle with its task while it waits on the backend
   (:func:`cancel_on_disconnect`); the connection cancels that task when the client goes away,
@@ -18,6 +21,7 @@ a client that leaves while its request is served.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +77,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._accepted = 0.0
         self._watched: tuple[object, int, float] | None = None  # (request, phase, since)
         self._closing_idle = False
+        self._header_bytes = 0
+        self._in_headers = True
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_headers:
+            super().data_received(data)
+            return
+        self._header_bytes += len(data)
+        super().data_received(data)
+        # Counted only while the headers are unfinished after the feed, so a body that came in
+        # the same read as its headers never counts against them.
+        limit = self.state.limits.max_request_headers_kb * 1024
+        if self._in_headers and self._header_bytes > limit and not self.transport.is_closing():
+            self.state.on_shed("", "max_request_headers")
+            self._refuse_headers(limit)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_headers = True
+
+    def _refuse_headers(self, limit: int) -> None:
+        body = json.dumps(
+            {"error": f"request headers over {limit} bytes (server.limits.max_request_headers_kb)"}
+        ).encode()
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

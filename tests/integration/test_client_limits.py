@@ -5,6 +5,7 @@ closed and do not slow anyone else, and connections beyond the cap are refused."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -267,3 +268,40 @@ def test_past_the_workers_concurrent_requests_http_and_grpc_are_refused_and_prob
     assert ready.status == 200
     assert rpc.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "server.limits.max_concurrent_requests: 1" in rpc.value.details()
+
+
+def read_reply(client: socket.socket) -> bytes:
+    client.settimeout(5)
+    reply = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := client.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_headers_over_the_limit_are_refused_before_they_are_held(tmp_path):
+    with slow_backend(0.0, 4) as fast:
+        process = start_gateway(tmp_path, fast, limits={"max_request_headers_kb": 8})
+        try:
+            # One header line that never ends, sent in pieces: refused once 8 KiB are in, the
+            # connection closed, while the line is still incomplete.
+            client = socket.create_connection(("127.0.0.1", process.port))
+            client.sendall(post_head(process.port)[:-2] + b"X-Big: " + b"a" * 4096)
+            time.sleep(0.05)
+            client.sendall(b"a" * 6000)
+            reply = read_reply(client)
+            client.close()
+            assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
+            assert b"max_request_headers_kb" in reply
+            # Headers within the limit and a body far larger than it, in one write: served.
+            body = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[1.0]}]}'
+            padded = body[:-1] + b" " * 200_000 + b"}"
+            client = socket.create_connection(("127.0.0.1", process.port))
+            head = post_head(process.port, len(padded))[:-2] + b"X-Ok: " + b"b" * 6000 + b"\r\n\r\n"
+            client.sendall(head + padded)
+            client.settimeout(5)
+            served = client.recv(65536)
+            client.close()
+            assert served.startswith(b"HTTP/1.1 200 "), served[:300]
+        finally:
+            process.stop()
