@@ -1,0 +1,8 @@
+"""Every scenario, in the order ``make chaos`` runs them."""
+
+from __future__ import annotations
+
+from loadtests.chaos.scenario import Scenario
+from loadtests.chaos.scenarios import hung
+
+SCENARIOS: list[Scenario] = [hung.SCENARIO]

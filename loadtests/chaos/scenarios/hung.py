@@ -1,0 +1,119 @@
+"""A backend that accepts and never answers: its model's requests get 504 at the deadline (not
+later, not at once), the gateway's memory stays flat while they pile up, and another model on a
+healthy backend does not notice."""
+
+from __future__ import annotations
+
+import asyncio
+
+from deploy.local.process import free_port
+from loadtests.chaos.client import HttpClient, Reply
+from loadtests.chaos.driver import Sample, open_loop, run
+from loadtests.chaos.faults import fault_process
+from loadtests.chaos.figures import Figure, judged, percentile
+from loadtests.chaos.payload import INFER_HEADERS, digit_body, infer_path
+from loadtests.chaos.processes import (
+    gateway_config,
+    oip_backend,
+    one_variant,
+    running,
+    running_gateway,
+)
+from loadtests.chaos.scenario import Context, Scenario
+
+NAME = "hung backend"
+DEADLINE_S = 1.0
+RATE = 20.0
+MIB = 1 << 20
+RSS_GROWTH_LIMIT = 16 * MIB
+
+
+def measure(ctx: Context) -> list[Figure]:
+    hung_port, fine_port = free_port(), free_port()
+    faults = [
+        fault_process(ctx.run_dir, "hung", hung_port),
+        fault_process(ctx.run_dir, "slow", fine_port, latency_ms=5, concurrency=64),
+    ]
+    config = gateway_config(
+        {
+            "hung": oip_backend(hung_port, timeout_s=DEADLINE_S),
+            "fine": oip_backend(fine_port, timeout_s=DEADLINE_S),
+        },
+        {"stuck": one_variant("hung"), "other": one_variant("fine")},
+        workers=2,
+    )
+    with running(faults), running_gateway(ctx.run_dir / "gateway", config) as gateway:
+        gateway.wait_models_ready(["other"])
+        body = digit_body()
+
+        async def drive() -> tuple[list[Sample], list[Sample], list[Sample], int, int]:
+            client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
+
+            async def send(model: str) -> tuple[Reply, str]:
+                return await client.request("POST", infer_path(model), body, INFER_HEADERS), model
+
+            async def other(index: int) -> tuple[Reply, str]:
+                return await send("other")
+
+            async def stuck(index: int) -> tuple[Reply, str]:
+                return await send("stuck")
+
+            baseline = await open_loop(other, RATE, ctx.seconds(2, 5))
+            loaded = asyncio.create_task(open_loop(other, RATE, ctx.seconds(5, 20)))
+            hung_run = asyncio.create_task(open_loop(stuck, RATE, ctx.seconds(5, 20)))
+            await asyncio.sleep(DEADLINE_S + 0.5)  # the first hung requests are held now
+            rss_before = gateway.rss_bytes()
+            during, hung = await loaded, await hung_run
+            rss_after = gateway.rss_bytes()
+            await client.close()
+            return baseline, during, hung, rss_before, rss_after
+
+        baseline, during, hung, rss_before, rss_after = run(drive())
+    return figures(baseline, during, hung, rss_before, rss_after)
+
+
+def figures(
+    baseline: list[Sample], during: list[Sample], hung: list[Sample], rss0: int, rss1: int
+) -> list[Figure]:
+    timed_out = [s.latency_s for s in hung if s.status == 504]
+    share = 100 * len(timed_out) / max(1, len(hung))
+    low, high = percentile(timed_out, 0.0), max(timed_out, default=float("nan"))
+    unloaded_p99 = percentile([s.latency_s for s in baseline if s.ok], 0.99) * 1000
+    p99 = percentile([s.latency_s for s in during if s.ok], 0.99) * 1000
+    failed = sum(not s.ok for s in during)
+    allowed = 2 * unloaded_p99 + 5
+    return [
+        judged(NAME, f"504 of {len(hung)} hung requests", share, "%", "100 %", share == 100),
+        Figure(
+            NAME,
+            "504 latency min-max",
+            f"{low * 1000:.0f}-{high * 1000:.0f} ms",
+            f"{DEADLINE_S * 800:.0f}-{DEADLINE_S * 1200:.0f} ms (deadline ±20%)",
+            bool(timed_out) and 0.8 * DEADLINE_S <= low and high <= 1.2 * DEADLINE_S,
+        ),
+        judged(
+            NAME,
+            "worker RSS growth",
+            (rss1 - rss0) / MIB,
+            "MiB",
+            f"≤ {RSS_GROWTH_LIMIT // MIB} MiB",
+            rss1 - rss0 <= RSS_GROWTH_LIMIT,
+        ),
+        judged(NAME, "other model: failed", failed, "req", "0", failed == 0),
+        judged(
+            NAME,
+            f"other model: p99 (unloaded {unloaded_p99:.1f} ms)",
+            p99,
+            "ms",
+            f"≤ {allowed:.1f} ms (2 × unloaded + 5)",
+            p99 <= allowed,
+        ),
+    ]
+
+
+SCENARIO = Scenario(
+    NAME,
+    f"a backend that never answers, {RATE:.0f} req/s to it and {RATE:.0f} req/s to another model",
+    (12, 32),
+    measure,
+)
