@@ -56,9 +56,7 @@ class HttpClient:
                     method, path, body, headers or {}
                 )
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
-            return Reply(
-                TRANSPORT_ERROR, {}, b"", started, time.monotonic() - started, repr(error)
-            )
+            return Reply(TRANSPORT_ERROR, {}, b"", started, time.monotonic() - started, repr(error))
         return Reply(status, reply_headers, payload, started, time.monotonic() - started)
 
     async def _exchange(

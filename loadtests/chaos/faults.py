@@ -157,8 +157,7 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
 
 def head(status: int, length: int) -> bytes:
     return (
-        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-        f"content-length: {length}\r\n\r\n"
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
     ).encode()
 
 

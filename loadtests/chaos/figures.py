@@ -46,6 +46,9 @@ def table(figures: Sequence[Figure]) -> str:
     rows = [("scenario", "figure", "target", "pass/miss")]
     rows += [(f.scenario, f"{f.name}: {f.value}", f.target, f.verdict) for f in figures]
     widths = [max(len(row[col]) for row in rows) for col in range(4)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + " |"
+        for row in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)

@@ -12,7 +12,9 @@ INFER_HEADERS = {"content-type": "application/json"}
 def digit_body(index: int = 0) -> bytes:
     digits = load_test_set()
     row = digits.inputs[index % len(digits)]
-    doc = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": row.tolist()}]}
+    doc = {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": row.tolist()}]
+    }
     return json.dumps(doc).encode()
 
 

@@ -79,9 +79,7 @@ class Gateway:
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return [int(pid) for pid in children if b"spawn_main" in _cmdline(int(pid))] or [
-            self.pid
-        ]
+        return [int(pid) for pid in children if b"spawn_main" in _cmdline(int(pid))] or [self.pid]
 
     def rss_bytes(self) -> int:
         """Resident memory of the workers (the supervisor's own is not on the request path)."""

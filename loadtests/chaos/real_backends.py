@@ -44,7 +44,9 @@ class RealBackends:
         self._started = True
         tf_dir = self.run_dir / "tfserving"
         model_config = write_model_config(
-            tf_dir / "models.config", MODEL_STORE / "tfserving" / "digits", versions=(1,),
+            tf_dir / "models.config",
+            MODEL_STORE / "tfserving" / "digits",
+            versions=(1,),
             labels={},
         )
         self._ports.update(tf_grpc=free_port(), tf_rest=free_port())
@@ -102,7 +104,8 @@ class RealBackends:
 
     def kill_tfserving(self) -> None:
         """SIGKILL to the whole process group: no goodbye on any connection."""
-        assert self.tfserving is not None and self.tfserving.popen is not None
+        assert self.tfserving is not None
+        assert self.tfserving.popen is not None
         os.killpg(self.tfserving.popen.pid, signal.SIGKILL)
         self.tfserving.popen.wait()
 

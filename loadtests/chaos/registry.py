@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from loadtests.chaos.scenario import Scenario
-from loadtests.chaos.scenarios import hung
+from loadtests.chaos.scenarios import hung, reset, trickle
 
-SCENARIOS: list[Scenario] = [hung.SCENARIO]
+SCENARIOS: list[Scenario] = [hung.SCENARIO, reset.SCENARIO, trickle.SCENARIO]

@@ -33,16 +33,16 @@ def run_suite(
     )
     figures: list[Figure] = []
     try:
-        for index, (scenario, seconds) in enumerate(zip(scenarios, planned)):
+        for index, (scenario, seconds) in enumerate(zip(scenarios, planned, strict=False)):
             progress.say(f"chaos: {scenario.name}: {scenario.what} (about {seconds:.0f} s)")
-            context = Context(run_dir / f"{index:02d}-{scenario.name.replace(' ', '-')}", quick, real)
+            context = Context(
+                run_dir / f"{index:02d}-{scenario.name.replace(' ', '-')}", quick, real
+            )
             started = time.monotonic()
             try:
                 found = scenario.run(context)
             except Exception as error:  # a scenario that cannot run is a miss, not a crash
-                found = [
-                    Figure(scenario.name, "run", f"failed: {error!r}"[:200], "runs", False)
-                ]
+                found = [Figure(scenario.name, "run", f"failed: {error!r}"[:200], "runs", False)]
                 progress.say(traceback.format_exc())
             figures += found
             verdict = "pass" if all(f.passed is not False for f in found) else "MISS"

@@ -1,0 +1,47 @@
+"""Pieces several scenarios share: sending one model's request, and judging deadline answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loadtests.chaos.client import HttpClient, Reply
+from loadtests.chaos.driver import Sample, Send
+from loadtests.chaos.figures import Figure, judged, percentile
+from loadtests.chaos.payload import INFER_HEADERS, digit_body, infer_path
+
+
+def sender(client: HttpClient, model: str, tag: str = "", **headers: str) -> Send:
+    """Request ``i`` to ``model``'s infer endpoint with these headers, tagged ``tag``."""
+    body = digit_body()
+    path = infer_path(model)
+    all_headers = {**INFER_HEADERS, **headers}
+
+    async def send(index: int) -> tuple[Reply, str]:
+        return await client.request("POST", path, body, all_headers), tag or model
+
+    return send
+
+
+def deadline_figures(scenario: str, samples: Sequence[Sample], deadline_s: float) -> list[Figure]:
+    """Every request answered 504 (gRPC: DEADLINE_EXCEEDED) at the deadline, within ±20%."""
+    timed_out = [s.latency_s for s in samples if s.status == 504]
+    share = 100 * len(timed_out) / max(1, len(samples))
+    low, high = percentile(timed_out, 0.0), max(timed_out, default=float("nan"))
+    others = sorted({s.status for s in samples if s.status != 504})
+    return [
+        judged(
+            scenario,
+            f"504 of {len(samples)} requests" + (f" (others: {others})" if others else ""),
+            share,
+            "%",
+            "100 %",
+            share == 100,
+        ),
+        Figure(
+            scenario,
+            "504 latency min-max",
+            f"{low * 1000:.0f}-{high * 1000:.0f} ms",
+            f"{deadline_s * 800:.0f}-{deadline_s * 1200:.0f} ms (deadline ±20%)",
+            bool(timed_out) and low >= 0.8 * deadline_s and high <= 1.2 * deadline_s,
+        ),
+    ]
