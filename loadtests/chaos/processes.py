@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy.local.process import ManagedProcess, free_port, http_ok
+from deploy.local.process import ManagedProcess, StartError, free_port, http_ok
 from deploy.local.stack import start_all
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +122,15 @@ def running(processes: Sequence[ManagedProcess], timeout: float = 30) -> Iterato
     finally:
         for process in processes:
             process.stop()
+
+
+def why_not_started(error: StartError) -> str:
+    """The config problem a gateway refused to start with, else the error's first line."""
+    text = str(error)
+    if "invalid gateway config" in text:
+        problems = text.split("invalid gateway config", 1)[1].splitlines()[1:]
+        return "config refused: " + "; ".join(p.strip() for p in problems if p.strip())
+    return text.splitlines()[0]
 
 
 def get_json(url: str) -> Any:

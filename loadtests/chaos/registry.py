@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from loadtests.chaos.scenario import Scenario
-from loadtests.chaos.scenarios import hung, reset, trickle
+from loadtests.chaos.scenarios import hung, overload, reset, trickle
 
-SCENARIOS: list[Scenario] = [hung.SCENARIO, reset.SCENARIO, trickle.SCENARIO]
+SCENARIOS: list[Scenario] = [
+    hung.SCENARIO,
+    reset.SCENARIO,
+    trickle.SCENARIO,
+    overload.SCENARIO,
+]
