@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from loadtests.chaos.scenario import Scenario
-from loadtests.chaos.scenarios import hung, overload, reset, trickle
+from loadtests.chaos.scenarios import hung, overload, reset, slowloris, trickle
 
 SCENARIOS: list[Scenario] = [
     hung.SCENARIO,
     reset.SCENARIO,
     trickle.SCENARIO,
     overload.SCENARIO,
+    slowloris.SCENARIO,
 ]
