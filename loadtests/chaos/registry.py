@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loadtests.chaos.scenario import Scenario
-from loadtests.chaos.scenarios import hung, overload, reset, slowloris, trickle
+from loadtests.chaos.scenarios import hung, overload, reset, sigterm, slowloris, trickle
 
 SCENARIOS: list[Scenario] = [
     hung.SCENARIO,
@@ -11,4 +11,5 @@ SCENARIOS: list[Scenario] = [
     trickle.SCENARIO,
     overload.SCENARIO,
     slowloris.SCENARIO,
+    sigterm.SCENARIO,
 ]
