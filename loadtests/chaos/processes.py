@@ -93,6 +93,19 @@ class Gateway:
                     raise TimeoutError(f"model {model} not ready after {timeout:.0f}s")
                 time.sleep(0.1)
 
+    def wait_variants_ready(
+        self, model: str, variants: Sequence[str], timeout: float = 60.0, polls: int = 6
+    ) -> None:
+        """Until ``polls`` metadata answers in a row (new connections: any worker) say ready."""
+        deadline, in_a_row = time.monotonic() + timeout, 0
+        while in_a_row < polls:
+            doc = get_json(f"{self.url}/v2/models/{model}") or {}
+            ready = {v["name"] for v in doc.get("variants", []) if v.get("ready")}
+            in_a_row = in_a_row + 1 if set(variants) <= ready else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"variants {variants} of {model} not ready in {timeout:.0f}s")
+            time.sleep(0.1)
+
     def terminate(self) -> None:
         """SIGTERM to the supervisor only, as systemd, compose or Kubernetes send it."""
         os.kill(self.pid, signal.SIGTERM)

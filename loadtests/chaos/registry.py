@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from loadtests.chaos.scenario import Scenario
-from loadtests.chaos.scenarios import hung, overload, reset, sigterm, slowloris, trickle
+from loadtests.chaos.scenarios import (
+    hung,
+    killed,
+    overload,
+    reset,
+    sigterm,
+    slowloris,
+    trickle,
+)
 
 SCENARIOS: list[Scenario] = [
     hung.SCENARIO,
@@ -12,4 +20,5 @@ SCENARIOS: list[Scenario] = [
     overload.SCENARIO,
     slowloris.SCENARIO,
     sigterm.SCENARIO,
+    killed.SCENARIO,
 ]
