@@ -40,7 +40,6 @@ def measure(ctx: Context) -> list[Figure]:
             "fine": oip_backend(fine_port, timeout_s=DEADLINE_S),
         },
         {"stuck": one_variant("hung"), "other": one_variant("fine")},
-        workers=2,
     )
     with running(faults), running_gateway(ctx.run_dir / "gateway", config) as gateway:
         gateway.wait_models_ready(["other"])
@@ -48,9 +47,9 @@ def measure(ctx: Context) -> list[Figure]:
         async def drive() -> tuple[list[Sample], list[Sample], list[Sample], int, int]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
             other, stuck = sender(client, "other"), sender(client, "stuck")
-            baseline = await open_loop(other, RATE, ctx.seconds(2, 5))
-            loaded = asyncio.create_task(open_loop(other, RATE, ctx.seconds(5, 20)))
-            hung_run = asyncio.create_task(open_loop(stuck, RATE, ctx.seconds(5, 20)))
+            baseline = await open_loop(other, RATE, ctx.seconds(1.5, 5))
+            loaded = asyncio.create_task(open_loop(other, RATE, ctx.seconds(3, 20)))
+            hung_run = asyncio.create_task(open_loop(stuck, RATE, ctx.seconds(3, 20)))
             await asyncio.sleep(DEADLINE_S + 0.5)  # the first hung requests are held now
             rss_before = gateway.rss_bytes()
             during, hung = await loaded, await hung_run
@@ -94,6 +93,6 @@ def figures(
 SCENARIO = Scenario(
     NAME,
     f"a backend that never answers, {RATE:.0f} req/s to it and {RATE:.0f} req/s to another model",
-    (12, 32),
+    (8, 30),
     measure,
 )

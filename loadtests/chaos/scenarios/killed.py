@@ -24,7 +24,6 @@ from loadtests.chaos.scenarios.common import sender
 NAME = "backend killed under load"
 STICKY = "sticky users of the killed variant"
 KILLED, HEALTHY = "tf-v1", "torch-v1"
-USERS = 20
 BACK_WITHIN_S = 5.0
 VARIANTS = [
     {"name": KILLED, "backend": "tfserving", "model": "digits", "version": 1, "weight": 50},
@@ -46,8 +45,9 @@ def measure(ctx: Context) -> list[Figure]:
     )
     rate, sticky_rate = ctx.seconds(20, 40), ctx.seconds(10, 20)
     # Every user sends twice before the kill, and twice once the restarted backend is settled.
-    before_kill = 2 * USERS / sticky_rate + 0.5
-    after_ready = BACK_WITHIN_S + 2 * USERS / sticky_rate + 0.5
+    users = int(ctx.seconds(10, 20))
+    before_kill = 2 * users / sticky_rate + 0.5
+    after_ready = BACK_WITHIN_S + 2 * users / sticky_rate + 0.5
     with running_gateway(ctx.run_dir / "gateway", config) as gateway:
         gateway.wait_models_ready(["digits"])
         gateway.wait_variants_ready("digits", [KILLED, HEALTHY])
@@ -55,12 +55,12 @@ def measure(ctx: Context) -> list[Figure]:
         async def drive() -> tuple[list[Sample], list[Sample], Timeline]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=15)
             stop = asyncio.Event()
-            users = [
-                sender(client, "digits", f"u{u}", **{"x-user-id": f"u{u}"}) for u in range(USERS)
+            senders = [
+                sender(client, "digits", f"u{u}", **{"x-user-id": f"u{u}"}) for u in range(users)
             ]
 
             async def sticky(index: int) -> tuple[Reply, str]:
-                return await users[index % USERS](index)
+                return await senders[index % users](index)
 
             unpinned = asyncio.create_task(open_loop(sender(client, "digits"), rate, 120, stop))
             pinned = asyncio.create_task(open_loop(sticky, sticky_rate, 120, stop))
@@ -157,6 +157,6 @@ def sticky_figures(samples: Sequence[Sample], at: Timeline) -> list[Figure]:
 SCENARIO = Scenario(
     NAME,
     "SIGKILL to TF Serving in a 50/50 split with TorchServe, unpinned and sticky users, restart",
-    (30, 45),
+    (35, 50),
     measure,
 )

@@ -56,14 +56,14 @@ def one_run(ctx: Context, label: str, knobs: dict[str, Any]) -> list[Figure]:
     config = gateway_config(
         {"slow": oip_backend(port, timeout_s=TIMEOUT_S, **knobs)}, {"slow": one_variant("slow")}
     )
-    duration = ctx.seconds(5, 20)
+    duration = ctx.seconds(3, 20)
     with running([fault]), running_gateway(ctx.run_dir / label.replace(" ", "-"), config) as gw:
         gw.wait_models_ready(["slow"])
 
         async def drive() -> tuple[list[Sample], list[Sample]]:
             client = HttpClient("127.0.0.1", gw.port, timeout_s=10)
             send = sender(client, "slow")
-            unloaded = await open_loop(send, CAPACITY / 4, ctx.seconds(2, 4))
+            unloaded = await open_loop(send, CAPACITY / 4, ctx.seconds(1.5, 4))
             loaded = await open_loop(send, RATE, duration)
             await client.close()
             return unloaded, loaded
@@ -151,6 +151,6 @@ SCENARIO = Scenario(
     NAME,
     f"a backend of {CAPACITY:.0f} req/s ({CONCURRENCY} x {LATENCY_MS} ms) at {RATE:.0f} req/s, "
     "advised limits then defaults",
-    (22, 58),
+    (14, 56),
     measure,
 )

@@ -33,14 +33,13 @@ def measure(ctx: Context) -> list[Figure]:
     config = gateway_config(
         {"resets": oip_backend(reset_port, timeout_s=2), "fine": oip_backend(fine_port)},
         {"flaky": {"variants": variants}},
-        workers=2,
     )
     with running(faults), running_gateway(ctx.run_dir / "gateway", config) as gateway:
         gateway.wait_models_ready(["flaky"])  # ready: one of its variants is
 
         async def drive() -> tuple[list[Sample], list[Sample]]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
-            duration = ctx.seconds(5, 15)
+            duration = ctx.seconds(3, 15)
             pinned = asyncio.create_task(
                 open_loop(
                     sender(client, "flaky", "pinned", **{"x-gateway-variant": "resets"}),
@@ -83,6 +82,6 @@ def measure(ctx: Context) -> list[Figure]:
 SCENARIO = Scenario(
     NAME,
     f"a backend that resets every connection, 50/50 with a healthy one, {RATE:.0f} req/s",
-    (9, 19),
+    (6, 18),
     measure,
 )

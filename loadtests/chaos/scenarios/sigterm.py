@@ -44,7 +44,7 @@ def measure(ctx: Context) -> list[Figure]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=GRACE_S + 5)
             stop = asyncio.Event()
             load = asyncio.create_task(open_loop(sender(client, "slow"), RATE, 60, stop))
-            await asyncio.sleep(ctx.seconds(2, 6))
+            await asyncio.sleep(ctx.seconds(1.5, 6))
             stop.set()  # no request starts after the signal
             gateway.terminate()
             signalled = time.monotonic()
@@ -80,5 +80,5 @@ def measure(ctx: Context) -> list[Figure]:
 
 
 SCENARIO = Scenario(
-    NAME, f"{RATE:.0f} req/s to a 300 ms backend, then SIGTERM to the gateway", (7, 12), measure
+    NAME, f"{RATE:.0f} req/s to a 300 ms backend, then SIGTERM to the gateway", (10, 15), measure
 )

@@ -77,7 +77,7 @@ def measure(ctx: Context) -> list[Figure]:
         async def drive() -> tuple[list[Sample], list[Sample], list[float]]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
             send = sender(client, "fine")
-            unloaded = await open_loop(send, RATE, ctx.seconds(2, 4))
+            unloaded = await open_loop(send, RATE, ctx.seconds(1.5, 4))
             stop, closed = asyncio.Event(), list[float]()
             slow = [
                 asyncio.create_task(
@@ -92,7 +92,7 @@ def measure(ctx: Context) -> list[Figure]:
                 for i in range(CONNECTIONS)
             ]
             await asyncio.sleep(BYTE_EVERY_S + 0.5)  # every slow connection is open
-            loaded = await open_loop(send, RATE, ctx.seconds(6, 25))
+            loaded = await open_loop(send, RATE, ctx.seconds(3, 25))
             stop.set()
             await asyncio.gather(*slow)
             await client.close()
@@ -127,6 +127,6 @@ SCENARIO = Scenario(
     NAME,
     f"{CONNECTIONS} connections sending headers or a body a byte a second, "
     f"{RATE:.0f} req/s of normal requests",
-    (13, 35),
+    (9, 35),
     measure,
 )

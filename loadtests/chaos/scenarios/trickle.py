@@ -34,7 +34,7 @@ def measure(ctx: Context) -> list[Figure]:
 
         async def drive() -> list[Sample]:
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=30)
-            samples = await open_loop(sender(client, "drip"), RATE, ctx.seconds(3, 8))
+            samples = await open_loop(sender(client, "drip"), RATE, ctx.seconds(2, 8))
             await client.close()
             return samples
 
@@ -43,5 +43,5 @@ def measure(ctx: Context) -> list[Figure]:
 
 
 SCENARIO = Scenario(
-    NAME, f"a backend that answers a byte per 100 ms, {RATE:.0f} req/s", (7, 12), measure
+    NAME, f"a backend that answers a byte per 100 ms, {RATE:.0f} req/s", (4, 11), measure
 )
