@@ -1,0 +1,51 @@
+"""``make chaos``'s scenarios in their quick form (shorter runs, the same targets), as part of
+``make test``: every figure must meet its target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.stack import StackPorts
+from loadtests.chaos.figures import table
+from loadtests.chaos.real_backends import RealBackends, TorchServeAt
+from loadtests.chaos.registry import SCENARIOS
+from loadtests.chaos.scenario import Context, Scenario
+from loadtests.chaos.scenarios import killed
+
+ON_FAULT_SERVERS = [s for s in SCENARIOS if s is not killed.SCENARIO]
+
+
+@pytest.fixture
+def real(backends: StackPorts, tmp_path: Path) -> Iterator[RealBackends]:
+    """The session's TorchServe and a TF Serving stand-in of this test's own (it gets killed)."""
+    ts = backends.torchserve
+    at = TorchServeAt(
+        f"http://127.0.0.1:{ts.inference}",
+        f"http://127.0.0.1:{ts.management}",
+        backends.torchserve_key_file,
+    )
+    real = RealBackends(tmp_path / "real", at)
+    real.begin()
+    try:
+        yield real
+    finally:
+        real.stop()
+
+
+def check(scenario: Scenario, run_dir: Path, real: RealBackends) -> None:
+    figures = scenario.run(Context(run_dir, True, real))
+    assert figures
+    assert all(f.passed is not False for f in figures), "\n" + table(figures)
+
+
+@pytest.mark.parametrize("scenario", ON_FAULT_SERVERS, ids=lambda s: s.name.replace(" ", "-"))
+def test_fault_server_scenario_meets_its_targets(scenario: Scenario, tmp_path: Path) -> None:
+    check(scenario, tmp_path, RealBackends(tmp_path / "unused"))
+
+
+@pytest.mark.stack
+def test_a_killed_backend_costs_its_users_nothing(real: RealBackends, tmp_path: Path) -> None:
+    check(killed.SCENARIO, tmp_path, real)
