@@ -25,7 +25,7 @@ def run_suite(
 ) -> list[Figure]:
     """Every scenario's figures; a scenario that raises is one miss saying what went wrong."""
     real = real if real is not None else RealBackends(run_dir / "real")
-    if any(s.name.startswith("backend killed") for s in scenarios):
+    if any(s.needs_real for s in scenarios):
         real.begin()  # TorchServe takes a while: it starts while the other scenarios run
     planned = [s.planned_s[0] if quick else s.planned_s[1] for s in scenarios]
     progress = Progress(
@@ -35,14 +35,15 @@ def run_suite(
     try:
         for index, (scenario, seconds) in enumerate(zip(scenarios, planned, strict=False)):
             progress.say(f"chaos: {scenario.name}: {scenario.what} (about {seconds:.0f} s)")
-            context = Context(
-                run_dir / f"{index:02d}-{scenario.name.replace(' ', '-')}", quick, real
-            )
+            slug = f"{index:02d}-{scenario.name.replace(' ', '-')}"
+            context = Context(run_dir / slug, quick, real, records.with_suffix("") / slug)
             started = time.monotonic()
             try:
                 found = scenario.run(context)
             except Exception as error:  # a scenario that cannot run is a miss, not a crash
-                found = [Figure(scenario.name, "run", f"failed: {error!r}"[:200], "runs", False)]
+                first = (str(error).splitlines() or [""])[0][:160]
+                why = f"failed: {type(error).__name__}: {first}"
+                found = [Figure(scenario.name, "run", why, "runs", False)]
                 progress.say(traceback.format_exc())
             figures += found
             verdict = "pass" if all(f.passed is not False for f in found) else "MISS"

@@ -58,6 +58,8 @@ def measure(ctx: Context) -> list[Figure]:
             return baseline, during, hung, rss_before, rss_after
 
         baseline, during, hung, rss_before, rss_after = run(drive())
+    for phase, samples in (("unloaded", baseline), ("other", during), ("hung", hung)):
+        ctx.keep(phase, samples)
     return figures(baseline, during, hung, rss_before, rss_after)
 
 

@@ -80,6 +80,8 @@ def measure(ctx: Context) -> list[Figure]:
             return result
 
         unpinned, sticky, timeline = run(drive())
+    ctx.keep("unpinned", unpinned)
+    ctx.keep("sticky", sticky)
     return unpinned_figures(unpinned, timeline) + sticky_figures(sticky, timeline)
 
 
@@ -159,4 +161,5 @@ SCENARIO = Scenario(
     "SIGKILL to TF Serving in a 50/50 split with TorchServe, unpinned and sticky users, restart",
     (35, 50),
     measure,
+    needs_real=True,
 )

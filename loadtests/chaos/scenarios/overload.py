@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deploy.local.process import StartError, free_port
-from loadtests.chaos.client import HttpClient
+from loadtests.chaos.client import TRANSPORT_ERROR, HttpClient
 from loadtests.chaos.driver import Sample, open_loop, run
 from loadtests.chaos.faults import fault_process
 from loadtests.chaos.figures import Figure, judged, percentile, refused
@@ -70,6 +70,8 @@ def one_run(ctx: Context, label: str, knobs: dict[str, Any]) -> list[Figure]:
 
         before = get_json(f"http://127.0.0.1:{port}/stats") or {}
         unloaded, loaded = run(drive())
+        ctx.keep(f"{label} unloaded", unloaded)
+        ctx.keep(f"{label} loaded", loaded)
         after = get_json(f"http://127.0.0.1:{port}/stats") or {}
     wasted = after.get("wasted", 0) - before.get("wasted", 0)
     return judge(f"{NAME}, {label}", label == "defaults", unloaded, loaded, duration, wasted)
@@ -85,7 +87,7 @@ def judge(
 ) -> list[Figure]:
     unloaded_p99 = percentile([s.latency_s for s in unloaded if s.ok], 0.99) * 1000
     accepted = [s.latency_s * 1000 for s in loaded if s.ok]
-    rejected = [s.latency_s * 1000 for s in loaded if s.status == 503]
+    rejected = [s.latency_s * 1000 for s in loaded if s.status not in (200, TRANSPORT_ERROR)]
     goodput = len(accepted) / duration
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(Counter(s.status for s in loaded).items()))
     info = Figure(

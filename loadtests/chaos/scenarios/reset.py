@@ -53,6 +53,8 @@ def measure(ctx: Context) -> list[Figure]:
             return result
 
         unpinned, pinned = run(drive())
+    ctx.keep("unpinned", unpinned)
+    ctx.keep("pinned", pinned)
     failed = [s for s in unpinned if not s.ok]
     moved = sum(s.ok for s in pinned)
     p99 = percentile([s.latency_s for s in pinned], 0.99) * 1000

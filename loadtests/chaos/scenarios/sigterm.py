@@ -55,6 +55,7 @@ def measure(ctx: Context) -> list[Figure]:
             return samples, signalled, code, exited
 
         samples, signalled, code, exited = run(drive())
+    ctx.keep("load", samples)
     taken = [s for s in samples if s.started < signalled]
     in_flight = sum(s.ended > signalled for s in taken)
     dropped = [s for s in taken if not s.ok]

@@ -99,6 +99,8 @@ def measure(ctx: Context) -> list[Figure]:
             return unloaded, loaded, closed
 
         unloaded, loaded, closed = run(drive())
+    ctx.keep("unloaded", unloaded)
+    ctx.keep("loaded", loaded)
     p99 = percentile([s.latency_s for s in loaded if s.ok], 0.99) * 1000
     failed = sum(not s.ok for s in loaded)
     unloaded_p99 = percentile([s.latency_s for s in unloaded if s.ok], 0.99) * 1000

@@ -39,6 +39,7 @@ def measure(ctx: Context) -> list[Figure]:
             return samples
 
         samples = run(drive())
+    ctx.keep("trickle", samples)
     return deadline_figures(NAME, samples, DEADLINE_S)
 
 
