@@ -5,6 +5,7 @@ healthy backend does not notice."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from deploy.local.process import free_port
 from loadtests.chaos.client import HttpClient
@@ -45,16 +46,26 @@ def measure(ctx: Context) -> list[Figure]:
         gateway.wait_models_ready(["other"])
 
         async def drive() -> tuple[list[Sample], list[Sample], list[Sample], int, int]:
+            """The other model's requests run throughout; the hung ones only in the middle
+            third, so the thirds around it are its unloaded reference on the same machine."""
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
             other, stuck = sender(client, "other"), sender(client, "stuck")
-            baseline = await open_loop(other, RATE, ctx.seconds(1.5, 5))
-            loaded = asyncio.create_task(open_loop(other, RATE, ctx.seconds(3, 20)))
-            hung_run = asyncio.create_task(open_loop(stuck, RATE, ctx.seconds(3, 20)))
+            third = ctx.seconds(2.5, 8)
+            start = time.monotonic()
+            throughout = asyncio.create_task(open_loop(other, RATE, 3 * third))
+            await asyncio.sleep(third)
+            hung_run = asyncio.create_task(open_loop(stuck, RATE, third))
             await asyncio.sleep(DEADLINE_S + 0.5)  # the first hung requests are held now
             rss_before = gateway.rss_bytes()
-            during, hung = await loaded, await hung_run
+            await asyncio.sleep(third - DEADLINE_S - 0.5)  # as many held as there will be
             rss_after = gateway.rss_bytes()
+            hung, samples = await hung_run, await throughout
             await client.close()
+            loaded_until = start + 2 * third + DEADLINE_S + 0.5
+            baseline = [
+                s for s in samples if s.started < start + third or s.started >= loaded_until
+            ]
+            during = [s for s in samples if start + third <= s.started < loaded_until]
             return baseline, during, hung, rss_before, rss_after
 
         baseline, during, hung, rss_before, rss_after = run(drive())
@@ -80,10 +91,10 @@ def figures(
             f"<= {RSS_GROWTH_LIMIT // MIB} MiB",
             rss1 - rss0 <= RSS_GROWTH_LIMIT,
         ),
-        judged(NAME, "other model: failed", failed, "req", "0", failed == 0),
+        judged(NAME, f"other model: failed of {len(during)}", failed, "req", "0", failed == 0),
         judged(
             NAME,
-            f"other model: p99 (unloaded {unloaded_p99:.1f} ms)",
+            f"other model: p99 (before and after: {unloaded_p99:.1f} ms)",
             p99,
             "ms",
             f"<= {allowed:.1f} ms (2 x unloaded + 5)",
@@ -95,6 +106,6 @@ def figures(
 SCENARIO = Scenario(
     NAME,
     f"a backend that never answers, {RATE:.0f} req/s to it and {RATE:.0f} req/s to another model",
-    (8, 30),
+    (10, 28),
     measure,
 )
