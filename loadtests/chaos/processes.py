@@ -17,6 +17,7 @@ from typing import Any
 
 from deploy.local.process import ManagedProcess, StartError, free_port, http_ok
 from deploy.local.stack import start_all
+from loadtests.chaos.figures import Figure, judged
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,11 @@ class Gateway:
             return self.process.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def log_figure(self, scenario: str) -> Figure:
+        """Nothing the clients or backends did may cost the gateway a traceback."""
+        count = self.log.count("Traceback")
+        return judged(scenario, "tracebacks in the gateway's log", count, "", "0", count == 0)
 
     @property
     def pid(self) -> int:

@@ -71,7 +71,10 @@ def measure(ctx: Context) -> list[Figure]:
         baseline, during, hung, rss_before, rss_after = run(drive())
     for phase, samples in (("unloaded", baseline), ("other", during), ("hung", hung)):
         ctx.keep(phase, samples)
-    return figures(baseline, during, hung, rss_before, rss_after)
+    return [
+        *figures(baseline, during, hung, rss_before, rss_after),
+        gateway.log_figure(NAME),
+    ]
 
 
 def figures(

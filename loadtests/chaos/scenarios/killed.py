@@ -82,7 +82,11 @@ def measure(ctx: Context) -> list[Figure]:
         unpinned, sticky, timeline = run(drive())
     ctx.keep("unpinned", unpinned)
     ctx.keep("sticky", sticky)
-    return unpinned_figures(unpinned, timeline) + sticky_figures(sticky, timeline)
+    return [
+        *unpinned_figures(unpinned, timeline),
+        gateway.log_figure(NAME),
+        *sticky_figures(sticky, timeline),
+    ]
 
 
 def unpinned_figures(samples: Sequence[Sample], at: Timeline) -> list[Figure]:
@@ -94,6 +98,7 @@ def unpinned_figures(samples: Sequence[Sample], at: Timeline) -> list[Figure]:
         if s.ok and s.variant == KILLED and s.started >= at.ready
     ]
     first = min(back, default=float("inf"))
+    settled = [s for s in samples if s.ok and s.started >= at.ready + BACK_WITHIN_S]
     statuses = sorted({s.status for s in failed})
     return [
         judged(
@@ -111,6 +116,14 @@ def unpinned_figures(samples: Sequence[Sample], at: Timeline) -> list[Figure]:
             f"{first:.1f} s" if back else "none",
             f"<= {BACK_WITHIN_S:.0f} s",
             first <= BACK_WITHIN_S,
+        ),
+        Figure(
+            NAME,
+            f"{KILLED}'s share of unpinned answers {BACK_WITHIN_S:.0f} s after it was ready",
+            f"{100 * sum(s.variant == KILLED for s in settled) / max(1, len(settled)):.0f} % "
+            f"of {len(settled)}",
+            "- (weight 50 %)",
+            None,
         ),
     ]
 

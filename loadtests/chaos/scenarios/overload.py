@@ -74,7 +74,9 @@ def one_run(ctx: Context, label: str, knobs: dict[str, Any]) -> list[Figure]:
         ctx.keep(f"{label} loaded", loaded)
         after = get_json(f"http://127.0.0.1:{port}/stats") or {}
     wasted = after.get("wasted", 0) - before.get("wasted", 0)
-    return judge(f"{NAME}, {label}", label == "defaults", unloaded, loaded, duration, wasted)
+    scenario = f"{NAME}, {label}"
+    found = judge(scenario, label == "defaults", unloaded, loaded, duration, wasted)
+    return [*found, gw.log_figure(scenario)]
 
 
 def judge(

@@ -78,6 +78,7 @@ def measure(ctx: Context) -> list[Figure]:
             f"< {FAST_FAIL_MS:.0f} ms (fail fast)",
             p99 < FAST_FAIL_MS,
         ),
+        gateway.log_figure(NAME),
     ]
 
 

@@ -77,6 +77,7 @@ def measure(ctx: Context) -> list[Figure]:
             f"code 0 within {GRACE_S:.0f} s",
             code == 0 and exited <= GRACE_S,
         ),
+        gateway.log_figure(NAME),
     ]
 
 

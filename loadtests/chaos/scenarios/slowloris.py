@@ -122,6 +122,7 @@ def measure(ctx: Context) -> list[Figure]:
             "-",
             None,
         ),
+        gateway.log_figure(NAME),
     ]
 
 

@@ -40,7 +40,7 @@ def measure(ctx: Context) -> list[Figure]:
 
         samples = run(drive())
     ctx.keep("trickle", samples)
-    return deadline_figures(NAME, samples, DEADLINE_S)
+    return [*deadline_figures(NAME, samples, DEADLINE_S), gateway.log_figure(NAME)]
 
 
 SCENARIO = Scenario(
