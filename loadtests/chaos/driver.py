@@ -34,6 +34,8 @@ class Sample:
     tag: str
     body: bytes
     error: str
+    late_s: float = 0.0
+    """How long after its planned time the driver sent it (its own lag: a busy machine)."""
 
     @property
     def ok(self) -> bool:
@@ -61,11 +63,11 @@ async def open_loop(
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_timed(send, index)))
+        tasks.append(asyncio.create_task(_timed(send, index, start + index / rate)))
     return list(await asyncio.gather(*tasks))
 
 
-async def _timed(send: Send, index: int) -> Sample:
+async def _timed(send: Send, index: int, planned: float) -> Sample:
     reply, tag = await send(index)
     return Sample(
         index,
@@ -76,6 +78,7 @@ async def _timed(send: Send, index: int) -> Sample:
         tag,
         reply.body[:300] if reply.status != 200 else b"",
         reply.error,
+        max(0.0, reply.started - planned),
     )
 
 

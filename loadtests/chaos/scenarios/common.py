@@ -22,6 +22,19 @@ def sender(client: HttpClient, model: str, tag: str = "", **headers: str) -> Sen
     return send
 
 
+def lag_figure(scenario: str, samples: Sequence[Sample]) -> Figure:
+    """The driver's own lag behind its schedule: when it is large, so is the machine's load,
+    and the latency figures measure that too."""
+    lags = [s.late_s * 1000 for s in samples]
+    return Figure(
+        scenario,
+        "driver's send lag p50 / p99",
+        f"{percentile(lags, 0.5):.1f} / {percentile(lags, 0.99):.1f} ms",
+        "-",
+        None,
+    )
+
+
 def deadline_figures(scenario: str, samples: Sequence[Sample], deadline_s: float) -> list[Figure]:
     """Every request answered 504 (gRPC: DEADLINE_EXCEEDED) at the deadline, within ±20%."""
     timed_out = [s.latency_s for s in samples if s.status == 504]

@@ -20,7 +20,7 @@ from loadtests.chaos.processes import (
     running_gateway,
 )
 from loadtests.chaos.scenario import Context, Scenario
-from loadtests.chaos.scenarios.common import deadline_figures, sender
+from loadtests.chaos.scenarios.common import deadline_figures, lag_figure, sender
 
 NAME = "hung backend"
 DEADLINE_S = 1.0
@@ -73,6 +73,7 @@ def measure(ctx: Context) -> list[Figure]:
         ctx.keep(phase, samples)
     return [
         *figures(baseline, during, hung, rss_before, rss_after),
+        lag_figure(NAME, during),
         gateway.log_figure(NAME),
     ]
 

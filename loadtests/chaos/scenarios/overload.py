@@ -23,7 +23,7 @@ from loadtests.chaos.processes import (
     why_not_started,
 )
 from loadtests.chaos.scenario import Context, Scenario
-from loadtests.chaos.scenarios.common import sender
+from loadtests.chaos.scenarios.common import lag_figure, sender
 
 NAME = "4x overload"
 LATENCY_MS = 50
@@ -76,7 +76,7 @@ def one_run(ctx: Context, label: str, knobs: dict[str, Any]) -> list[Figure]:
     wasted = after.get("wasted", 0) - before.get("wasted", 0)
     scenario = f"{NAME}, {label}"
     found = judge(scenario, label == "defaults", unloaded, loaded, duration, wasted)
-    return [*found, gw.log_figure(scenario)]
+    return [*found, lag_figure(scenario, loaded), gw.log_figure(scenario)]
 
 
 def judge(

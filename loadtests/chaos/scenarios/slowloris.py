@@ -22,7 +22,7 @@ from loadtests.chaos.processes import (
     running_gateway,
 )
 from loadtests.chaos.scenario import Context, Scenario
-from loadtests.chaos.scenarios.common import sender
+from loadtests.chaos.scenarios.common import lag_figure, sender
 
 NAME = "500 slowloris connections"
 CONNECTIONS = 500
@@ -122,6 +122,7 @@ def measure(ctx: Context) -> list[Figure]:
             "-",
             None,
         ),
+        lag_figure(NAME, loaded),
         gateway.log_figure(NAME),
     ]
 
