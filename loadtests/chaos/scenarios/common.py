@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from loadtests.chaos.client import HttpClient, Reply
 from loadtests.chaos.driver import Sample, Send
 from loadtests.chaos.figures import Figure, judged, percentile
+from loadtests.chaos.grpc_client import Call
 from loadtests.chaos.payload import INFER_HEADERS, digit_body, infer_path
 
 
@@ -36,15 +37,32 @@ def lag_figure(scenario: str, samples: Sequence[Sample]) -> Figure:
 
 
 def deadline_figures(scenario: str, samples: Sequence[Sample], deadline_s: float) -> list[Figure]:
-    """Every request answered 504 (gRPC: DEADLINE_EXCEEDED) at the deadline, within ±20%."""
-    timed_out = [s.latency_s for s in samples if s.status == 504]
-    share = 100 * len(timed_out) / max(1, len(samples))
+    """Every request answered 504 at the deadline, within ±20%."""
+    answers = [("504" if s.status == 504 else str(s.status), s.latency_s) for s in samples]
+    return _at_deadline(scenario, "504", "requests", answers, deadline_s)
+
+
+def grpc_deadline_figures(scenario: str, calls: Sequence[Call], deadline_s: float) -> list[Figure]:
+    """Every gRPC call ended DEADLINE_EXCEEDED at the deadline, within ±20%."""
+    answers = [(c.code, c.latency_s) for c in calls]
+    return _at_deadline(scenario, "DEADLINE_EXCEEDED", "gRPC calls", answers, deadline_s)
+
+
+def _at_deadline(
+    scenario: str,
+    expected: str,
+    what: str,
+    answers: Sequence[tuple[str, float]],
+    deadline_s: float,
+) -> list[Figure]:
+    timed_out = [latency for code, latency in answers if code == expected]
+    share = 100 * len(timed_out) / max(1, len(answers))
     low, high = percentile(timed_out, 0.0), max(timed_out, default=float("nan"))
-    others = sorted({s.status for s in samples if s.status != 504})
+    others = sorted({code for code, _ in answers if code != expected})
     return [
         judged(
             scenario,
-            f"504 of {len(samples)} requests" + (f" (others: {others})" if others else ""),
+            f"{expected} of {len(answers)} {what}" + (f" (others: {others})" if others else ""),
             share,
             "%",
             "100 %",
@@ -52,7 +70,7 @@ def deadline_figures(scenario: str, samples: Sequence[Sample], deadline_s: float
         ),
         Figure(
             scenario,
-            "504 latency min-max",
+            f"{expected} latency min-max",
             f"{low * 1000:.0f}-{high * 1000:.0f} ms",
             f"{deadline_s * 800:.0f}-{deadline_s * 1200:.0f} ms (deadline ±20%)",
             bool(timed_out) and low >= 0.8 * deadline_s and high <= 1.2 * deadline_s,

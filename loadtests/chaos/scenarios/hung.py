@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+import grpc
 
 from deploy.local.process import free_port
 from loadtests.chaos.client import HttpClient
 from loadtests.chaos.driver import Sample, open_loop, run
 from loadtests.chaos.faults import fault_process
 from loadtests.chaos.figures import Figure, judged, percentile
+from loadtests.chaos.grpc_client import Call, infer_request, model_infer
 from loadtests.chaos.processes import (
     gateway_config,
     oip_backend,
@@ -20,11 +24,17 @@ from loadtests.chaos.processes import (
     running_gateway,
 )
 from loadtests.chaos.scenario import Context, Scenario
-from loadtests.chaos.scenarios.common import deadline_figures, lag_figure, sender
+from loadtests.chaos.scenarios.common import (
+    deadline_figures,
+    grpc_deadline_figures,
+    lag_figure,
+    sender,
+)
 
 NAME = "hung backend"
 DEADLINE_S = 1.0
 RATE = 20.0
+GRPC_RATE = 5.0
 MIB = 1 << 20
 RSS_GROWTH_LIMIT = 16 * MIB
 
@@ -41,11 +51,12 @@ def measure(ctx: Context) -> list[Figure]:
             "fine": oip_backend(fine_port, timeout_s=DEADLINE_S),
         },
         {"stuck": one_variant("hung"), "other": one_variant("fine")},
+        grpc={"host": "127.0.0.1", "port": free_port()},
     )
     with running(faults), running_gateway(ctx.run_dir / "gateway", config) as gateway:
         gateway.wait_models_ready(["other"])
 
-        async def drive() -> tuple[list[Sample], list[Sample], list[Sample], int, int]:
+        async def drive() -> tuple[list[Sample], list[Sample], list[Sample], list[Call], int, int]:
             """The other model's requests run throughout; the hung ones only in the middle
             third, so the thirds around it are its unloaded reference on the same machine."""
             client = HttpClient("127.0.0.1", gateway.port, timeout_s=10)
@@ -55,27 +66,41 @@ def measure(ctx: Context) -> list[Figure]:
             throughout = asyncio.create_task(open_loop(other, RATE, 3 * third))
             await asyncio.sleep(third)
             hung_run = asyncio.create_task(open_loop(stuck, RATE, third))
+            grpc_run = asyncio.create_task(grpc_calls(gateway.config, GRPC_RATE, third))
             await asyncio.sleep(DEADLINE_S + 0.5)  # the first hung requests are held now
             rss_before = gateway.rss_bytes()
             await asyncio.sleep(third - DEADLINE_S - 0.5)  # as many held as there will be
             rss_after = gateway.rss_bytes()
-            hung, samples = await hung_run, await throughout
+            hung, samples, calls = await hung_run, await throughout, await grpc_run
             await client.close()
             loaded_until = start + 2 * third + DEADLINE_S + 0.5
             baseline = [
                 s for s in samples if s.started < start + third or s.started >= loaded_until
             ]
             during = [s for s in samples if start + third <= s.started < loaded_until]
-            return baseline, during, hung, rss_before, rss_after
+            return baseline, during, hung, calls, rss_before, rss_after
 
-        baseline, during, hung, rss_before, rss_after = run(drive())
+        baseline, during, hung, calls, rss_before, rss_after = run(drive())
     for phase, samples in (("unloaded", baseline), ("other", during), ("hung", hung)):
         ctx.keep(phase, samples)
     return [
         *figures(baseline, during, hung, rss_before, rss_after),
+        *grpc_deadline_figures(NAME, calls, DEADLINE_S),
         lag_figure(NAME, during),
         gateway.log_figure(NAME),
     ]
+
+
+async def grpc_calls(config: dict[str, Any], rate: float, duration_s: float) -> list[Call]:
+    """``ModelInfer`` for the hung model at ``rate`` for ``duration_s``, on one channel."""
+    listen = config["server"]["grpc"]
+    async with grpc.aio.insecure_channel(f"{listen['host']}:{listen['port']}") as channel:
+        request = infer_request("stuck")
+        tasks = []
+        for _ in range(int(rate * duration_s)):
+            tasks.append(asyncio.create_task(model_infer(channel, request, 10 * DEADLINE_S)))
+            await asyncio.sleep(1 / rate)
+        return list(await asyncio.gather(*tasks))
 
 
 def figures(
