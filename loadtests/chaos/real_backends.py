@@ -32,6 +32,9 @@ class RealBackends:
     run_dir: Path
     torchserve_at: TorchServeAt | None = None
     """Use this TorchServe instead of starting one."""
+    own_torchserve: bool = True
+    """Start a TorchServe if ``torchserve_at`` is not given by ``begin()`` (else it must be
+    given before ``backends_config()``)."""
     tfserving: ManagedProcess | None = None
     _torchserve: ManagedProcess | None = None
     _ports: dict[str, int] = field(default_factory=dict)
@@ -58,7 +61,7 @@ class RealBackends:
             write_monitoring_config(tf_dir / "monitoring.config"),
         )
         self.tfserving.start()
-        if self.torchserve_at is None:
+        if self.torchserve_at is None and self.own_torchserve:
             ports = TorchServePorts(*(free_port() for _ in range(5)))
             ts_dir = self.run_dir / "torchserve"
             self._torchserve = torchserve_process(

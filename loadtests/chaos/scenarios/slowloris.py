@@ -27,7 +27,7 @@ from loadtests.chaos.scenarios.common import lag_figure, sender
 NAME = "500 slowloris connections"
 CONNECTIONS = 500
 BYTE_EVERY_S = 1.0
-RATE = 20.0
+RATE = 40.0
 P99_LIMIT_MS = 50.0
 
 

@@ -18,21 +18,28 @@ from loadtests.chaos.scenarios import killed
 ON_FAULT_SERVERS = [s for s in SCENARIOS if s is not killed.SCENARIO]
 
 
-@pytest.fixture
-def real(backends: StackPorts, tmp_path: Path) -> Iterator[RealBackends]:
-    """The session's TorchServe and a TF Serving stand-in of this test's own (it gets killed)."""
-    ts = backends.torchserve
-    at = TorchServeAt(
-        f"http://127.0.0.1:{ts.inference}",
-        f"http://127.0.0.1:{ts.management}",
-        backends.torchserve_key_file,
-    )
-    real = RealBackends(tmp_path / "real", at)
+@pytest.fixture(scope="module", autouse=True)
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBackends]:
+    """A TF Serving stand-in of this module's own (it gets killed), started first: it loads
+    while the other scenarios run."""
+    real = RealBackends(tmp_path_factory.mktemp("real"), own_torchserve=False)
     real.begin()
     try:
         yield real
     finally:
         real.stop()
+
+
+@pytest.fixture
+def real(backends: StackPorts, standin: RealBackends) -> RealBackends:
+    """The session's TorchServe beside the stand-in."""
+    ts = backends.torchserve
+    standin.torchserve_at = TorchServeAt(
+        f"http://127.0.0.1:{ts.inference}",
+        f"http://127.0.0.1:{ts.management}",
+        backends.torchserve_key_file,
+    )
+    return standin
 
 
 def check(scenario: Scenario, run_dir: Path, real: RealBackends) -> None:
