@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,19 @@ from loadtests.chaos.registry import SCENARIOS
 from loadtests.chaos.scenario import Context, Scenario
 from loadtests.chaos.scenarios import killed
 
-ON_FAULT_SERVERS = [s for s in SCENARIOS if s is not killed.SCENARIO]
+PENDING: dict[str, str] = {}
+"""Scenarios whose targets need work that is not on this branch yet: expected to miss, strictly
+(the day they pass, the test fails until the entry is removed)."""
+
+
+def marked(scenario: Scenario) -> Any:
+    """The scenario as a test parameter, named after it, marked if it is pending."""
+    reason = PENDING.get(scenario.name)
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(scenario, marks=marks, id=scenario.name.replace(" ", "-"))
+
+
+ON_FAULT_SERVERS = [marked(s) for s in SCENARIOS if s is not killed.SCENARIO]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,11 +61,14 @@ def check(scenario: Scenario, run_dir: Path, real: RealBackends) -> None:
     assert all(f.passed is not False for f in figures), "\n" + table(figures)
 
 
-@pytest.mark.parametrize("scenario", ON_FAULT_SERVERS, ids=lambda s: s.name.replace(" ", "-"))
+@pytest.mark.parametrize("scenario", ON_FAULT_SERVERS)
 def test_fault_server_scenario_meets_its_targets(scenario: Scenario, tmp_path: Path) -> None:
     check(scenario, tmp_path, RealBackends(tmp_path / "unused"))
 
 
 @pytest.mark.stack
-def test_a_killed_backend_costs_its_users_nothing(real: RealBackends, tmp_path: Path) -> None:
-    check(killed.SCENARIO, tmp_path, real)
+@pytest.mark.parametrize("scenario", [marked(killed.SCENARIO)])
+def test_a_killed_backend_costs_its_users_nothing(
+    scenario: Scenario, real: RealBackends, tmp_path: Path
+) -> None:
+    check(scenario, tmp_path, real)
