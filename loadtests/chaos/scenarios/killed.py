@@ -150,7 +150,9 @@ def sticky_figures(samples: Sequence[Sample], at: Timeline) -> list[Figure]:
     )
     moved = sum(any(s.variant != HEALTHY for s in by_user[u] if s.ok) for u in others)
     n = len(victims)
+    split = len(home) - n - len(others)
     return [
+        judged(STICKY, "users served by both variants before the kill", split, "", "0", split == 0),
         judged(
             STICKY, f"failed requests of its {n} users", failed, "req", "0", n > 0 and failed == 0
         ),

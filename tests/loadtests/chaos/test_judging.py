@@ -28,6 +28,7 @@ def test_sticky_users_kept_answered_and_back_pass():
     other = user("b", (1, HEALTHY, 200), (12, HEALTHY, 200), (26, HEALTHY, 200))
     got = verdicts(sticky_figures(victim + other, AT))
     assert got == {
+        "users served by both variants before the kill": True,
         "failed requests of its 1 users": True,
         "users answered during the outage": True,
         f"users back on {KILLED} 5 s after it was ready": True,
@@ -38,8 +39,10 @@ def test_sticky_users_kept_answered_and_back_pass():
 def test_sticky_users_failing_staying_away_or_moving_others_miss():
     victim = user("a", (1, KILLED, 200), (12, "", 503), (26, HEALTHY, 200))
     other = user("b", (1, HEALTHY, 200), (26, KILLED, 200))
-    got = verdicts(sticky_figures(victim + other, AT))
+    split = user("c", (1, HEALTHY, 200), (2, KILLED, 200))
+    got = verdicts(sticky_figures(victim + other + split, AT))
     assert got == {
+        "users served by both variants before the kill": False,
         "failed requests of its 1 users": False,
         "users answered during the outage": False,
         f"users back on {KILLED} 5 s after it was ready": False,
