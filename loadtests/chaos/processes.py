@@ -25,13 +25,14 @@ REPO = Path(__file__).resolve().parents[2]
 def gateway_config(
     backends: dict[str, Any], models: dict[str, Any], workers: int = 1, **server: Any
 ) -> dict[str, Any]:
-    """A config on a free loopback port, no gRPC, readiness probed every 0.5 s."""
+    """A config on a free loopback port, no gRPC, no admin API, readiness probed every 0.5 s."""
     return {
         "server": {
             "http": {"host": "127.0.0.1", "port": free_port()},
             "grpc": None,
             "workers": workers,
             "readiness_interval_s": 0.5,
+            "admin": None,  # its default port is a fixed one
             **server,
         },
         "backends": backends,
