@@ -104,7 +104,7 @@ bench: setup
 
 # The fault suite (README "Fault suite"): real gateways, TorchServe, the TF Serving stand-in and
 # fault servers on free 127.0.0.1 ports; a table of figure against target, exit 1 on a miss;
-# about 5 minutes. CHAOS_ARGS='--only "4x overload"' for one, '--quick' for make test's runs.
+# about 5 minutes. CHAOS_ARGS='--only "hung backend"' for one, '--quick' for make test's runs.
 chaos: setup
 	$(BIN)/python -m loadtests.chaos $(CHAOS_ARGS)
 
