@@ -58,7 +58,7 @@ def one_run(ctx: Context, label: str, knobs: dict[str, Any]) -> list[Figure]:
     config = gateway_config(
         {"slow": oip_backend(port, timeout_s=TIMEOUT_S, **knobs)}, {"slow": one_variant("slow")}
     )
-    duration = ctx.seconds(3, 20)
+    duration = ctx.seconds(5, 20)  # shorter shows less of a collapse: the first second is easy
     with running([fault]), running_gateway(ctx.run_dir / label.replace(" ", "-"), config) as gw:
         gw.wait_models_ready(["slow"])
 
