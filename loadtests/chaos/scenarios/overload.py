@@ -154,6 +154,6 @@ def judge(
 
 WHAT = f"a backend of {CAPACITY:.0f} req/s ({CONCURRENCY} x {LATENCY_MS} ms) at {RATE:.0f} req/s"
 ADVISED_SCENARIO = Scenario(
-    f"{NAME}, advised limits", WHAT + ", the advised limits", (7, 28), with_advised_limits
+    f"{NAME}, advised limits", WHAT + ", the advised limits", (10, 28), with_advised_limits
 )
-DEFAULTS_SCENARIO = Scenario(f"{NAME}, defaults", WHAT + ", the defaults", (7, 28), with_defaults)
+DEFAULTS_SCENARIO = Scenario(f"{NAME}, defaults", WHAT + ", the defaults", (10, 28), with_defaults)
