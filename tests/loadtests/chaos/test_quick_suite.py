@@ -16,7 +16,13 @@ from loadtests.chaos.registry import SCENARIOS
 from loadtests.chaos.scenario import Context, Scenario
 from loadtests.chaos.scenarios import killed
 
-PENDING: dict[str, str] = {}
+PENDING: dict[str, str] = {
+    "4x overload, advised limits": "circuit breakers (issue 9 item 4, h-limits) not on main yet",
+    "4x overload, defaults": (
+        "circuit breakers (issue 9 item 4, h-limits) not on main yet; h-limits' own README "
+        "measures 4.8 req/s with the defaults (the target: 20)"
+    ),
+}
 """Scenarios whose targets need work that is not on this branch yet: expected to miss, strictly
 (the day they pass, the test fails until the entry is removed)."""
 
