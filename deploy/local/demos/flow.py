@@ -22,6 +22,7 @@ import yaml
 
 from deploy.local.demos.controller_api import ControllerApi, ControllerError
 from deploy.local.demos.load import BackgroundLoad, Catalog
+from deploy.local.demos.outcome import Check, verdict
 from deploy.local.demos.timeline import Timeline
 from deploy.local.demos.ways import all_ways
 from deploy.local.process import http_ok
@@ -192,6 +193,21 @@ class Demo:
                 return rollout
             time.sleep(POLL_S)
             rollout = self.controller.get(MODEL)
+
+    def conclude(
+        self, name: str, checks: list[Check], original: list[VariantState], keep: bool
+    ) -> int:
+        """Put the model back (unless ``keep``), print the verdict, return the exit code."""
+        if not keep:
+            try:
+                self.restore(original)
+            except DemoError as error:
+                checks.append(Check(f"{MODEL} put back as it was", False, str(error)))
+        code, lines = verdict(checks)
+        self.write(f"\n{name}: " + ("PASSED" if code == 0 else "FAILED"))
+        for line in lines:
+            self.write(line)
+        return code
 
     def restore(self, original: list[VariantState]) -> None:
         """Every variant as it was before the demo; the ones it deployed disabled at weight 0,

@@ -19,7 +19,7 @@ from typing import Any
 from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
 from deploy.local.demos.load import summary
-from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks, verdict
+from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks
 from gateway.rollout.admin_client import AdminError
 from gateway.rollout.state import Rollout, VariantState
 
@@ -100,16 +100,7 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
         checks.append(Check("the end state read back", False, str(error)))
     checks = [*rollout_checks([(MOVE, rollout)]), *end_state_checks(variants, names[FROM]),
               *checks, *client_checks(load.stats)]  # fmt: skip
-    if not keep:
-        try:
-            demo.restore(original)
-        except DemoError as error:
-            checks.append(Check(f"{MODEL} put back as it was", False, str(error)))
-    code, lines = verdict(checks)
-    demo.write("\nmigrate-demo: " + ("PASSED" if code == 0 else "FAILED"))
-    for line in lines:
-        demo.write(line)
-    return code
+    return demo.conclude("migrate-demo", checks, original, keep)
 
 
 def main(argv: list[str] | None = None) -> int:

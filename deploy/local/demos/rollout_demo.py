@@ -14,7 +14,7 @@ from typing import Any
 from deploy.local.demos import cli
 from deploy.local.demos.flow import MODEL, Demo, DemoError, load_plan
 from deploy.local.demos.load import summary
-from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks, verdict
+from deploy.local.demos.outcome import Check, Expected, client_checks, rollout_checks
 from gateway.rollout.admin_client import AdminError
 from gateway.rollout.state import Rollout
 
@@ -53,16 +53,7 @@ def run(demo: Demo, rate: float, keep: bool, plan: dict[str, Any] | None = None)
     demo.write("\nclients, over the whole demo:")
     demo.write(summary(load.stats))
     checks = [*rollout_checks(results), *client_checks(load.stats), *checks]
-    if not keep:
-        try:
-            demo.restore(original)
-        except DemoError as error:
-            checks.append(Check(f"{MODEL} put back as it was", False, str(error)))
-    code, lines = verdict(checks)
-    demo.write("\nrollout-demo: " + ("PASSED" if code == 0 else "FAILED"))
-    for line in lines:
-        demo.write(line)
-    return code
+    return demo.conclude("rollout-demo", checks, original, keep)
 
 
 def main(argv: list[str] | None = None) -> int:
