@@ -219,10 +219,11 @@ class CircuitBreakers(_Strict):
     max_pending_requests: int = Field(default=1024, ge=0)
     """Requests waiting for one of those slots (FIFO); a request that would wait past what its
     deadline leaves for the call is answered 504 without being sent."""
-    adaptive_concurrency: bool = False
+    adaptive_concurrency: bool = True
     """Let the limit on calls in flight follow the backend's latency (Envoy's adaptive
-    concurrency, gradient controller), between 1 and ``max_requests``: for a backend whose
-    concurrency is not known."""
+    concurrency, gradient controller), between 1 and ``max_requests``: on for a backend whose
+    concurrency is not known; a backend of known concurrency ``C`` is better served by
+    ``max_requests: C`` and this off."""
 
 
 class _BackendBase(_Strict):

@@ -156,12 +156,13 @@ class CircuitBreaker:
     def timed_out(self, target: BackendModel, seconds: float, queued: bool) -> None:
         """A call to ``target`` timed out after ``seconds``: it needed at least that long.
 
-        A call that had queued for its slot (and was sent with what the wait left) counts in
-        the call-time estimate too: otherwise requests sent with just the time calls used to
-        take would keep timing out and teach it nothing. One that had all its time does not
-        (a hung backend: later requests still get their whole deadline, not a refusal)."""
+        A call that had queued for its slot (and was sent with what the wait left) refines
+        the call-time estimate of a backend that also answers: otherwise requests sent with
+        just the time calls used to take would keep timing out and teach it nothing. One that
+        had all its time does not count, nor does any at a backend that answers nothing (a
+        hung backend: later requests still get their whole deadline, not a refusal)."""
         if queued:
-            self._calls.observe(target, seconds)
+            self._calls.refine(target, seconds)
         if self.adaptive is not None:
             self._resize(self.adaptive.sample(seconds))
 

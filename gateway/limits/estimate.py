@@ -29,7 +29,7 @@ class _Estimate:
 
 class CallTimes:
     """Per backend model: how long a call takes (mean + 2 mean deviations), from successful
-    calls and from those that timed out after queueing (which took at least that long)."""
+    calls, refined by those that timed out after queueing (which took at least that long)."""
 
     __slots__ = ("_clock", "_estimates")
 
@@ -45,6 +45,16 @@ class CallTimes:
         if estimate is None or now - estimate.seen > FORGET_S:
             return 0.0
         return estimate.needed
+
+    def refine(self, target: BackendModel, seconds: float) -> None:
+        """A call to ``target`` timed out after ``seconds``: it counts only beside successful
+        calls seen recently. A backend that has answered nothing lately (hung, or calls that
+        all time out) has no estimate to refine: its requests keep their whole deadline rather
+        than being refused on the times of calls that were cut short."""
+        versions = self._estimates.get(target.name)
+        estimate = versions.get(target.version) if versions is not None else None
+        if estimate is not None and self._clock() - estimate.seen <= FORGET_S:
+            self.observe(target, seconds)
 
     def observe(self, target: BackendModel, seconds: float) -> None:
         now = self._clock()

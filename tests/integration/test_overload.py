@@ -52,7 +52,11 @@ def served(outcomes: list[Outcome]) -> list[float]:
 
 
 def test_with_the_advised_limits_excess_is_shed_at_once_and_goodput_holds(tmp_path, backend):
-    limits = {"max_requests": CONCURRENCY, "max_pending_requests": CONCURRENCY}
+    limits = {
+        "max_requests": CONCURRENCY,
+        "max_pending_requests": CONCURRENCY,
+        "adaptive_concurrency": False,
+    }
     process = start_gateway(tmp_path, backend, max_connections=CONCURRENCY, circuit_breakers=limits)
     try:
         url = process.url + "/v2/models/m0/infer"
@@ -164,13 +168,11 @@ def test_a_full_breaker_refuses_over_http_and_grpc_naming_the_limit(tmp_path):
     assert ("grpc-retry-pushback-ms", "1000") in tuple(error.trailing_metadata())
 
 
-def test_adaptive_concurrency_finds_the_backends_concurrency_where_the_defaults_collapse(
-    tmp_path, backend
-):
+def test_with_all_defaults_adaptive_concurrency_finds_the_backends_concurrency(tmp_path, backend):
     """All defaults (64 pooled connections into a backend that runs 2) and a 1 s timeout:
     fixed limits send 64 calls that queue 1.6 s inside the backend and all time out (issue 9:
-    goodput 10%). The gradient controller holds 4-6 in flight instead."""
-    process = start_gateway(tmp_path, backend, circuit_breakers={"adaptive_concurrency": True})
+    goodput 10%). The gradient controller, on by default, holds 4-6 in flight instead."""
+    process = start_gateway(tmp_path, backend)
     try:
         seconds = 6.0
         before = backend.snapshot()

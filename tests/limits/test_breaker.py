@@ -139,3 +139,31 @@ def test_a_call_needs_its_mean_plus_two_deviations_and_is_forgotten_when_none_su
     assert times.needed(TARGET, clock.now) == pytest.approx(0.2 + 2 * 0.2)
     clock.now += FORGET_S + 0.1
     assert times.needed(TARGET, clock.now) == 0.0  # slow once is not refused forever
+
+
+def test_timeouts_after_queueing_refine_an_estimate_but_never_start_one():
+    """A hung backend (every call times out, queued ones with what their wait left) must not
+    teach the breaker to refuse: its requests keep their whole deadline (504 at the deadline)."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("hung", 1, 10, clock=clock)
+
+    def sent_with(left: float) -> bool:
+        try:
+            breaker.acquire_now(TARGET, clock.now + left)
+        except DeadlineExceeded:
+            return False
+        breaker.release()
+        return True
+
+    for _ in range(20):
+        breaker.timed_out(TARGET, 0.4, queued=True)
+    assert sent_with(0.05)
+    breaker.observe(TARGET, 0.1)  # it answers: now timeouts after queueing count
+    breaker.timed_out(TARGET, 0.9, queued=True)  # mean 0.2, deviation 0.2375: needs 0.675 s
+    assert not sent_with(0.67)
+    assert sent_with(0.68)
+    breaker.timed_out(TARGET, 5.0, queued=False)  # with its whole deadline: never counts
+    assert sent_with(0.68)
+    clock.now += FORGET_S + 0.1
+    breaker.timed_out(TARGET, 0.4, queued=True)
+    assert sent_with(0.05)

@@ -33,10 +33,15 @@ RATE = 4 * CAPACITY
 TIMEOUT_S = 1.0
 ADVISED: dict[str, Any] = {
     "max_connections": CONCURRENCY,
-    "circuit_breakers": {"max_requests": CONCURRENCY, "max_pending_requests": CONCURRENCY},
+    "circuit_breakers": {
+        "max_requests": CONCURRENCY,
+        "max_pending_requests": CONCURRENCY,
+        "adaptive_concurrency": False,
+    },
 }
 """The README's advice for a backend that runs ``C`` calls at once: ``max_requests: C``,
-``max_pending_requests: C`` and, over REST, ``max_connections: C`` (per worker: one here)."""
+``max_pending_requests: C``, ``adaptive_concurrency: false`` and, over REST,
+``max_connections: C`` (per worker: one here)."""
 
 
 def with_advised_limits(ctx: Context) -> list[Figure]:

@@ -16,21 +16,9 @@ from loadtests.chaos.registry import SCENARIOS
 from loadtests.chaos.scenario import Context, Scenario
 from loadtests.chaos.scenarios import killed
 
-PENDING: dict[str, str] = {
-    "4x overload, defaults": (
-        "with the default limits goodput collapses (64 connections queue 1.6 s inside a 40 req/s "
-        "backend against a 1 s deadline: about 5 req/s; the target is 20)"
-    ),
-}
-"""Scenarios whose targets need work that is not on this branch yet: expected to miss, strictly
-(the day they pass, the test fails until the entry is removed)."""
-
-
 def marked(scenario: Scenario) -> Any:
-    """The scenario as a test parameter, named after it, marked if it is pending."""
-    reason = PENDING.get(scenario.name)
-    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-    return pytest.param(scenario, marks=marks, id=scenario.name.replace(" ", "-"))
+    """The scenario as a test parameter, named after it."""
+    return pytest.param(scenario, id=scenario.name.replace(" ", "-"))
 
 
 ON_FAULT_SERVERS = [marked(s) for s in SCENARIOS if s is not killed.SCENARIO]
