@@ -16,6 +16,7 @@ from loadtests.chaos.registry import SCENARIOS
 from loadtests.chaos.scenario import Context, Scenario
 from loadtests.chaos.scenarios import killed
 
+
 def marked(scenario: Scenario) -> Any:
     """The scenario as a test parameter, named after it."""
     return pytest.param(scenario, id=scenario.name.replace(" ", "-"))
