@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway.api_call import ApiRefused, ApiUnreachable, json_call
+
 DEFAULT_ADMIN = "http://127.0.0.1:8002"
 DEPLOY_TIMEOUT_S = 300.0
 
@@ -29,33 +31,20 @@ class CommandError(Exception):
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    url = args.admin.rstrip("/") + path
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    token = os.environ.get("GATEWAY_ADMIN_TOKEN", "").strip()
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
+    token = os.environ.get("GATEWAY_ADMIN_TOKEN", "").strip() or None
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        text = error.read(1 << 20)
-        try:
-            doc = json.loads(text)
-            message = str(doc.get("error", "")) if isinstance(doc, dict) else ""
-        except ValueError:
-            doc, message = None, text.decode(errors="replace")[:300]
+        return json_call(args.admin.rstrip("/") + path, method, body, token, args.timeout)
+    except ApiRefused as error:
+        doc, message = error.doc, error.message
         if isinstance(doc, dict) and doc.get("problems"):
             message = "; ".join(f"{p['where']}: {p['reason']}" for p in doc["problems"])
         if isinstance(doc, dict) and isinstance(doc.get("result"), dict):
             message += " (" + _outcomes(doc["result"]) + ")"
-        hint = " (set GATEWAY_ADMIN_TOKEN)" if error.code == 401 and not token else ""
-        raise CommandError(f"{method} {path}: {error.code} {message}{hint}".rstrip()) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+        hint = " (set GATEWAY_ADMIN_TOKEN)" if error.status == 401 and not token else ""
+        raise CommandError(f"{method} {path}: {error.status} {message}{hint}".rstrip()) from None
+    except ApiUnreachable as error:
         raise CommandError(
-            f"cannot reach the gateway's admin API at {args.admin}: {reason} "
+            f"cannot reach the gateway's admin API at {args.admin}: {error.reason} "
             "(server.admin in its config; --admin URL)"
         ) from None
 

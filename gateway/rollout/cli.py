@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway.api_call import ApiRefused, ApiUnreachable, json_call
 from gateway.rollout.plan import PlanError, load_plan, parse_duration
 from gateway.rollout.state import Rollout
 
@@ -28,25 +29,14 @@ class CommandError(Exception):
 
 
 def call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    url = args.controller.rstrip("/") + path
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    token = os.environ.get("GATEWAY_ADMIN_TOKEN", "").strip()
-    if token:
-        request.add_header("authorization", f"Bearer {token}")
+    token = os.environ.get("GATEWAY_ADMIN_TOKEN", "").strip() or None
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.loads(error.read()).get("error", "")
-        except ValueError:
-            message = ""
-        raise CommandError(f"{method} {path}: {error.code} {message}".rstrip()) from None
-    except (urllib.error.URLError, OSError) as error:
+        return json_call(args.controller.rstrip("/") + path, method, body, token, args.timeout)
+    except ApiRefused as error:
+        raise CommandError(f"{method} {path}: {error}") from None
+    except ApiUnreachable as error:
         raise CommandError(
-            f"cannot reach the rollout controller at {args.controller}: {error} "
+            f"cannot reach the rollout controller at {args.controller}: {error.reason} "
             "(is `gateway rollout controller` running? --controller URL)"
         ) from None
 

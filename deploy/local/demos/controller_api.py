@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from deploy.local.process import http_ok
+from gateway.api_call import ApiRefused, ApiUnreachable, json_call
 from gateway.rollout.state import Rollout
 
 
@@ -24,21 +21,11 @@ class ControllerApi:
         self._timeout_s = timeout_s
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("content-type", "application/json")
-        if self._token:
-            request.add_header("authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            try:
-                message = json.loads(error.read()).get("error", "")
-            except ValueError:
-                message = ""
-            raise ControllerError(f"{method} {path}: {error.code} {message}".rstrip()) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+            return json_call(self.url + path, method, body, self._token, self._timeout_s)
+        except ApiRefused as error:
+            raise ControllerError(f"{method} {path}: {error}") from None
+        except ApiUnreachable as error:
             raise ControllerError(f"{method} {self.url}{path}: {error}") from None
 
     def start(self, model: str, candidates: list[str], plan: dict[str, Any]) -> Rollout:
