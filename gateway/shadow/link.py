@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import gateway
 from gateway.config import GatewayConfig
@@ -153,8 +153,7 @@ class ShadowProcess:
             ours.setblocking(False)
             loop = asyncio.get_running_loop()
             link = _Link(self._on_report)
-            made, _ = await loop.create_unix_connection(lambda: link, sock=ours)
-            transport = cast(asyncio.Transport, made)  # uvloop's is not a subclass
+            transport, _ = await loop.create_unix_connection(lambda: link, sock=ours)
             assert self._config is not None
             transport.write(frame(("config", self._config)))
             self._transport = transport
