@@ -6,12 +6,15 @@ on ``u2`` (the same answer: every comparison agrees, so each request costs a ful
 decode of both answers and a comparison). Both gateways get the same open-loop load; the client's
 p99 is the primary's. The gateway's CPU time per request is measured too: on a machine shared
 with other work it moves far less than a p99 does. After the run, the shadow gateway's own
-counts say how many copies were compared and how many were dropped.
+counts say how many copies were compared and how many were dropped. The shadow work runs in
+the worker's shadow process (``gateway-shadow``): its CPU per request is reported apart, and
+the gateway's total is the sum.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
 import urllib.request
@@ -70,7 +73,7 @@ def measure_shadow(
     steps: Steps,
 ) -> dict[str, Any]:
     base = peers.gateway_config(ups, free_port(), 1)
-    urls, pids = {}, {}
+    urls, pids, shadow_pids = {}, {}, {}
     for label, config in zip(p.SHADOW_TARGETS, (plain(base), shadowing(base)), strict=True):
         config["server"]["http"]["port"] = free_port()
         process, port = peers.gateway(run / "gw-shadow", config, label.replace(" ", "-"))
@@ -78,15 +81,21 @@ def measure_shadow(
         assert process.popen is not None
         urls[label] = f"http://127.0.0.1:{port}"
         pids[label] = footprint.worker_pids(process.popen.pid)
+        shadow_pids[label] = shadow_processes(pids[label])
     small = small_body(run)
     results: dict[str, Summary] = {}
     cpu_us: dict[str, float] = {}
+    shadow_cpu_us: dict[str, float] = {}
     for rate, connections in p.SHADOW_LOADS:
         load = Load("/v2/models/m/infer", small, JSON_HEADERS, connections, args.seconds, rate)
         per_request: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
+        shadow_per_request: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
         targets = {
             label: _with_cpu(
-                load.measure(urls[label], scripts), pids[label], args.seconds, per_request[label]
+                load.measure(urls[label], scripts),
+                (pids[label], shadow_pids[label]),
+                args.seconds,
+                (per_request[label], shadow_per_request[label]),
             )
             for label in p.SHADOW_TARGETS
         }
@@ -99,21 +108,57 @@ def measure_shadow(
         cpu_us.update(
             {f"{label}, {rate} req/s": statistics.median(v) for label, v in per_request.items()}
         )
+        shadow_cpu_us.update(
+            {
+                f"{label}, {rate} req/s": statistics.median(v)
+                for label, v in shadow_per_request.items()
+                if shadow_pids[label]
+            }
+        )
     counts = shadow_counts(urls[p.SHADOW_TARGETS[1]])
-    steps.did("shadow", f"shadow results {counts}", 0.0, shadow_results=counts, cpu_us=cpu_us)
-    return {"fixed_rate": results, "cpu_us_per_request": cpu_us, "results": counts}
+    steps.did(
+        "shadow",
+        f"shadow results {counts}",
+        0.0,
+        shadow_results=counts,
+        cpu_us=cpu_us,
+        shadow_process_cpu_us=shadow_cpu_us,
+    )
+    return {
+        "fixed_rate": results,
+        "cpu_us_per_request": cpu_us,
+        "shadow_process_cpu_us_per_request": shadow_cpu_us,
+        "results": counts,
+    }
+
+
+def shadow_processes(workers: list[int]) -> list[int]:
+    """The workers' shadow processes (their children named ``gateway-shadow``)."""
+    found = []
+    for worker in workers:
+        children = Path(f"/proc/{worker}/task/{worker}/children").read_text().split()
+        for child in children:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() == "gateway-shadow":
+                    found.append(int(child))
+    return found
 
 
 def _with_cpu(
-    measure: Callable[[], WrkResult], pids: list[int], seconds: float, into: list[float]
+    measure: Callable[[], WrkResult],
+    pids: tuple[list[int], list[int]],
+    seconds: float,
+    into: tuple[list[float], list[float]],
 ) -> Callable[[], WrkResult]:
-    """``measure``, also appending the gateway's CPU microseconds per request to ``into``."""
+    """``measure``, also appending the CPU microseconds per request of the workers and of their
+    shadow processes to ``into``."""
 
     def run() -> WrkResult:
-        before = cpu_seconds(pids)
+        before = [cpu_seconds(group) for group in pids]
         result = measure()
-        spent = cpu_seconds(pids) - before
-        into.append(spent * 1e6 / max(result.requests_per_s * seconds, 1.0))
+        requests = max(result.requests_per_s * seconds, 1.0)
+        for group, start, values in zip(pids, before, into, strict=True):
+            values.append((cpu_seconds(group) - start) * 1e6 / requests)
         return result
 
     return run
