@@ -10,6 +10,7 @@ decoded by the worker first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.backends.boundary import reply_boundary
 from gateway.codecs import oip_json
@@ -48,6 +49,61 @@ class Job:
     of the error reading them)."""
     traceparent: str | None = None
     tracestate: str | None = None
+
+
+PayloadTuple = tuple[str, bytes, str | None, int | None]
+Wire = tuple[Any, ...]
+"""A job as it is pickled: a tuple of builtins (and tensors, when decoded), ten times cheaper
+to pickle than the dataclass."""
+
+
+def _payload_tuple(payload: Payload | None) -> PayloadTuple | None:
+    if payload is None:
+        return None
+    return (payload.format, payload.body, payload.content_type, payload.json_length)
+
+
+def _payload(values: PayloadTuple | None) -> Payload | None:
+    return None if values is None else Payload(*values)
+
+
+def encode_job(job: Job) -> Wire:
+    answer = job.answer
+    return (
+        job.model,
+        job.primary,
+        job.version,
+        job.label,
+        job.request_id,
+        job.parameters,
+        [(o.name, o.binary) for o in job.outputs] if job.outputs else None,
+        job.binary_output,
+        _payload_tuple(job.payload),
+        job.inputs,
+        _payload_tuple(answer) if isinstance(answer, Payload) else answer,
+        job.traceparent,
+        job.tracestate,
+    )
+
+
+def decode_job(wire: Wire) -> Job:
+    (model, primary, version, label, request_id, parameters, outputs, binary_output, payload,
+     inputs, answer, traceparent, tracestate) = wire  # fmt: skip
+    return Job(
+        model,
+        primary,
+        version,
+        label,
+        request_id,
+        parameters,
+        [RequestedOutput(name, binary) for name, binary in outputs] if outputs else [],
+        binary_output,
+        _payload(payload),
+        inputs,
+        Payload(*answer) if isinstance(answer, tuple) else answer,
+        traceparent,
+        tracestate,
+    )
 
 
 def needs_inputs(request: InferRequest) -> bool:

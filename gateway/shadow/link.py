@@ -24,7 +24,7 @@ from typing import Any
 import gateway
 from gateway.config import GatewayConfig
 from gateway.shadow.frames import FrameReader, frame
-from gateway.shadow.job import Job
+from gateway.shadow.job import Job, encode_job
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ ROOT = str(Path(gateway.__file__).resolve().parent.parent)
 """The checkout the worker runs: the shadow process imports the same."""
 MAX_BUFFER = 4 << 20
 """Bytes of jobs waiting for the shadow process to read them; past it copies are dropped."""
+FLUSH_S = 0.005
+"""Jobs are written together at most this long after the first of them: one system call (and
+one wake-up of the shadow process) for several requests."""
 RESTART_S = 0.1
 MAX_RESTART_S = 5.0
 STABLE_S = 10.0
@@ -72,6 +75,8 @@ class ShadowProcess:
         self._task: asyncio.Task[None] | None = None
         self.pending: dict[Pair, int] = {}
         """Copies handed over and not reported yet, by (model, primary, shadow)."""
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
         self.starts = 0
 
     @property
@@ -95,13 +100,23 @@ class ShadowProcess:
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() > MAX_BUFFER:
+        if transport.get_write_buffer_size() + self._batch_bytes > MAX_BUFFER:
             return False
-        transport.write(frame(("job", job)))
+        data = frame(("job", encode_job(job)))
+        if not self._batch:
+            asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+        self._batch.append(data)
+        self._batch_bytes += len(data)
         pending = self.pending
         for pair in pairs:
             pending[pair] = pending.get(pair, 0) + 1
         return True
+
+    def _flush(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        transport = self._transport
+        if batch and transport is not None and not transport.is_closing():
+            transport.write(b"".join(batch))
 
     def reported(self, pair: Pair, count: int) -> None:
         left = self.pending.get(pair, 0) - count
@@ -137,6 +152,7 @@ class ShadowProcess:
 
     def _lost(self) -> None:
         self._transport = None
+        self._batch, self._batch_bytes = [], 0
         lost, self.pending = self.pending, {}
         if lost:
             self._on_lost(lost)
@@ -170,6 +186,7 @@ class ShadowProcess:
     async def _spawn(self, theirs: socket.socket) -> asyncio.subprocess.Process:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # it counts nothing itself: the worker does
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         third_party = self._config.logging.third_party_level if self._config else "warning"
         return await asyncio.create_subprocess_exec(

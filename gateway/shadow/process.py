@@ -8,7 +8,8 @@ and the diverging examples back to the worker every ``REPORT_S``, which counts t
 metrics and ring: ``/metrics`` and the admin API see them as the worker's own.
 
 It never outlives its worker: the kernel sends it SIGKILL when the worker dies
-(``PR_SET_PDEATHSIG``), and it exits when the socket closes.
+(``PR_SET_PDEATHSIG``), and it exits when the socket closes. It ignores SIGTERM and SIGINT: a
+signal to the process group is for the worker, which then closes the socket.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gateway.memory import keep_large_buffers_in_heap
 from gateway.metadata import MetadataCache
 from gateway.routing.table import RoutingTable, first_table, next_table
 from gateway.shadow.frames import FrameReader, frame
-from gateway.shadow.job import Job, outgoing_of, rebuilt_request, rebuilt_response
+from gateway.shadow.job import Job, decode_job, outgoing_of, rebuilt_request, rebuilt_response
 from gateway.shadow.mirror import Mirror
 from gateway.shadow.plan import plans_from
 from gateway.shadow.ring import Example, ExampleRing
@@ -114,10 +115,11 @@ class ShadowEngine(asyncio.Protocol):
         for message in self._reader.feed(data):
             kind = message[0]
             if kind == "job":
+                job = decode_job(message[1])
                 if self._applying is None:
-                    self._run(message[1])
+                    self._run(job)
                 else:
-                    self._waiting.append(message[1])
+                    self._waiting.append(job)
             elif kind == "config":
                 self._configs.append(message[1])
                 if self._applying is None:
@@ -230,7 +232,10 @@ def main(argv: list[str]) -> None:
     """``FD PARENT_PID LOG_LEVEL THIRD_PARTY_LEVEL``"""
     fd, parent = int(argv[0]), int(argv[1])
     _bind_to_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when this stops
+    # The worker decides when this stops (it closes the socket): a signal to the whole process
+    # group, the terminal's ^C or a service manager's SIGTERM, must not end it first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=argv[2], format=f"%(asctime)s [shadow {os.getpid()}] %(message)s")
     quiet_libraries(argv[3])
     keep_large_buffers_in_heap()

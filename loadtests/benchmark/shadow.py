@@ -73,7 +73,7 @@ def measure_shadow(
     steps: Steps,
 ) -> dict[str, Any]:
     base = peers.gateway_config(ups, free_port(), 1)
-    urls, pids, shadow_pids = {}, {}, {}
+    urls, pids = {}, {}
     for label, config in zip(p.SHADOW_TARGETS, (plain(base), shadowing(base)), strict=True):
         config["server"]["http"]["port"] = free_port()
         process, port = peers.gateway(run / "gw-shadow", config, label.replace(" ", "-"))
@@ -81,7 +81,6 @@ def measure_shadow(
         assert process.popen is not None
         urls[label] = f"http://127.0.0.1:{port}"
         pids[label] = footprint.worker_pids(process.popen.pid)
-        shadow_pids[label] = shadow_processes(pids[label])
     small = small_body(run)
     results: dict[str, Summary] = {}
     cpu_us: dict[str, float] = {}
@@ -93,7 +92,7 @@ def measure_shadow(
         targets = {
             label: _with_cpu(
                 load.measure(urls[label], scripts),
-                (pids[label], shadow_pids[label]),
+                pids[label],
                 args.seconds,
                 (per_request[label], shadow_per_request[label]),
             )
@@ -112,7 +111,7 @@ def measure_shadow(
             {
                 f"{label}, {rate} req/s": statistics.median(v)
                 for label, v in shadow_per_request.items()
-                if shadow_pids[label]
+                if v
             }
         )
     counts = shadow_counts(urls[p.SHADOW_TARGETS[1]])
@@ -146,19 +145,21 @@ def shadow_processes(workers: list[int]) -> list[int]:
 
 def _with_cpu(
     measure: Callable[[], WrkResult],
-    pids: tuple[list[int], list[int]],
+    workers: list[int],
     seconds: float,
     into: tuple[list[float], list[float]],
 ) -> Callable[[], WrkResult]:
-    """``measure``, also appending the CPU microseconds per request of the workers and of their
-    shadow processes to ``into``."""
+    """``measure``, also appending the CPU microseconds per request of the workers and (if
+    they have any) of their shadow processes to ``into``."""
 
     def run() -> WrkResult:
-        before = [cpu_seconds(group) for group in pids]
+        shadows = shadow_processes(workers)
+        before = cpu_seconds(workers), cpu_seconds(shadows)
         result = measure()
         requests = max(result.requests_per_s * seconds, 1.0)
-        for group, start, values in zip(pids, before, into, strict=True):
-            values.append((cpu_seconds(group) - start) * 1e6 / requests)
+        into[0].append((cpu_seconds(workers) - before[0]) * 1e6 / requests)
+        if shadows:
+            into[1].append((cpu_seconds(shadows) - before[1]) * 1e6 / requests)
         return result
 
     return run
