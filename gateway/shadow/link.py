@@ -192,7 +192,7 @@ class ShadowProcess:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway.shadow.process",
+            "gateway.shadow.child",
             str(theirs.fileno()),
             str(os.getpid()),
             str(level),

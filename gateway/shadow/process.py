@@ -1,11 +1,12 @@
 """The shadow process: one per worker, its child, doing all of that worker's shadow work.
 
-``python -m gateway.shadow.process FD PARENT_PID``: FD is its end of a unix socket pair with the
-worker (see :mod:`gateway.shadow.frames`). It builds its own backends and router from the
-config frames (as a worker does, and again on every change), runs the :class:`Mirror` as a
-worker used to (the same pools, bounds, deadlines and comparisons) and reports the outcomes
-and the diverging examples back to the worker every ``REPORT_S``, which counts them in its own
-metrics and ring: ``/metrics`` and the admin API see them as the worker's own.
+Started as ``python -m gateway.shadow.child FD PARENT_PID ...`` (see there); FD is its end of
+a unix socket pair with the worker (see :mod:`gateway.shadow.frames`). It builds its own
+backends and router from the config frames (as a worker does, and again on every change),
+runs the :class:`Mirror` as a worker used to (the same pools, bounds, deadlines and
+comparisons) and reports the outcomes and the diverging examples back to the worker every
+``REPORT_S``, which counts them in its own metrics and ring: ``/metrics`` and the admin API see
+them as the worker's own.
 
 It never outlives its worker: the kernel sends it SIGKILL when the worker dies
 (``PR_SET_PDEATHSIG``), and it exits when the socket closes. It ignores SIGTERM and SIGINT: a
@@ -16,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
-import sys
 from collections import deque
 from typing import cast
 
@@ -44,10 +42,6 @@ log = logging.getLogger(__name__)
 REPORT_S = 0.05
 """How often outcomes go back to the worker (when there are any)."""
 DRAIN_SLACK_S = 1.0
-NAME = b"gateway-shadow"
-"""The process's name in ``ps`` and ``/proc/<pid>/comm``."""
-_PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
 
 Counts = dict[tuple[str, str, str, str], int]
 Diffs = dict[tuple[str, str, str], list[float]]
@@ -218,34 +212,11 @@ async def serve(fd: int) -> None:
         await engine.close()
 
 
-def _bind_to_parent(parent: int) -> None:
-    """Die with the worker, and be told apart from it in ``ps``."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(0)
-
-
 def main(argv: list[str]) -> None:
-    """``FD PARENT_PID LOG_LEVEL THIRD_PARTY_LEVEL``"""
-    fd, parent = int(argv[0]), int(argv[1])
-    _bind_to_parent(parent)
-    # The worker decides when this stops (it closes the socket): a signal to the whole process
-    # group, the terminal's ^C or a service manager's SIGTERM, must not end it first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=argv[2], format=f"%(asctime)s [shadow {os.getpid()}] %(message)s")
-    quiet_libraries(argv[3])
+    """``FD LOG_LEVEL THIRD_PARTY_LEVEL``"""
+    fd = int(argv[0])
+    logging.basicConfig(level=argv[1], format=f"%(asctime)s [shadow {os.getpid()}] %(message)s")
+    quiet_libraries(argv[2])
     keep_large_buffers_in_heap()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(fd))
-
-
-def _main() -> None:
-    main(sys.argv[1:])
-
-
-if __name__ == "__main__":
-    _main()

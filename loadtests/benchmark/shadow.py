@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import copy
 import statistics
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,8 @@ def measure_shadow(
         start(process)
         assert process.popen is not None
         urls[label] = f"http://127.0.0.1:{port}"
+        if label == p.SHADOW_TARGETS[1]:  # its worker's shadow process starts just after it
+            _wait_for_shadow_process(process.popen.pid)
         pids[label] = footprint.worker_pids(process.popen.pid)
     small = small_body(run)
     results: dict[str, Summary] = {}
@@ -129,6 +132,14 @@ def measure_shadow(
         "shadow_process_cpu_us_per_request": shadow_cpu_us,
         "results": counts,
     }
+
+
+def _wait_for_shadow_process(leader: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not shadow_processes([leader, *footprint.worker_pids(leader)]):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the shadowing gateway has no shadow process")
+        time.sleep(0.05)
 
 
 def shadow_processes(workers: list[int]) -> list[int]:
