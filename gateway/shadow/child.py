@@ -4,7 +4,8 @@ THIRD_PARTY_LEVEL``.
 Before importing anything heavy it asks the kernel to SIGKILL it when its worker dies
 (``PR_SET_PDEATHSIG``; a worker that died before that is seen by its parent pid) and takes the
 name ``gateway-shadow`` (``ps``, ``/proc/<pid>/comm``), so that nothing counts it as a worker
-even while it starts. Then :mod:`gateway.shadow.process` runs.
+even while it starts, and a lower priority than the worker's. Then
+:mod:`gateway.shadow.process` runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import signal
 import sys
 
 NAME = b"gateway-shadow"
+NICENESS = 10
+"""Its scheduling priority below its worker's: on a busy core the primaries run first (the
+shadow's work can wait; its copies' deadlines are its own)."""
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 
@@ -31,6 +35,8 @@ def bind_to_parent(parent: int) -> None:
         libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
     if os.getppid() != parent:  # it died before the kernel was told
         os._exit(0)
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
 
 
 def run(argv: list[str]) -> None:
