@@ -57,6 +57,7 @@ class Shadowing:
         self.local.ring = self.ring
         self.process = ShadowProcess(self._report, self._lost)
         self._decoding: set[asyncio.Task[None]] = set()
+        """Hand-offs waiting for a decode (and a stop of the process under way)."""
 
     def start(self) -> None:
         """Start the shadow process if a plan needs it (the loop is running now)."""
@@ -72,7 +73,9 @@ class Shadowing:
         if self._plans:
             self.process.configure(config)
         elif self.process.running:
-            asyncio.get_running_loop().create_task(self.process.stop())
+            task = asyncio.get_running_loop().create_task(self.process.stop())
+            self._decoding.add(task)
+            task.add_done_callback(self._decoding.discard)
 
     def plan(self, model: str) -> ShadowPlan | None:
         return self._plans.get(model)

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +287,7 @@ def test_several_workers_each_have_one_and_metrics_merge(tmp_path):
             leader = pid_of(process)
             workers = wait_for(lambda: len(workers_of(leader)) == 2 and workers_of(leader))
             assert workers, workers_of(leader)
-            shadows = {w: wait_for(lambda w=w: shadow_children(w)) for w in workers}
+            shadows = {w: wait_for(partial(shadow_children, w)) for w in workers}
             assert all(len(s) == 1 for s in shadows.values()), shadows
             threads = [threading.Thread(target=send, args=(url, 30)) for _ in range(4)]
             for thread in threads:
