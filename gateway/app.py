@@ -30,7 +30,7 @@ from gateway.observer import RequestObserver
 from gateway.readiness import Readiness
 from gateway.routing.table import ConfigVersion, RoutingTable, first_table, next_table
 from gateway.service import InferenceService
-from gateway.shadow.mirror import Mirror
+from gateway.shadow.offload import Shadowing
 from gateway.shadow.plan import plans_from
 from gateway.tracing.settings import TracingSettingsError
 from gateway.tracing.setup import request_tracer
@@ -122,7 +122,7 @@ class Gateway:
         table = first_table(config, create, config_number)
         self.health = HealthBoard(listener=EjectionMetrics(self.metrics))
         self.readiness = Readiness(table.router, server.readiness_interval_s, self.health)
-        self.mirror = Mirror(self.metrics, plans_from(config, table.router))
+        self.mirror = Shadowing(self.metrics, plans_from(config, table.router), config)
         self.observer = _observer(config, self.metrics)
         self.service = InferenceService(
             table,
@@ -191,7 +191,9 @@ class Gateway:
                 raise
             self._started.extend(change.added)
             self.service.table = change.table
-            self.mirror.apply(plans_from(change.table.config, change.table.router))
+            self.mirror.apply(
+                plans_from(change.table.config, change.table.router), change.table.config
+            )
             self.readiness.retarget(change.table.router)
             version = change.table.version
             self.metrics.config_version.set(version.number, version.digest)
@@ -242,6 +244,7 @@ class Gateway:
             await backend.start()
             self._started.append(backend)
         await self.readiness.start()
+        self.mirror.start()
         listen = self.config.server.http
         tls = self.config.server.tls
         sock = listen_socket(listen.host, listen.port, reuse_port)

@@ -245,8 +245,10 @@ class GatewayMetrics:
                 gone += 1
         return gone
 
-    def shadow_result(self, model: str, primary: str, shadow: str, result: str) -> None:
-        self._child(self.shadow_requests, model, primary, shadow, result).inc()
+    def shadow_result(
+        self, model: str, primary: str, shadow: str, result: str, count: int = 1
+    ) -> None:
+        self._child(self.shadow_requests, model, primary, shadow, result).inc(count)
 
     def shadow_diff(self, model: str, primary: str, shadow: str, value: float) -> None:
         self._child(self.shadow_max_abs_diff, model, primary, shadow).observe(value)

@@ -30,7 +30,7 @@ from gateway.readiness import Readiness
 from gateway.retry import RetryBudgets, back_off, next_variant, retry_reason
 from gateway.routing.router import ModelRoute, Selection, Variant, choose, version_order
 from gateway.routing.table import RoutingTable
-from gateway.shadow.mirror import Mirror
+from gateway.shadow.offload import Shadowing
 from gateway.tracing.calls import backend_call
 
 
@@ -79,7 +79,7 @@ class InferenceService:
         metrics: GatewayMetrics,
         metadata: MetadataCache,
         health: HealthBoard | None = None,
-        mirror: Mirror | None = None,
+        mirror: Shadowing | None = None,
         observer: RequestObserver | None = None,
         breakers: Breakers | None = None,
     ) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.errors import ModelNotFound
-from gateway.shadow.mirror import RING_SIZE, Mirror
+from gateway.shadow.mirror import RING_SIZE
+from gateway.shadow.offload import Shadowing
 
 
 def shadow_doc(config: GatewayConfig, model: str) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def shadow_doc(config: GatewayConfig, model: str) -> dict[str, Any]:
     return {"model": model, **shadow.model_dump(mode="json")}
 
 
-def worker_examples(mirror: Mirror, model: str) -> list[dict[str, Any]]:
+def worker_examples(mirror: Shadowing, model: str) -> list[dict[str, Any]]:
     """This worker's most recent diverging (or failed) shadow comparisons of ``model``, newest
     first."""
     return [example.to_json() for example in mirror.ring.recent(model)]

@@ -20,12 +20,13 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from gateway.errors import GatewayError
 from gateway.inference import InferRequest, InferResponse, Tensor
-from gateway.metrics import GatewayMetrics, RequestRecord
+from gateway.metrics import RequestRecord
 from gateway.routing.router import Variant
 from gateway.shadow.compare import (
     Comparison,
@@ -40,6 +41,7 @@ from gateway.shadow.plan import ShadowPlan
 from gateway.shadow.pool import ShadowPool
 from gateway.shadow.ring import Example, ExampleRing
 from gateway.tracing.calls import backend_call
+from gateway.tracing.context import OUTGOING, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,18 @@ THREAD_ELEMENTS = 1 << 16
 """Outputs larger than this (elements, all together) are compared on a thread."""
 
 
+class ShadowCounts(Protocol):
+    """Where outcomes go: the worker's metrics, or the shadow process's tally of them."""
+
+    def shadow_result(self, model: str, primary: str, shadow: str, result: str) -> None: ...
+
+    def shadow_diff(self, model: str, primary: str, shadow: str, value: float) -> None: ...
+
+
 class Mirror:
     def __init__(
         self,
-        metrics: GatewayMetrics,
+        metrics: ShadowCounts,
         plans: Mapping[str, ShadowPlan] | None = None,
         draw: Callable[[], float] = random.random,
         ring_size: int = RING_SIZE,
@@ -83,10 +93,12 @@ class Mirror:
         primary: Variant,
         response: InferResponse,
         record: RequestRecord | None = None,
+        outgoing: Outgoing | None = None,
     ) -> None:
         """A request answered by ``primary``: shadow it if sampled (never blocks, never raises).
         ``record`` is the request's: it says the request was shadowed, and its trace (if any)
-        gets a client span per shadow call."""
+        gets a client span per shadow call. ``outgoing`` (without a record): the trace context
+        the shadow calls send."""
         plan = self._plans.get(primary.model)
         if plan is None or not self._sampled(plan):
             return
@@ -96,7 +108,7 @@ class Mirror:
         pool = self._pools[plan.model]
 
         async def job() -> None:
-            await self._shadow(plan, request, primary, response, targets, record)
+            await self._shadow(plan, request, primary, response, targets, record, outgoing)
 
         if not pool.submit(job):
             for target in targets:
@@ -128,7 +140,10 @@ class Mirror:
         response: InferResponse,
         targets: Sequence[Variant],
         record: RequestRecord | None,
+        outgoing: Outgoing | None = None,
     ) -> None:
+        if outgoing is not None:
+            OUTGOING.set(outgoing)  # this job's own task: its context is its own
         if len(targets) == 1:  # no task per call
             answers = [await self._call(plan, targets[0], request, record)]
         else:

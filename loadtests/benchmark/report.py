@@ -229,8 +229,12 @@ class Report:
                 "Shadowing 100% to a second variant, 1 worker, fixed rates",
                 self.shadow["fixed_rate"],
             )
+            shadow_us = self.shadow.get("shadow_process_cpu_us_per_request", {})
             for label, us in self.shadow.get("cpu_us_per_request", {}).items():
-                out.append(f"  gateway CPU per request, {label}: {us:.0f} us")
+                line = f"  gateway CPU per request, {label}: {us:.0f} us"
+                if label in shadow_us:
+                    line += f" in the worker + {shadow_us[label]:.0f} us in its shadow process"
+                out.append(line)
             counts = ", ".join(f"{k} {v:,.0f}" for k, v in self.shadow["results"].items())
             out.append(f"  shadow comparisons: {counts or 'none'}")
         if self.tracing.get("fixed_rate"):

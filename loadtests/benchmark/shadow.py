@@ -6,14 +6,18 @@ on ``u2`` (the same answer: every comparison agrees, so each request costs a ful
 decode of both answers and a comparison). Both gateways get the same open-loop load; the client's
 p99 is the primary's. The gateway's CPU time per request is measured too: on a machine shared
 with other work it moves far less than a p99 does. After the run, the shadow gateway's own
-counts say how many copies were compared and how many were dropped.
+counts say how many copies were compared and how many were dropped. The shadow work runs in
+the worker's shadow process (``gateway-shadow``): its CPU per request is reported apart, and
+the gateway's total is the sum.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -77,16 +81,23 @@ def measure_shadow(
         start(process)
         assert process.popen is not None
         urls[label] = f"http://127.0.0.1:{port}"
+        if label == p.SHADOW_TARGETS[1]:  # its worker's shadow process starts just after it
+            _wait_for_shadow_process(process.popen.pid)
         pids[label] = footprint.worker_pids(process.popen.pid)
     small = small_body(run)
     results: dict[str, Summary] = {}
     cpu_us: dict[str, float] = {}
+    shadow_cpu_us: dict[str, float] = {}
     for rate, connections in p.SHADOW_LOADS:
         load = Load("/v2/models/m/infer", small, JSON_HEADERS, connections, args.seconds, rate)
         per_request: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
+        shadow_per_request: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
         targets = {
             label: _with_cpu(
-                load.measure(urls[label], scripts), pids[label], args.seconds, per_request[label]
+                load.measure(urls[label], scripts),
+                pids[label],
+                args.seconds,
+                (per_request[label], shadow_per_request[label]),
             )
             for label in p.SHADOW_TARGETS
         }
@@ -99,21 +110,67 @@ def measure_shadow(
         cpu_us.update(
             {f"{label}, {rate} req/s": statistics.median(v) for label, v in per_request.items()}
         )
+        shadow_cpu_us.update(
+            {
+                f"{label}, {rate} req/s": statistics.median(v)
+                for label, v in shadow_per_request.items()
+                if v
+            }
+        )
     counts = shadow_counts(urls[p.SHADOW_TARGETS[1]])
-    steps.did("shadow", f"shadow results {counts}", 0.0, shadow_results=counts, cpu_us=cpu_us)
-    return {"fixed_rate": results, "cpu_us_per_request": cpu_us, "results": counts}
+    steps.did(
+        "shadow",
+        f"shadow results {counts}",
+        0.0,
+        shadow_results=counts,
+        cpu_us=cpu_us,
+        shadow_process_cpu_us=shadow_cpu_us,
+    )
+    return {
+        "fixed_rate": results,
+        "cpu_us_per_request": cpu_us,
+        "shadow_process_cpu_us_per_request": shadow_cpu_us,
+        "results": counts,
+    }
+
+
+def _wait_for_shadow_process(leader: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not shadow_processes([leader, *footprint.worker_pids(leader)]):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the shadowing gateway has no shadow process")
+        time.sleep(0.05)
+
+
+def shadow_processes(workers: list[int]) -> list[int]:
+    """The workers' shadow processes (their children named ``gateway-shadow``)."""
+    found = []
+    for worker in workers:
+        children = Path(f"/proc/{worker}/task/{worker}/children").read_text().split()
+        for child in children:
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() == "gateway-shadow":
+                    found.append(int(child))
+    return found
 
 
 def _with_cpu(
-    measure: Callable[[], WrkResult], pids: list[int], seconds: float, into: list[float]
+    measure: Callable[[], WrkResult],
+    workers: list[int],
+    seconds: float,
+    into: tuple[list[float], list[float]],
 ) -> Callable[[], WrkResult]:
-    """``measure``, also appending the gateway's CPU microseconds per request to ``into``."""
+    """``measure``, also appending the CPU microseconds per request of the workers and (if
+    they have any) of their shadow processes to ``into``."""
 
     def run() -> WrkResult:
-        before = cpu_seconds(pids)
+        shadows = shadow_processes(workers)
+        before = cpu_seconds(workers), cpu_seconds(shadows)
         result = measure()
-        spent = cpu_seconds(pids) - before
-        into.append(spent * 1e6 / max(result.requests_per_s * seconds, 1.0))
+        requests = max(result.requests_per_s * seconds, 1.0)
+        into[0].append((cpu_seconds(workers) - before[0]) * 1e6 / requests)
+        if shadows:
+            into[1].append((cpu_seconds(shadows) - before[1]) * 1e6 / requests)
         return result
 
     return run

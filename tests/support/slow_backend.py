@@ -40,8 +40,9 @@ class Counts:
 
 
 class SlowBackend:
-    def __init__(self, delay_s: float, concurrency: int) -> None:
+    def __init__(self, delay_s: float, concurrency: int, reply: bytes = REPLY) -> None:
         self.delay_s = delay_s
+        self.reply = reply
         self.concurrency = concurrency
         self.counts = Counts()
         self.port = 0
@@ -125,7 +126,7 @@ class SlowBackend:
                 self.counts.wasted += 1
             else:
                 self.counts.served += 1
-        return None if gone else REPLY
+        return None if gone else self.reply
 
     def _seen_closed(self, closed: asyncio.Future[bytes]) -> None:
         if _eof(closed):
@@ -140,9 +141,9 @@ def _eof(read: asyncio.Future[bytes]) -> bool:
 
 
 @contextlib.contextmanager
-def slow_backend(delay_s: float, concurrency: int) -> Iterator[SlowBackend]:
+def slow_backend(delay_s: float, concurrency: int, reply: bytes = REPLY) -> Iterator[SlowBackend]:
     """A :class:`SlowBackend` on a free loopback port until the block ends."""
-    backend = SlowBackend(delay_s, concurrency)
+    backend = SlowBackend(delay_s, concurrency, reply)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop = asyncio.Event()
