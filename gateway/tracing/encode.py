@@ -1,4 +1,4 @@
-"""OTLP protobuf bytes for the gateway's spans, in the SDK exporter's batch thread.
+"""OTLP protobuf bytes for the gateway's span records, in the SDK exporter's batch thread.
 
 The SDK's encoder builds protobuf message objects for every span and every attribute (about
 24 us for a server span); building ``KeyValue`` messages once and reusing them still left about
@@ -21,9 +21,16 @@ import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
-from opentelemetry.trace import StatusCode
+
+from gateway.tracing.trace import Attributes
+
+SpanRecord = tuple[str, int, int, int, int | None, bool, Attributes, int, int, str | None]
+"""A finished span as the request path leaves it: (name, OTLP kind, trace id, span id, parent
+span id or None, whether the parent is remote, attributes, start ns, end ns, error message)."""
+SERVER = 2  # OTLP's SPAN_KIND_SERVER
+CLIENT = 3
+STATUS_ERROR = 2
 
 MAX_CACHED = 8192
 """Distinct (key, value) attributes and span names kept; past that the cache starts again."""
@@ -39,6 +46,7 @@ _SPAN_PARENT_ID = b"\x22\x08"  # Span.parent_span_id, 8 bytes
 _SPAN_START = b"\x39"  # Span.start_time_unix_nano, fixed64
 _SPAN_END = b"\x41"  # Span.end_time_unix_nano, fixed64
 _STATUS_UNSET = b"\x7a\x00"  # Span.status, an empty Status
+_KIND = {SERVER: b"\x30\x02", CLIENT: b"\x30\x03"}  # Span.kind
 _FLAGS = {
     False: b"\x85\x01" + _HAS_IS_REMOTE.to_bytes(4, "little"),
     True: b"\x85\x01" + (_HAS_IS_REMOTE | _IS_REMOTE).to_bytes(4, "little"),
@@ -110,37 +118,33 @@ class SpanEncoder:
             encoded = self._names[name] = _field(0x2A, name.encode())
         return encoded
 
-    def span(self, span: ReadableSpan) -> bytes:
+    def span(self, record: SpanRecord) -> bytes:
         """One ``Span`` message, without its field tag and length."""
-        context = span.context
-        assert context is not None
-        parent = span.parent
+        name, kind, trace_id, span_id, parent_id, remote, attributes, start, end, error = record
         parts = [
             _SPAN_TRACE_ID,
-            context.trace_id.to_bytes(16, "big"),
+            trace_id.to_bytes(16, "big"),
             _SPAN_SPAN_ID,
-            context.span_id.to_bytes(8, "big"),
+            span_id.to_bytes(8, "big"),
         ]
-        if parent is not None:
-            parts += (_SPAN_PARENT_ID, parent.span_id.to_bytes(8, "big"))
-        parts.append(self._name(span.name))
-        parts.append(b"\x30" + bytes((span.kind.value + 1,)))  # SDK INTERNAL is 0, OTLP's 1
-        if span.start_time:
-            parts += (_SPAN_START, _FIXED64(span.start_time))
-        if span.end_time:
-            parts += (_SPAN_END, _FIXED64(span.end_time))
+        if parent_id is not None:
+            parts += (_SPAN_PARENT_ID, parent_id.to_bytes(8, "big"))
+        parts += (self._name(name), _KIND[kind])
+        if start:
+            parts += (_SPAN_START, _FIXED64(start))
+        if end:
+            parts += (_SPAN_END, _FIXED64(end))
         attribute = self._attribute
-        parts += [attribute(k, v) for k, v in (span.attributes or {}).items()]
-        status = span.status
-        if status.status_code is StatusCode.UNSET:
+        parts += [attribute(k, v) for k, v in attributes.items()]
+        if error is None:
             parts.append(_STATUS_UNSET)
         else:
-            message = _field(0x12, status.description.encode()) if status.description else b""
-            parts.append(_field(0x7A, message + b"\x18" + _varint(status.status_code.value)))
-        parts.append(_FLAGS[parent is not None and parent.is_remote])
+            message = _field(0x12, error.encode()) if error else b""
+            parts.append(_field(0x7A, message + b"\x18" + _varint(STATUS_ERROR)))
+        parts.append(_FLAGS[remote])
         return b"".join(parts)
 
-    def request(self, spans: Sequence[ReadableSpan]) -> bytes:
+    def request(self, spans: Sequence[SpanRecord]) -> bytes:
         """A serialized ``ExportTraceServiceRequest`` of ``spans``."""
         if not spans:
             return b""
@@ -165,7 +169,8 @@ class _BytesTraceService:
 
 class GatewaySpanExporter(OTLPSpanExporter):
     """The SDK's OTLP/gRPC exporter (its channel, retries, headers and TLS from OTEL_*), with the
-    encoding above for the one resource and scope the gateway's spans have."""
+    encoding above for the one resource and scope the gateway's spans have. ``export`` takes
+    :data:`SpanRecord` tuples, not ``ReadableSpan``s."""
 
     def __init__(
         self, resource: Resource, scope: SdkScope, endpoint: str, timeout: float | None
@@ -185,5 +190,5 @@ class GatewaySpanExporter(OTLPSpanExporter):
             self._stopped = True
             super().shutdown(timeout_millis, **kwargs)
 
-    def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Sequence[SpanRecord]) -> bytes:  # type: ignore[override]
         return self._encoder.request(data)

@@ -14,8 +14,6 @@ from gateway.tracing.context import Outgoing, outgoing
 from gateway.tracing.traceparent import Parent, format_traceparent
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import SpanContext
-
     from gateway.metrics import RequestRecord
     from gateway.tracing.export import SpanSink
 
@@ -34,7 +32,6 @@ class Trace:
     __slots__ = (
         "_outgoing",
         "attributes",
-        "context",
         "name",
         "parent",
         "sampled",
@@ -71,8 +68,6 @@ class Trace:
         self.start_ns = time.time_ns() if sampled else 0
         self.traceparent = format_traceparent(trace_id, self.span_id, sampled)
         self._outgoing: Outgoing | None = None
-        self.context: SpanContext | None = None
-        """The SDK's context of the server span, once a span needs it (see SpanSink)."""
 
     @property
     def trace_id_hex(self) -> str:
