@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 Attributes = dict[str, str | bool | int | float]
 
 
+_bits = random.getrandbits
+
+
 def new_span_id() -> int:
-    return random.getrandbits(64) or 1
+    return _bits(64) or 1
 
 
 def new_trace_id() -> int:
-    return random.getrandbits(128) or 1
+    return _bits(128) or 1
 
 
 class Trace:
@@ -56,7 +59,7 @@ class Trace:
         status_key: str | None = None,
     ) -> None:
         self.trace_id = trace_id
-        self.span_id = new_span_id()
+        self.span_id = span_id = _bits(64) or 1
         self.parent = parent
         self.sampled = sampled
         self.tracestate = tracestate
@@ -66,7 +69,7 @@ class Trace:
         self.status_key = status_key
         """The attribute that gets the HTTP status (gRPC spans carry their own code instead)."""
         self.start_ns = time.time_ns() if sampled else 0
-        self.traceparent = format_traceparent(trace_id, self.span_id, sampled)
+        self.traceparent = format_traceparent(trace_id, span_id, sampled)
         self._outgoing: Outgoing | None = None
 
     @property
