@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
-from gateway.tracing.context import OUTGOING
+from gateway.tracing.context import OUTGOING, Outgoing
 from gateway.tracing.trace import Trace, new_span_id
 
 if TYPE_CHECKING:
@@ -39,7 +39,24 @@ _NAMES: dict[tuple[str, str], str] = {}
 """Client span names by (backend kind, protocol): ``oip rest infer``, ``tfserving grpc infer``."""
 
 
+class PassedOn:
+    """An unsampled request's call: the backend gets the request's own ``traceparent``."""
+
+    __slots__ = ("_outgoing", "_token")
+
+    def __init__(self, outgoing: Outgoing) -> None:
+        self._outgoing = outgoing
+
+    def __enter__(self) -> None:
+        self._token = OUTGOING.set(self._outgoing)
+
+    def __exit__(self, *exc: object) -> None:
+        OUTGOING.reset(self._token)
+
+
 class TracedCall:
+    """A sampled request's call: a client span of its own, whose id the backend gets."""
+
     __slots__ = ("_attempt", "_shadow", "_span_id", "_start_ns", "_token", "_trace", "_variant")
 
     def __init__(self, trace: Trace, variant: Variant, attempt: int, shadow: bool) -> None:
@@ -51,14 +68,9 @@ class TracedCall:
         self._start_ns = 0
 
     def __enter__(self) -> None:
-        trace = self._trace
-        if trace.sampled:
-            self._span_id = new_span_id()
-            self._start_ns = time.time_ns()
-            outgoing = trace.outgoing(self._span_id)
-        else:
-            outgoing = trace.outgoing()
-        self._token = OUTGOING.set(outgoing)
+        self._span_id = new_span_id()
+        self._start_ns = time.time_ns()
+        self._token = OUTGOING.set(self._trace.outgoing(self._span_id))
 
     def __exit__(
         self,
@@ -68,7 +80,7 @@ class TracedCall:
     ) -> None:
         OUTGOING.reset(self._token)
         trace = self._trace
-        if trace.sink is None or not trace.sampled:
+        if trace.sink is None:
             return
         variant = self._variant
         backend = variant.backend
@@ -96,7 +108,7 @@ class TracedCall:
 
 def backend_call(
     record: RequestRecord, variant: Variant, shadow: bool = False
-) -> TracedCall | _Untraced:
+) -> TracedCall | PassedOn | _Untraced:
     """The context manager to put around one call of ``variant``'s backend."""
     if shadow:
         record.shadowed = True
@@ -105,4 +117,6 @@ def backend_call(
     trace = record.trace
     if trace is None:
         return UNTRACED
+    if not trace.sampled:
+        return PassedOn(trace.outgoing())
     return TracedCall(trace, variant, record.attempts, shadow)

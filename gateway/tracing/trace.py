@@ -14,27 +14,27 @@ from gateway.tracing.context import Outgoing, outgoing
 from gateway.tracing.traceparent import Parent, format_traceparent
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import SpanContext
-
     from gateway.metrics import RequestRecord
     from gateway.tracing.export import SpanSink
 
 Attributes = dict[str, str | bool | int | float]
 
 
+_bits = random.getrandbits
+
+
 def new_span_id() -> int:
-    return random.getrandbits(64) or 1
+    return _bits(64) or 1
 
 
 def new_trace_id() -> int:
-    return random.getrandbits(128) or 1
+    return _bits(128) or 1
 
 
 class Trace:
     __slots__ = (
         "_outgoing",
         "attributes",
-        "context",
         "name",
         "parent",
         "sampled",
@@ -59,7 +59,7 @@ class Trace:
         status_key: str | None = None,
     ) -> None:
         self.trace_id = trace_id
-        self.span_id = new_span_id()
+        self.span_id = span_id = _bits(64) or 1
         self.parent = parent
         self.sampled = sampled
         self.tracestate = tracestate
@@ -69,10 +69,8 @@ class Trace:
         self.status_key = status_key
         """The attribute that gets the HTTP status (gRPC spans carry their own code instead)."""
         self.start_ns = time.time_ns() if sampled else 0
-        self.traceparent = format_traceparent(trace_id, self.span_id, sampled)
+        self.traceparent = format_traceparent(trace_id, span_id, sampled)
         self._outgoing: Outgoing | None = None
-        self.context: SpanContext | None = None
-        """The SDK's context of the server span, once a span needs it (see SpanSink)."""
 
     @property
     def trace_id_hex(self) -> str:

@@ -54,7 +54,8 @@ def parse_traceparent(value: str) -> Parent | None:
 
 
 def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
-    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+    # %-formatting: a format spec in an f-string goes through the general formatter, 2x slower.
+    return "00-%032x-%016x-%s" % (trace_id, span_id, "01" if sampled else "00")  # noqa: UP031
 
 
 def clean_tracestate(value: str) -> str | None:
