@@ -181,6 +181,7 @@ class GatewayMetrics:
             registry=registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._inflight_id = id(self.inflight)
         self.exposition = Exposition(
             [
                 self.requests,
@@ -252,7 +253,12 @@ class GatewayMetrics:
         self._child(self.shadow_max_abs_diff, model, primary, shadow).observe(value)
 
     def inflight_child(self, backend: str, runtime: str) -> Any:
-        return self._child(self.inflight, backend, runtime)
+        # _child, inline: this one is looked up for every backend call.
+        key = (self._inflight_id, backend, runtime)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.inflight.labels(backend, runtime)
+        return child
 
     def retried(self, model: str, backend: str, reason: str) -> None:
         self._child(self.retries, model, backend, reason).inc()

@@ -127,7 +127,9 @@ class RawEndpoint(ABC):
         concurrency = self._concurrency
         cycle = None
         try:
-            concurrency.enter()
+            if concurrency.active >= concurrency.limit:
+                concurrency.refuse()
+            concurrency.active += 1
             try:
                 incoming = await self._read(scope, receive, params, held)
                 record.bytes_in = incoming.received

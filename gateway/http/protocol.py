@@ -7,6 +7,8 @@ a client that leaves while its request is served.
   a socket for seconds, not forever. One sweep over the connections every ``SWEEP_S`` checks
   them (nothing per request: the hot path pays nothing), so a timeout fires up to ``SWEEP_S``
   late.
+- An idle keep-alive connection is closed after ``idle_timeout_s`` by the same sweep (uvicorn
+  arms and cancels a timer per request for it; that churn was a measurable part of a request).
 - One beyond ``max_connections`` is closed as soon as it is accepted.
 - Headers larger than ``max_request_headers_kb`` are answered 431 and the connection closed:
   httptools holds a header line whole until it ends, so without a bound one line could take
@@ -75,6 +77,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._accepted = 0.0
+        self._idle_since: float | None = None  # when its last response completed
         self._watched: tuple[object, int, float] | None = None  # (request, phase, since)
         self._closing_idle = False
         self._header_bytes = 0
@@ -101,6 +104,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_headers = True
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, less its keep-alive timer: the sweep closes an idle connection instead.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since = self.loop.time()
 
     def _refuse_headers(self, limit: int) -> None:
         body = json.dumps(
@@ -150,6 +165,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._watched = None
             if self._closing_idle:
                 self.transport.close()
+            elif (
+                cycle is not None
+                and cycle.response_complete
+                and self._idle_since is not None
+                and now - self._idle_since > self.state.limits.idle_timeout_s
+            ):
+                self.transport.close()  # idle keep-alive (not counted as shed: nothing waited)
             return
         watched = self._watched
         if watched is None or watched[0] is not request or watched[1] != phase:
