@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -294,13 +295,19 @@ class GatewayMetrics:
             return
         backend = variant.backend
         labels = (record.model, variant.version, variant.name, backend.name, backend.runtime)
-        self._child(self.requests, *labels, record.protocol, str(status)).inc()
-        self._child(self.request_duration, *labels, record.protocol).observe(elapsed)
+        self._child(self.requests, *labels, record.protocol, str(status))._value.inc(1)
+        _observe(self._child(self.request_duration, *labels, record.protocol), elapsed)
         if record.upstream_s is not None:
-            self._child(self.upstream_duration, *labels).observe(record.upstream_s)
-            self._child(self.overhead, backend.name, backend.runtime, record.protocol).observe(
-                max(elapsed - record.upstream_s, 0.0)
-            )
+            _observe(self._child(self.upstream_duration, *labels), record.upstream_s)
+            overhead = self._child(self.overhead, backend.name, backend.runtime, record.protocol)
+            _observe(overhead, max(elapsed - record.upstream_s, 0.0))
+
+
+def _observe(histogram: Any, amount: float) -> None:
+    """``Histogram.observe`` of a labelled child, less its per-call checks (observable, an
+    exemplar) and its linear bucket search: this runs three times a request."""
+    histogram._sum.inc(amount)
+    histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(1)
 
 
 class VariantCollector(Collector):

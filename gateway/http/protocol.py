@@ -46,6 +46,7 @@ class FrontEndState:
 
     def __init__(self, limits: FrontEndLimits, on_shed: Callable[[str, str], None]) -> None:
         self.limits = limits
+        self.header_bytes = limits.max_request_headers_kb * 1024
         self.on_shed = on_shed
         self.draining = False
         self.connections: set[Any] = set()  # uvicorn's own set, seen at the first connection
@@ -83,15 +84,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._in_headers = True
 
+    # The overrides call the base class by name: super() costs an object per call, and these
+    # run for every request.
     def data_received(self, data: bytes) -> None:
         if not self._in_headers:
-            super().data_received(data)
+            _data_received(self, data)
             return
         self._header_bytes += len(data)
-        super().data_received(data)
+        _data_received(self, data)
         # Counted only while the headers are unfinished after the feed, so a body that came in
         # the same read as its headers never counts against them.
-        limit = self.state.limits.max_request_headers_kb * 1024
+        limit = self.state.header_bytes
         if self._in_headers and self._header_bytes > limit and not self.transport.is_closing():
             self.state.on_shed("", "max_request_headers")
             self._refuse_headers(limit)
@@ -99,10 +102,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        super().on_headers_complete()
+        _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        _on_message_complete(self)
         self._in_headers = True
 
     def on_response_complete(self) -> None:
@@ -202,6 +205,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._closing_idle = True  # one is arriving: closed by the sweep once it is served
         elif not self.transport.is_closing():
             self.transport.close()
+
+
+_data_received = HttpToolsProtocol.data_received
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_on_message_complete = HttpToolsProtocol.on_message_complete
 
 
 def cancel_on_disconnect(receive: Any, task: asyncio.Task[Any] | None) -> Any:
