@@ -133,7 +133,7 @@ class RawEndpoint(ABC):
             try:
                 incoming = await self._read(scope, receive, params, held)
                 record.bytes_in = incoming.received
-                cycle = cancel_on_disconnect(receive, asyncio.current_task())
+                cycle = cancel_on_disconnect(receive)
                 try:
                     return await self.handle(incoming, record)
                 finally:

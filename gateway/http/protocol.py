@@ -212,15 +212,19 @@ _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_message_complete = HttpToolsProtocol.on_message_complete
 
 
-def cancel_on_disconnect(receive: Any, task: asyncio.Task[Any] | None) -> Any:
-    """Mark the request whose ``receive`` this is: its connection cancels ``task`` if the client
-    disconnects before it is answered (``None`` unmarks). Returns the request's uvicorn cycle,
-    or ``None`` when not served by uvicorn's httptools protocol."""
+def cancel_on_disconnect(receive: Any) -> Any:
+    """Mark the request whose ``receive`` this is, from its own task: its connection cancels
+    that task if the client disconnects before it is answered (``cycle.gateway_task = None``
+    unmarks). Returns the request's uvicorn cycle, or ``None`` when not served by uvicorn's
+    httptools protocol."""
     cycle = getattr(receive, "__self__", None)
-    if cycle is not None and hasattr(cycle, "response_complete"):
-        setattr(cycle, TASK, task)
-        return cycle
-    return None
+    if cycle is None or not hasattr(cycle, "response_complete"):
+        return None
+    # The connection's loop, rather than asyncio.current_task() finding the running one: that
+    # lookup is a getpid() system call each time.
+    loop = getattr(cycle.transport.get_protocol(), "loop", None)
+    setattr(cycle, TASK, asyncio.current_task(loop))
+    return cycle
 
 
 def guarded_protocol(state: FrontEndState) -> type[GuardedHttpProtocol]:
