@@ -139,9 +139,9 @@ class InferenceService:
             # shed here was never sent: it is not retried, and says nothing of the backend.
             timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
         # The first attempt, inline (what _attempt does, without a coroutine more per request).
-        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
-        inflight.inc()
+        inflight.inc(1)
         counts.active += 1
         started = time.perf_counter()
         try:
@@ -150,7 +150,7 @@ class InferenceService:
         except GatewayError as error:
             elapsed = time.perf_counter() - started
             counts.active -= 1
-            inflight.dec()
+            inflight.inc(-1)
             if isinstance(error, BackendTimeout):
                 breaker.timed_out(variant.target, elapsed, queued)
             breaker.release()
@@ -166,14 +166,14 @@ class InferenceService:
             variant = decision.variant
         except BaseException:
             counts.active -= 1
-            inflight.dec()
+            inflight.inc(-1)
             breaker.release()
             record.upstream_s = time.perf_counter() - started
             raise
         else:
             elapsed = record.upstream_s = time.perf_counter() - started
             counts.active -= 1
-            inflight.dec()
+            inflight.inc(-1)
             breaker.succeeded(variant.target, elapsed)
             health = self.health
             if health.outliers.failures:
@@ -200,9 +200,9 @@ class InferenceService:
         queued = breaker.acquire_now(variant.target, deadline) is None
         if queued:
             timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
-        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
-        inflight.inc()
+        inflight.inc(1)
         counts.active += 1
         started = time.perf_counter()
         try:
@@ -216,7 +216,7 @@ class InferenceService:
             raise
         finally:
             counts.active -= 1
-            inflight.dec()
+            inflight.inc(-1)
             breaker.release()
         self.health.succeeded(variant)
         return response
