@@ -126,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _printer() -> Callable[..., None]:
-    def say(
-        case: str, name: str, round_: int, result: object, cpu_us: float | None = None
-    ) -> None:
+    def say(case: str, name: str, round_: int, result: object, cpu_us: float | None = None) -> None:
         assert isinstance(result, WrkResult)
         extra = "" if cpu_us is None else f"  CPU {cpu_us:.1f} us/request"
         print(
