@@ -8,6 +8,7 @@ its ``x-request-id``) is read from the request's origin only when a line is writ
 from __future__ import annotations
 
 import logging
+import math
 import random
 import sys
 import time
@@ -24,6 +25,7 @@ from gateway.metrics import RequestRecord
 LOGGER = "gateway.access"
 REQUEST_ID = "x-request-id"
 _REQUEST_ID_BYTES = REQUEST_ID.encode()
+NEVER = 1 << 62
 
 
 class GrpcOrigin(NamedTuple):
@@ -69,17 +71,29 @@ class AccessLog:
         self._slow_s = None if config.slow_ms is None else config.slow_ms / 1000.0
         self._logger = logger if logger is not None else install_handler(config.path)
         self._chance = chance
+        self._until_chosen = self._gap()
+        """Successes until the next one chosen at random (1: the next): a geometric draw per
+        line written rather than a random number per request, the same odds."""
+
+    def _gap(self) -> int:
+        if self._ratio <= 0.0:
+            return NEVER
+        if self._ratio >= 1.0:
+            return 1
+        miss = max(1.0 - self._chance(), 1e-300)  # chance() is in [0, 1)
+        return int(math.log(miss) / math.log(1.0 - self._ratio)) + 1
 
     def finish(self, record: RequestRecord, status: int, now: float) -> None:
         """Write ``record``'s line if it is chosen; ``now`` is ``time.perf_counter()``."""
         if status >= 400:
             if not self._errors:
                 return
-        elif not (
-            (self._ratio > 0.0 and self._chance() < self._ratio)
-            or (self._slow_s is not None and now - record.started > self._slow_s)
-        ):
-            return
+        else:
+            self._until_chosen -= 1
+            if self._until_chosen <= 0:
+                self._until_chosen = self._gap()
+            elif self._slow_s is None or now - record.started <= self._slow_s:
+                return
         if self._logger.isEnabledFor(logging.INFO):
             self._logger.info("%s", line(record, status, now))
 

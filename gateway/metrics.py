@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -181,6 +182,10 @@ class GatewayMetrics:
             registry=registry,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._inflight_id = id(self.inflight)
+        # (variant, model, protocol, status) -> the four series a finished request updates:
+        # one lookup a request instead of four. Emptied by forget (every routing change).
+        self._request_series: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.exposition = Exposition(
             [
                 self.requests,
@@ -226,6 +231,7 @@ class GatewayMetrics:
         by_backend = (self.overhead, self.inflight)
         by_pair = (self.shadow_requests, self.shadow_max_abs_diff)  # (model, primary, shadow)
         metrics = {id(metric): metric for metric in (*by_variant, *by_backend, *by_pair)}
+        self._request_series.clear()
         names = {(model, name) for model, _, name, _, _ in variants}
         gone = 0
         for key in list(self._children):
@@ -253,8 +259,15 @@ class GatewayMetrics:
     def shadow_diff(self, model: str, primary: str, shadow: str, value: float) -> None:
         self._child(self.shadow_max_abs_diff, model, primary, shadow).observe(value)
 
-    def inflight_child(self, backend: str, runtime: str) -> Any:
-        return self._child(self.inflight, backend, runtime)
+    def inflight_value(self, backend: str, runtime: str) -> Any:
+        """The value behind a backend's in-flight gauge: ``inc(1)`` / ``inc(-1)`` around each
+        call (the gauge's own inc and dec re-check it is observable every time)."""
+        # _child, inline: this one is looked up for every backend call.
+        key = (self._inflight_id, backend, runtime)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.inflight.labels(backend, runtime)
+        return child._value
 
     def retried(self, model: str, backend: str, reason: str) -> None:
         self._child(self.retries, model, backend, reason).inc()
@@ -288,15 +301,40 @@ class GatewayMetrics:
             unrouted = (record.model, "", "", "", "", record.protocol, str(status))
             self._child(self.requests, *unrouted).inc()
             return
+        upstream_s = record.upstream_s
+        key = (variant, record.model, record.protocol, status, upstream_s is None)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self._series_of(record, variant, status)
+        series[0]._value.inc(1)
+        _observe(series[1], elapsed)
+        if upstream_s is not None:
+            _observe(series[2], upstream_s)
+            _observe(series[3], max(elapsed - upstream_s, 0.0))
+
+    def _series_of(self, record: RequestRecord, variant: Variant, status: int) -> tuple[Any, ...]:
+        """The series of a finished request: count and duration, and the upstream and overhead
+        histograms when it reached its backend."""
         backend = variant.backend
         labels = (record.model, variant.version, variant.name, backend.name, backend.runtime)
-        self._child(self.requests, *labels, record.protocol, str(status)).inc()
-        self._child(self.request_duration, *labels, record.protocol).observe(elapsed)
-        if record.upstream_s is not None:
-            self._child(self.upstream_duration, *labels).observe(record.upstream_s)
-            self._child(self.overhead, backend.name, backend.runtime, record.protocol).observe(
-                max(elapsed - record.upstream_s, 0.0)
-            )
+        counted = (
+            self._child(self.requests, *labels, record.protocol, str(status)),
+            self._child(self.request_duration, *labels, record.protocol),
+        )
+        if record.upstream_s is None:
+            return counted
+        return (
+            *counted,
+            self._child(self.upstream_duration, *labels),
+            self._child(self.overhead, backend.name, backend.runtime, record.protocol),
+        )
+
+
+def _observe(histogram: Any, amount: float) -> None:
+    """``Histogram.observe`` of a labelled child, less its per-call checks (observable, an
+    exemplar) and its linear bucket search: this runs three times a request."""
+    histogram._sum.inc(amount)
+    histogram._buckets[bisect_left(histogram._upper_bounds, amount)].inc(1)
 
 
 class VariantCollector(Collector):

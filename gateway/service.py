@@ -139,24 +139,21 @@ class InferenceService:
             # shed here was never sent: it is not retried, and says nothing of the backend.
             timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
         # The first attempt, inline (what _attempt does, without a coroutine more per request).
-        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
-        inflight.inc()
+        inflight.inc(1)
         counts.active += 1
         started = time.perf_counter()
         try:
-            try:
-                with backend_call(record, variant):
-                    response = await backend.infer(variant.target, request, timeout_s)
-                breaker.observe(variant.target, time.perf_counter() - started)
-            except BackendTimeout:
-                breaker.timed_out(variant.target, time.perf_counter() - started, queued)
-                raise
-            finally:
-                counts.active -= 1
-                inflight.dec()
-                breaker.release()
+            with backend_call(record, variant):
+                response = await backend.infer(variant.target, request, timeout_s)
         except GatewayError as error:
+            elapsed = time.perf_counter() - started
+            counts.active -= 1
+            inflight.inc(-1)
+            if isinstance(error, BackendTimeout):
+                breaker.timed_out(variant.target, elapsed, queued)
+            breaker.release()
             self._failed(variant, decision, error)
             try:
                 response = await self._retry(request, decision, record, error, timeout_s)
@@ -164,11 +161,23 @@ class InferenceService:
                 if self.mirror is not None and http_status(final) >= 500:
                     self.mirror.offer_failure(decision.variant)
                 raise
+            finally:
+                record.upstream_s = time.perf_counter() - started
             variant = decision.variant
-        else:
-            self.health.succeeded(variant)
-        finally:
+        except BaseException:
+            counts.active -= 1
+            inflight.inc(-1)
+            breaker.release()
             record.upstream_s = time.perf_counter() - started
+            raise
+        else:
+            elapsed = record.upstream_s = time.perf_counter() - started
+            counts.active -= 1
+            inflight.inc(-1)
+            breaker.succeeded(variant.target, elapsed)
+            health = self.health
+            if health.outliers.failures:
+                health.succeeded(variant)
         response.model = variant.model
         response.version = variant.version
         if response.id is None:
@@ -191,9 +200,9 @@ class InferenceService:
         queued = breaker.acquire_now(variant.target, deadline) is None
         if queued:
             timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
-        inflight = self.metrics.inflight_child(backend.name, backend.runtime)
+        inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
-        inflight.inc()
+        inflight.inc(1)
         counts.active += 1
         started = time.perf_counter()
         try:
@@ -207,7 +216,7 @@ class InferenceService:
             raise
         finally:
             counts.active -= 1
-            inflight.dec()
+            inflight.inc(-1)
             breaker.release()
         self.health.succeeded(variant)
         return response

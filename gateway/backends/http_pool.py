@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.backends.boundary import ConnectTimeout, http_boundary
+from gateway.backends.deadline import Deadline
 from gateway.backends.http_connection import (
     SINGLE_WRITE_BYTES,
     Body,
@@ -146,13 +147,16 @@ class HttpPool:
                 head.append(outgoing.http)
             head.append(b"\r\n")
             request_head = b"".join(head)
-            async with asyncio.timeout(timeout_s), self._slots:
-                try:
-                    return await self._exchange(target.endpoint, request_head, body, reuse=True)
-                except StaleConnection:
-                    if body is not None and not isinstance(body, bytes):
-                        raise  # a stream cannot be sent twice
-                    return await self._exchange(target.endpoint, request_head, body, reuse=False)
+            with Deadline(timeout_s):
+                async with self._slots:
+                    try:
+                        return await self._exchange(target.endpoint, request_head, body, reuse=True)
+                    except StaleConnection:
+                        if body is not None and not isinstance(body, bytes):
+                            raise  # a stream cannot be sent twice
+                        return await self._exchange(
+                            target.endpoint, request_head, body, reuse=False
+                        )
 
     async def _exchange(
         self, endpoint: _Endpoint, head: bytes, body: Body, reuse: bool

@@ -127,11 +127,13 @@ class RawEndpoint(ABC):
         concurrency = self._concurrency
         cycle = None
         try:
-            concurrency.enter()
+            if concurrency.active >= concurrency.limit:
+                concurrency.refuse()
+            concurrency.active += 1
             try:
                 incoming = await self._read(scope, receive, params, held)
                 record.bytes_in = incoming.received
-                cycle = cancel_on_disconnect(receive, asyncio.current_task())
+                cycle = cancel_on_disconnect(receive)
                 try:
                     return await self.handle(incoming, record)
                 finally:

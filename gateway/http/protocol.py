@@ -7,6 +7,8 @@ a client that leaves while its request is served.
   a socket for seconds, not forever. One sweep over the connections every ``SWEEP_S`` checks
   them (nothing per request: the hot path pays nothing), so a timeout fires up to ``SWEEP_S``
   late.
+- An idle keep-alive connection is closed after ``idle_timeout_s`` by the same sweep (uvicorn
+  arms and cancels a timer per request for it; that churn was a measurable part of a request).
 - One beyond ``max_connections`` is closed as soon as it is accepted.
 - Headers larger than ``max_request_headers_kb`` are answered 431 and the connection closed:
   httptools holds a header line whole until it ends, so without a bound one line could take
@@ -44,6 +46,7 @@ class FrontEndState:
 
     def __init__(self, limits: FrontEndLimits, on_shed: Callable[[str, str], None]) -> None:
         self.limits = limits
+        self.header_bytes = limits.max_request_headers_kb * 1024
         self.on_shed = on_shed
         self.draining = False
         self.connections: set[Any] = set()  # uvicorn's own set, seen at the first connection
@@ -75,20 +78,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._accepted = 0.0
+        self._idle_since: float | None = None  # when its last response completed
         self._watched: tuple[object, int, float] | None = None  # (request, phase, since)
         self._closing_idle = False
         self._header_bytes = 0
         self._in_headers = True
 
+    # The overrides call the base class by name: super() costs an object per call, and these
+    # run for every request.
     def data_received(self, data: bytes) -> None:
         if not self._in_headers:
-            super().data_received(data)
+            _data_received(self, data)
             return
         self._header_bytes += len(data)
-        super().data_received(data)
+        _data_received(self, data)
         # Counted only while the headers are unfinished after the feed, so a body that came in
         # the same read as its headers never counts against them.
-        limit = self.state.limits.max_request_headers_kb * 1024
+        limit = self.state.header_bytes
         if self._in_headers and self._header_bytes > limit and not self.transport.is_closing():
             self.state.on_shed("", "max_request_headers")
             self._refuse_headers(limit)
@@ -96,11 +102,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        super().on_headers_complete()
+        _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        _on_message_complete(self)
         self._in_headers = True
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, less its keep-alive timer: the sweep closes an idle connection instead.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since = self.loop.time()
 
     def _refuse_headers(self, limit: int) -> None:
         body = json.dumps(
@@ -150,6 +168,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._watched = None
             if self._closing_idle:
                 self.transport.close()
+            elif (
+                cycle is not None
+                and cycle.response_complete
+                and self._idle_since is not None
+                and now - self._idle_since > self.state.limits.idle_timeout_s
+            ):
+                self.transport.close()  # idle keep-alive (not counted as shed: nothing waited)
             return
         watched = self._watched
         if watched is None or watched[0] is not request or watched[1] != phase:
@@ -182,15 +207,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def cancel_on_disconnect(receive: Any, task: asyncio.Task[Any] | None) -> Any:
-    """Mark the request whose ``receive`` this is: its connection cancels ``task`` if the client
-    disconnects before it is answered (``None`` unmarks). Returns the request's uvicorn cycle,
-    or ``None`` when not served by uvicorn's httptools protocol."""
+_data_received = HttpToolsProtocol.data_received
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_on_message_complete = HttpToolsProtocol.on_message_complete
+
+
+def cancel_on_disconnect(receive: Any) -> Any:
+    """Mark the request whose ``receive`` this is, from its own task: its connection cancels
+    that task if the client disconnects before it is answered (``cycle.gateway_task = None``
+    unmarks). Returns the request's uvicorn cycle, or ``None`` when not served by uvicorn's
+    httptools protocol."""
     cycle = getattr(receive, "__self__", None)
-    if cycle is not None and hasattr(cycle, "response_complete"):
-        setattr(cycle, TASK, task)
-        return cycle
-    return None
+    if cycle is None or not hasattr(cycle, "response_complete"):
+        return None
+    # The connection's loop, rather than asyncio.current_task() finding the running one: that
+    # lookup is a getpid() system call each time.
+    loop = getattr(cycle.transport.get_protocol(), "loop", None)
+    setattr(cycle, TASK, asyncio.current_task(loop))
+    return cycle
 
 
 def guarded_protocol(state: FrontEndState) -> type[GuardedHttpProtocol]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from gateway.backends.base import BackendModel
 from gateway.errors import DeadlineExceeded, Overloaded
 from gateway.limits.adaptive import GradientLimit
-from gateway.limits.estimate import CallTimes
+from gateway.limits.estimate import FORGET_S, CallTimes
 
 
 class CircuitBreaker:
@@ -67,6 +67,20 @@ class CircuitBreaker:
         if self.active >= self.max_requests or self._waiters:
             return None
         self.active += 1
+        # _left, inline (this runs for every request): most calls find time to spare.
+        now = self._clock()
+        left = deadline - now
+        versions = self._calls.by_name.get(target.name)
+        if versions is None:
+            if left > 0:
+                return left
+        else:
+            estimate = versions.get(target.version)
+            if estimate is None or now - estimate.seen > FORGET_S:
+                if left > 0:
+                    return left
+            elif left > estimate.needed and left > 0:
+                return left
         return self._left(target, deadline)
 
     async def acquire(self, target: BackendModel, deadline: float) -> float:
@@ -152,6 +166,16 @@ class CircuitBreaker:
         self._calls.observe(target, seconds)
         if self.adaptive is not None:
             self._resize(self.adaptive.sample(seconds))
+
+    def succeeded(self, target: BackendModel, seconds: float) -> None:
+        """:meth:`observe`, then :meth:`release`: a call's slot back after its success."""
+        self._calls.observe(target, seconds)
+        if self.adaptive is not None:
+            self._resize(self.adaptive.sample(seconds))
+        if self.active > self.max_requests or self._waiters:
+            self.release()
+        else:
+            self.active -= 1
 
     def timed_out(self, target: BackendModel, seconds: float, queued: bool) -> None:
         """A call to ``target`` timed out after ``seconds``: it needed at least that long.

@@ -31,16 +31,17 @@ class CallTimes:
     """Per backend model: how long a call takes (mean + 2 mean deviations), from successful
     calls, refined by those that timed out after queueing (which took at least that long)."""
 
-    __slots__ = ("_clock", "_estimates")
+    __slots__ = ("_clock", "by_name")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         # By name, then version: strings keep their hash, a BackendModel computes it per call.
-        self._estimates: dict[str, dict[str, _Estimate]] = {}
+        # The breaker reads it directly on its hot path (CircuitBreaker.acquire_now).
+        self.by_name: dict[str, dict[str, _Estimate]] = {}
 
     def needed(self, target: BackendModel, now: float) -> float:
         """Seconds a call to ``target`` needs; 0 when unknown (nothing is refused then)."""
-        versions = self._estimates.get(target.name)
+        versions = self.by_name.get(target.name)
         estimate = versions.get(target.version) if versions is not None else None
         if estimate is None or now - estimate.seen > FORGET_S:
             return 0.0
@@ -51,16 +52,16 @@ class CallTimes:
         calls seen recently. A backend that has answered nothing lately (hung, or calls that
         all time out) has no estimate to refine: its requests keep their whole deadline rather
         than being refused on the times of calls that were cut short."""
-        versions = self._estimates.get(target.name)
+        versions = self.by_name.get(target.name)
         estimate = versions.get(target.version) if versions is not None else None
         if estimate is not None and self._clock() - estimate.seen <= FORGET_S:
             self.observe(target, seconds)
 
     def observe(self, target: BackendModel, seconds: float) -> None:
         now = self._clock()
-        versions = self._estimates.get(target.name)
+        versions = self.by_name.get(target.name)
         if versions is None:
-            versions = self._estimates[target.name] = {}
+            versions = self.by_name[target.name] = {}
         estimate = versions.get(target.version)
         if estimate is None or now - estimate.seen > FORGET_S:
             versions[target.version] = _Estimate(seconds, now)

@@ -167,3 +167,23 @@ def test_timeouts_after_queueing_refine_an_estimate_but_never_start_one():
     clock.now += FORGET_S + 0.1
     breaker.timed_out(TARGET, 0.4, queued=True)
     assert sent_with(0.05)
+
+
+def test_a_success_feeds_the_estimate_and_hands_its_slot_to_the_first_waiter():
+    async def scenario() -> None:
+        breaker = CircuitBreaker("b", 1, 2)
+        assert breaker.acquire_now(TARGET, in_s(5)) is not None
+        assert breaker.acquire_now(TARGET, in_s(5)) is None  # the one slot is taken
+        waiter = asyncio.ensure_future(breaker.acquire(TARGET, in_s(5)))
+        await asyncio.sleep(0)
+        breaker.succeeded(TARGET, 0.2)  # needs 200 ms + 2 x 100 ms from now on
+        assert await waiter > 3.0
+        assert breaker.active == 1  # passed on, not freed
+        breaker.succeeded(TARGET, 0.2)  # the same again: the deviation shrinks to 75 ms
+        assert breaker.active == 0
+        with pytest.raises(DeadlineExceeded) as late:
+            breaker.acquire_now(TARGET, in_s(0.3))
+        assert "takes about 350 ms" in late.value.message
+        assert breaker.active == 0  # the refused request holds no slot
+
+    asyncio.run(scenario())

@@ -191,3 +191,21 @@ def test_a_reload_keeps_the_observability_sections_until_restart():
             await gateway.stop()
 
     asyncio.run(main())
+
+
+def test_sampled_successes_keep_their_ratio():
+    import random
+
+    rng = random.Random(7)
+    logger = logging.Logger("odds", logging.INFO)
+    written = Lines()
+    logger.addHandler(written)
+    log = AccessLog(AccessLogConfig(success_ratio=0.05), logger, rng.random)
+    now = time.perf_counter()
+    for _ in range(40_000):
+        log.finish(record(), 200, now)
+    assert 1_800 < len(written.lines) < 2_200  # 2,000 expected; the bounds are 4.6 sigma
+    everyone, lines = access_log(chance=0.99, success_ratio=1.0)
+    for _ in range(10):
+        everyone.finish(record(), 200, now)
+    assert len(lines.lines) == 10
