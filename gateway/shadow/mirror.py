@@ -100,7 +100,7 @@ class Mirror:
         gets a client span per shadow call. ``outgoing`` (without a record): the trace context
         the shadow calls send."""
         plan = self._plans.get(primary.model)
-        if plan is None or not self._sampled(plan):
+        if plan is None or not plan.sampled(self._draw):
             return
         targets = plan.targets(primary)
         if not targets:
@@ -120,13 +120,10 @@ class Mirror:
         """The primary failed on its side: a sampled request is an ``error`` of every pair (there
         is no answer to compare with), without a shadow call."""
         plan = self._plans.get(primary.model)
-        if plan is None or not self._sampled(plan):
+        if plan is None or not plan.sampled(self._draw):
             return
         for target in plan.targets(primary):
             self._metrics.shadow_result(plan.model, primary.name, target.name, "error")
-
-    def _sampled(self, plan: ShadowPlan) -> bool:
-        return plan.percent >= 100 or self._draw() * 100 < plan.percent
 
     async def close(self) -> None:
         for pool in self._pools.values():

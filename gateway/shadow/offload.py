@@ -89,7 +89,7 @@ class Shadowing:
     ) -> None:
         """A request answered by ``primary``: shadow it if sampled (never blocks, never raises)."""
         plan = self._plans.get(primary.model)
-        if plan is None or not self._sampled(plan):
+        if plan is None or not plan.sampled(self._draw):
             return
         targets = plan.targets(primary)
         if not targets:
@@ -108,13 +108,8 @@ class Shadowing:
         """The primary failed on its side: a sampled request is an ``error`` of every pair (there
         is no answer to compare with), without a shadow call."""
         plan = self._plans.get(primary.model)
-        if plan is None or not self._sampled(plan):
-            return
-        for target in plan.targets(primary):
-            self._metrics.shadow_result(plan.model, primary.name, target.name, "error")
-
-    def _sampled(self, plan: ShadowPlan) -> bool:
-        return plan.percent >= 100 or self._draw() * 100 < plan.percent
+        if plan is not None and plan.sampled(self._draw):
+            self.local.offer_failure(primary)  # sampled here: the local mirror draws nothing
 
     def _hand_off(
         self,

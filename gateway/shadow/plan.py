@@ -6,7 +6,7 @@ of plans in with one assignment when the configuration changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from gateway.config import GatewayConfig, ShadowConfig
@@ -25,6 +25,10 @@ class ShadowPlan:
     max_queued: int
     values_always: bool = False
     """Whether a shadow of another version must agree on values too (``compare_values``)."""
+
+    def sampled(self, draw: Callable[[], float]) -> bool:
+        """Whether one request is shadowed, ``draw`` giving a uniform number in [0, 1)."""
+        return self.percent >= 100 or draw() * 100 < self.percent
 
     def targets(self, primary: Variant) -> list[Variant]:
         """The shadows of one request: every shadow variant but the primary itself."""
