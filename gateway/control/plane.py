@@ -118,27 +118,29 @@ class ControlPlane:
         """Edit the overlay, validate, persist, apply everywhere; the version once applied."""
         async with self._lock:
             before = self.config
-            config = await asyncio.to_thread(self._transact, edit, before)
+            config, written = await asyncio.to_thread(self._transact, edit, before)
             if self.store is not None:  # our own write: not a change for the watcher
-                self._stamps = (self._stamps[0], self.store.stamp())
+                self._stamps = (self._stamps[0], written)
             version = await self._apply(config)
             _audit(actor, what, before, config, version)
             return version
 
-    def _transact(self, edit: Edit, current: GatewayConfig) -> GatewayConfig:
+    def _transact(self, edit: Edit, current: GatewayConfig) -> tuple[GatewayConfig, Stamp | None]:
+        """The edited config, and the overlay's stamp as this wrote it (taken under the
+        directory's lock, so a replica's write just after ours still counts as a change)."""
         if self.store is None:
             overlay = copy.deepcopy(self._overlay)
             edit(overlay, current)
             config = self._compose(overlay)
             self._overlay = overlay
-            return config
+            return config, None
         with self.store.locked():
             overlay = self.store.read()
             edit(overlay, current)
             overlay["revision"] = int(overlay.get("revision", 0)) + 1
             config = self._compose(overlay)
             self.store.write(overlay)
-        return config
+            return config, self.store.stamp()
 
     def _compose(self, overlay: dict[str, Any]) -> GatewayConfig:
         config = compose_config(
@@ -166,12 +168,23 @@ class ControlPlane:
         """Re-read the config file and the overlay and apply them (ConfigError: nothing
         changes, the gateway goes on with what it has)."""
         async with self._lock:
-            self._stamps = self._read_stamps()
-            before = self.config
-            config = await asyncio.to_thread(self._compose, self.overlay())
-            version = await self._apply(config)
-            _audit(actor, f"reload ({reason})", before, config, version)
-            return version
+            return await self._reload(reason, actor)
+
+    async def _reload(self, reason: str, actor: Actor | None) -> ConfigVersion:
+        self._stamps = self._read_stamps()
+        before = self.config
+        config = await asyncio.to_thread(self._compose, self.overlay())
+        version = await self._apply(config)
+        _audit(actor, f"reload ({reason})", before, config, version)
+        return version
+
+    async def _reload_if_changed(self, reason: str) -> None:
+        """A reload for the watcher: the files are compared again under the lock, since a
+        change through this plane may have written the overlay while the watcher looked (its
+        stamp is then ours, and nothing is to be reloaded)."""
+        async with self._lock:
+            if self._read_stamps() != self._stamps:
+                await self._reload(reason, None)
 
     async def watch(self, interval_s: float) -> None:
         """Reload whenever the config file or the overlay changes (checked every interval).
@@ -194,7 +207,7 @@ class ControlPlane:
             pending = None
             which = "config file" if file_changed else "overlay"
             try:
-                await self.reload(f"{which} changed")
+                await self._reload_if_changed(f"{which} changed")
                 failed = None
             except (ConfigError, StoreError) as error:
                 failed = stamps
