@@ -21,6 +21,7 @@ from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import TorchServePorts, torchserve_process
 from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
+from loadtests.benchmark.baseline import measure_baseline
 from loadtests.benchmark.cases import (
     Load,
     Starter,
@@ -52,13 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / ".run/bench/results.json")
     parser.add_argument(
         "--cases",
-        default=",".join(p.CASES),
-        help=f"comma-separated subset of: {', '.join(p.CASES)}",
+        default=",".join(p.DEFAULT_CASES),
+        help=f"comma-separated subset of: {', '.join(p.CASES)} (all but baseline by default)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an older source tree (e.g. a git worktree) for the baseline case: its gateway "
+        "against this tree's in the same run",
     )
     args = parser.parse_args(argv)
     cases = set(args.cases.split(","))
     if not cases <= set(p.CASES):
         parser.error(f"unknown cases: {', '.join(sorted(cases - set(p.CASES)))}")
+    if "baseline" in cases and args.baseline is None:
+        parser.error("the baseline case needs --baseline DIR (an older tree)")
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
     for tool in ("wrk", "nginx"):
@@ -163,6 +172,8 @@ def measure_all(
             report.shadow = measure_shadow(run, ups, scripts, args, start, steps)
         if "tracing" in cases:
             report.tracing = measure_tracing(run, ups, scripts, args, start, steps)
+        if "baseline" in cases:
+            report.baseline = measure_baseline(run, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 CASES = (
     "closed", "fixed", "big", "footprint", "routing", "torchserve", "runtimes", "scrape", "shadow",
-    "tracing",
+    "tracing", "baseline",
 )  # fmt: skip
+DEFAULT_CASES = tuple(c for c in CASES if c != "baseline")  # baseline needs --baseline DIR
 PROXY_CASES = {"closed", "fixed", "big", "footprint"}  # the cases that start every proxy
 
 PROXIES = ("envoy-1", "envoy-2", "nginx", "naive", "gateway-1", "gateway-2")
@@ -39,6 +40,7 @@ SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
 SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
 SHADOW_LOADS = ((200, 20), (500, 30))  # (requests/s, connections)
 SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, shadow 100%")
+BASELINE_CLOSED = ("gateway-1", "gateway-1 old", "gateway-2", "gateway-2 old")
 TRACING_TARGETS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
@@ -63,6 +65,7 @@ def measurements(case: str, rounds: int) -> int:
         "scrape": len(SCRAPE_STREAM),
         "shadow": len(SHADOW_LOADS) * len(SHADOW_TARGETS),
         "tracing": len(TRACING_TARGETS),
+        "baseline": len(BASELINE_CLOSED) + len(FIXED_LOADS) * (1 + len(BASELINE_CLOSED)),
     }
     return per_round.get(case, 0) * rounds
 
@@ -93,6 +96,9 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
         passes = len(SCRAPE_GATEWAYS) * len(SCRAPE_TRAFFIC)
         steps += passes
         planned += len(SCRAPE_GATEWAYS) * STARTUP_S + passes * SCRAPE_TRAFFIC_S
+    if "baseline" in chosen:
+        steps += 1  # the four gateways' start
+        planned += len(BASELINE_CLOSED) * STARTUP_S
     if "tracing" in chosen:
         steps += len(TRACING_TARGETS)  # the in-process measurements
         planned += TRACING_START_S + len(TRACING_TARGETS) * IN_PROCESS_S

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loadtests.benchmark import baseline
 from loadtests.benchmark.cases import Summary
 from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
 
@@ -23,6 +24,7 @@ class Report:
     scrape: dict[str, Any] = field(default_factory=dict)
     shadow: dict[str, Any] = field(default_factory=dict)
     tracing: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +96,7 @@ class Report:
         rows += self._scrape_targets()
         rows += self._shadow_targets()
         rows += self._tracing_targets()
+        rows += baseline.targets(self.baseline)
         e2e = self.routing.get("end_to_end", {})
         if "1 model, /m" in e2e:
             ratio = (
@@ -245,6 +248,7 @@ class Report:
             out.append("  tracing hooks in process (CPU us per request)")
             for mode, us in self.tracing.get("in_process_us", {}).items():
                 out.append(f"    {mode:<40}{us:>8.2f}")
+        out.extend(baseline.render(self.baseline))
         out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")

@@ -8,7 +8,7 @@ import pytest
 from gateway.config import parse_config
 from loadtests.benchmark import runtimes, tracing
 from loadtests.benchmark.cases import Summary, interleaved
-from loadtests.benchmark.plan import CASES, TRACING_TARGETS, plan
+from loadtests.benchmark.plan import DEFAULT_CASES, TRACING_TARGETS, plan
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import parse_wrk
@@ -97,7 +97,7 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 
 
 def test_the_plan_counts_every_measurement_of_a_run():
-    steps, seconds = plan(CASES, rounds=3, seconds=8.0)
+    steps, seconds = plan(DEFAULT_CASES, rounds=3, seconds=8.0)
     # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes + 2 scrape
     # stream + 2 x 2 shadow + 3 tracing measurements per round, plus the peers' start, 2 RSS
     # readings, 6 start-ups, 4 in-process routings, TorchServe's start, the runtimes' start,
@@ -106,6 +106,8 @@ def test_the_plan_counts_every_measurement_of_a_run():
     assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 4 + 3) + 2 + 6 + 4 + 1 + 1 + 8 + 1 + 3
     assert 15 * 60 < seconds < 30 * 60  # "about twenty minutes"
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
+    # 4 gateways closed loop + 2 rates x (the upstream + 4 gateways), plus their start
+    assert plan(["baseline"], rounds=2, seconds=3.0)[0] == 1 + 2 * (4 + 2 * 5) + 1
 
 
 def test_the_runtimes_case_pins_one_variant_per_runtime_and_protocol():

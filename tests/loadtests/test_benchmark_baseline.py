@@ -1,0 +1,108 @@
+"""The baseline case's parts: an older tree's gateway started from its own code with only the
+keys it knows, the alternating order of a round, and verdicts from per-round ratios."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deploy.local.process import free_port
+from loadtests.benchmark import baseline, peers
+from loadtests.benchmark.__main__ import main as bench_main
+from loadtests.benchmark.wrk import WrkResult
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def result(rate: float, p50: float = 1.0, p99: float = 2.0) -> WrkResult:
+    return WrkResult(rate, p50, p50, p99, 0)
+
+
+def test_rounds_alternate_their_order_and_keep_every_result() -> None:
+    order: list[str] = []
+
+    def target(name: str, rate: float) -> Callable[[], WrkResult]:
+        def measure() -> WrkResult:
+            order.append(name)
+            return result(rate)
+
+        return measure
+
+    seen: list[tuple[str, int]] = []
+    results = baseline.alternating(
+        {"new": target("new", 10), "old": target("old", 20)},
+        3,
+        lambda name, round_, _: seen.append((name, round_)),
+    )
+    assert order == ["new", "old", "old", "new", "new", "old"]
+    assert seen == [("new", 1), ("old", 1), ("old", 2), ("new", 2), ("new", 3), ("old", 3)]
+    assert [r.requests_per_s for r in results["old"]] == [20, 20, 20]
+
+
+def test_an_older_tree_gets_only_the_server_keys_it_knows(tmp_path: Path) -> None:
+    fields = baseline.server_fields(REPO)
+    assert {"http", "workers", "admin"} <= fields
+    config = peers.gateway_config(peers.Upstreams(1, 2, (3, 4)), free_port(), 1)
+    older = baseline.for_tree(config, fields - {"admin"})
+    assert "admin" not in older["server"]
+    assert "admin" in config["server"]  # type: ignore[operator]
+    assert older["models"] == config["models"]
+
+
+def test_the_older_gateway_runs_from_its_tree(tmp_path: Path) -> None:
+    # A copy of this tree's package at another path: the process must import that one.
+    tree = tmp_path / "tree"
+    shutil.copytree(
+        REPO / "gateway", tree / "gateway", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tree / "gateway" / "__main__.py").write_text(
+        "import gateway, pathlib, sys\npathlib.Path(sys.argv[-1]).write_text(gateway.__file__)\n"
+    )
+    config = peers.gateway_config(peers.Upstreams(1, 2, (3, 4)), free_port(), 1)
+    process, _ = baseline.old_gateway(tree, tmp_path / "run", config, "old-1")
+    process.argv = [*process.argv, str(tmp_path / "imported")]
+    process.start()
+    assert process.popen is not None
+    assert process.popen.wait(30) == 0
+    assert (tmp_path / "imported").read_text() == str(tree / "gateway" / "__init__.py")
+
+
+def test_verdicts_are_the_median_of_per_round_ratios() -> None:
+    found = {
+        "tree": "/old",
+        "label": "@abc",
+        "closed": {
+            1: {"requests_per_s": baseline.Pair([96, 90, 97], [100, 100, 100])},
+            2: {"requests_per_s": baseline.Pair([80, 94, 90], [100, 100, 100])},
+        },
+        "fixed": {
+            200: {
+                1: {
+                    "added p50": baseline.Pair([1.0, 1.04, 2.0], [1.0, 1.0, 1.0]),
+                    "added p99": baseline.Pair([3.0, 3.3, 3.0], [3.0, 3.0, 2.9]),
+                    "CPU us per request": baseline.Pair([300, 310], [290, 300]),
+                }
+            }
+        },
+    }
+    verdicts = {target: met for target, _, met in baseline.targets(found)}
+    assert verdicts == {
+        "closed loop, 1 worker(s): throughput >= 95% of @abc's": True,  # 0.96
+        "closed loop, 2 worker(s): throughput >= 95% of @abc's": False,  # 0.90
+        "200 req/s, 1 worker(s): added p50 <= 105% of @abc's": True,  # 1.04
+        "200 req/s, 1 worker(s): added p99 <= 105% of @abc's": True,  # 1.0, 1.1, 1.034
+    }
+    text = "\n".join(baseline.render(found))
+    assert "closed loop, 2 worker(s): 90 vs 100 req/s, 0.900 (rounds 0.80-0.94)" in text
+    assert "200 req/s, 1 worker(s), CPU us per request: 305.000 vs 295.000" in text
+    assert baseline.targets({}) == []
+    assert baseline.render({}) == []
+
+
+def test_the_baseline_case_asks_for_a_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_main(["--cases", "baseline"])
+    assert "--baseline DIR" in capsys.readouterr().err
