@@ -42,6 +42,8 @@ REFUSED_DETAILS = "Token Authorization failed"  # its gRPC refusal (PERMISSION_D
 RECHECK_S = 1.0
 HALF_WRITTEN_RETRIES = 20
 HALF_WRITTEN_WAIT_S = 0.01
+KEY_CHANGE_WAIT_S = 0.5  # how long a file that holds a refused key is watched for a new one
+KEY_CHANGE_POLL_S = 0.02
 TOKEN_TIMEOUT_S = 5.0
 TOKEN_REPLY_BYTES = 64 * 1024  # a token API reply is a few hundred bytes
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -162,15 +164,23 @@ class TorchServeKeys:
         """Re-read the file now; True when it holds another key for ``role`` (worth a retry).
 
         TorchServe rewrites the file in place (truncate, then write): a read that finds it half
-        written waits a moment and reads again.
+        written waits a moment and reads again. A renewal takes effect before the file is
+        written, so a file that still holds the refused key is read again for up to
+        ``KEY_CHANGE_WAIT_S`` before the refusal stands.
         """
         if self._path is None:
             return False
-        for _ in range(HALF_WRITTEN_RETRIES):
-            if self._read(force=True):
-                break
-            await asyncio.sleep(HALF_WRITTEN_WAIT_S)
-        return self.headers(role) not in (None, sent)
+        deadline = time.monotonic() + KEY_CHANGE_WAIT_S
+        while True:
+            for _ in range(HALF_WRITTEN_RETRIES):
+                if self._read(force=True):
+                    break
+                await asyncio.sleep(HALF_WRITTEN_WAIT_S)
+            if self.headers(role) not in (None, sent):
+                return True
+            if self._problem is not None or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(KEY_CHANGE_POLL_S)
 
     def refusal(self, role: str) -> BackendError:
         """The 502 a refused key is: it names the key file, or the knob to set."""
