@@ -9,6 +9,9 @@ from typing import Any
 from loadtests.benchmark.cases import Summary
 from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
 
+SHADOW_P99_BOUND = 0.05
+"""Issue 11: shadowing 100% of traffic adds at most 5% to the primary's p99."""
+
 
 @dataclass
 class Report:
@@ -135,13 +138,15 @@ class Report:
 
     def _shadow_targets(self) -> list[tuple[str, str, bool]]:
         """The p99 added is the median over the rounds of each round's ratio to the plain
-        gateway's p99 in that round; the A/A ratio, measured alike, is the noise floor."""
+        gateway's p99 in that round; the A/A ratio, measured alike, is the noise floor. A run
+        whose A/A floor is itself beyond the 5% cannot tell 5% from noise: it meets nothing."""
         rows: list[tuple[str, str, bool]] = []
         for rate, _ in SHADOW_LOADS:
             ratios = self.shadow_p99_ratios(rate)
             if ratios is None:
                 continue
             aa, added = ratios
+            resolved = abs(statistics.median(aa)) <= SHADOW_P99_BOUND
             fixed = self.shadow["fixed_rate"]
             plain, shadowed = (fixed[f"{SHADOW_TARGETS[i]}, {rate} req/s"] for i in (0, -1))
             rows.append(
@@ -150,8 +155,9 @@ class Report:
                     f"{plain.p99_ms:.3f} -> {shadowed.p99_ms:.3f} ms, median of {len(added)} "
                     f"rounds' ratios {statistics.median(added):+.1%} (rounds "
                     f"{min(added):+.0%} to {max(added):+.0%}); A/A floor "
-                    f"{statistics.median(aa):+.1%} (rounds {min(aa):+.0%} to {max(aa):+.0%})",
-                    statistics.median(added) <= 0.05,
+                    f"{statistics.median(aa):+.1%} (rounds {min(aa):+.0%} to {max(aa):+.0%})"
+                    + ("" if resolved else "; the A/A floor is beyond 5%: unresolved"),
+                    resolved and statistics.median(added) <= SHADOW_P99_BOUND,
                 )
             )
         return rows

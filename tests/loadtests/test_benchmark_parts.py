@@ -202,6 +202,13 @@ def test_shadow_verdict_is_the_median_of_per_round_ratios_beside_the_a_a_floor()
     measured, met = rows["500 req/s: shadowing 100% adds <= 5% to the primary's p99"]
     assert met is False
     assert "+20.0%" in measured
+    # +0% added, but two identical gateways differed by 10%: that run cannot resolve 5%.
+    rounds[f"{aa}, 500 req/s"] = [1.1, 2.2, 0.55]
+    rounds[f"{shadowed}, 500 req/s"] = [1.0, 2.0, 0.5]
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    measured, met = rows["500 req/s: shadowing 100% adds <= 5% to the primary's p99"]
+    assert met is False
+    assert "the A/A floor is beyond 5%: unresolved" in measured
     text = report.render()
     assert "shadow comparisons: agree 12,000, dropped 3" in text
     assert "the shadow variant on its own nginx" in text
