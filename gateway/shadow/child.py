@@ -4,8 +4,9 @@ THIRD_PARTY_LEVEL``.
 Before importing anything heavy it asks the kernel to SIGKILL it when its worker dies
 (``PR_SET_PDEATHSIG``; a worker that died before that is seen by its parent pid) and takes the
 name ``gateway-shadow`` (``ps``, ``/proc/<pid>/comm``), so that nothing counts it as a worker
-even while it starts, and a lower priority than the worker's. Then
-:mod:`gateway.shadow.process` runs.
+even while it starts, and the lowest priority there is: Linux's ``SCHED_IDLE`` (any process may
+take it for itself), so that it only gets the CPU time nothing else wants; where that is not
+available, niceness 10. Then :mod:`gateway.shadow.process` runs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import sys
 
 NAME = b"gateway-shadow"
 NICENESS = 10
-"""Its scheduling priority below its worker's: on a busy core the primaries run first (the
-shadow's work can wait; its copies' deadlines are its own)."""
+"""Its scheduling priority below its worker's where ``SCHED_IDLE`` is refused."""
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 
@@ -35,8 +35,18 @@ def bind_to_parent(parent: int) -> None:
         libc.prctl(_PR_SET_NAME, ctypes.c_char_p(NAME), 0, 0, 0)
     if os.getppid() != parent:  # it died before the kernel was told
         os._exit(0)
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
+    lower_priority()
+
+
+def lower_priority() -> None:
+    """Run only when the CPU has nothing else to do: a primary that wakes up on this core takes
+    it at once (a niceness only shrinks its share: a waking primary can still wait behind it). The
+    shadow's work can wait; what it cannot keep up with is dropped by its pool and counted."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        with contextlib.suppress(OSError):
+            os.nice(NICENESS)
 
 
 def run(argv: list[str]) -> None:

@@ -6,7 +6,7 @@ pickle is safe here and the cheapest way to carry numpy arrays and the config.
 
 Worker -> shadow process:
   ``("config", GatewayConfig)``  route by this config (first frame, then on every apply);
-  ``("job", wire)``              one sampled request to shadow (:func:`.job.encode_job`).
+  ``("jobs", [wire, ...])``      sampled requests to shadow (:func:`.job.wire_of`).
 Shadow process -> worker (every ``REPORT_S`` while anything happened):
   ``("report", counts, diffs, examples)``  outcomes by (model, primary, shadow, result), the
   max-abs-diff values by (model, primary, shadow), new ring examples as (model, Example).

@@ -54,7 +54,7 @@ class Job:
 PayloadTuple = tuple[str, bytes, str | None, int | None]
 Wire = tuple[Any, ...]
 """A job as it is pickled: a tuple of builtins (and tensors, when decoded), ten times cheaper
-to pickle than the dataclass."""
+to pickle than the dataclass, and built by the worker straight from the request."""
 
 
 def _payload_tuple(payload: Payload | None) -> PayloadTuple | None:
@@ -65,25 +65,6 @@ def _payload_tuple(payload: Payload | None) -> PayloadTuple | None:
 
 def _payload(values: PayloadTuple | None) -> Payload | None:
     return None if values is None else Payload(*values)
-
-
-def encode_job(job: Job) -> Wire:
-    answer = job.answer
-    return (
-        job.model,
-        job.primary,
-        job.version,
-        job.label,
-        job.request_id,
-        job.parameters,
-        [(o.name, o.binary) for o in job.outputs] if job.outputs else None,
-        job.binary_output,
-        _payload_tuple(job.payload),
-        job.inputs,
-        _payload_tuple(answer) if isinstance(answer, Payload) else answer,
-        job.traceparent,
-        job.tracestate,
-    )
 
 
 def decode_job(wire: Wire) -> Job:
@@ -118,28 +99,44 @@ def needs_outputs(response: InferResponse) -> bool:
     return response.outputs is None and (payload is None or payload.format not in SELF_DECODED)
 
 
-def job_of(
+def wire_of(
     request: InferRequest,
     primary: str,
     answer: list[Tensor] | Payload | str,
     trace: Trace | None = None,
-) -> Job:
-    """``trace``: the request's, unrecorded; its context goes with the shadow calls."""
-    return Job(
+) -> Wire:
+    """The job of ``request`` as it is pickled (:func:`decode_job` makes it a :class:`Job`);
+    ``trace``: the request's, unrecorded, its context goes with the shadow calls."""
+    outputs = request.outputs
+    return (
         request.model,
         primary,
         request.version,
         request.label,
         request.id,
         request.parameters,
-        request.outputs,
+        [(o.name, o.binary) for o in outputs] if outputs else None,
         request.binary_output,
-        request.payload,
+        _payload_tuple(request.payload),
         request.inputs,
-        answer,
+        _payload_tuple(answer) if isinstance(answer, Payload) else answer,
         trace.traceparent if trace is not None else None,
         trace.tracestate if trace is not None else None,
     )
+
+
+def wire_bytes(request: InferRequest, answer: list[Tensor] | Payload | str) -> int:
+    """About how many bytes a job pickles to: its bodies and tensors (the rest is small)."""
+    size = 256
+    if request.payload is not None:
+        size += len(request.payload.body)
+    if request.inputs is not None:
+        size += sum(t.data.nbytes for t in request.inputs)
+    if isinstance(answer, Payload):
+        size += len(answer.body)
+    elif isinstance(answer, list):
+        size += sum(t.data.nbytes for t in answer)
+    return size
 
 
 def answer_of(response: InferResponse) -> list[Tensor] | Payload | None:

@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.inference import InferRequest, InferResponse, Payload, Tensor
 from gateway.metrics import GatewayMetrics, RequestRecord
 from gateway.routing.router import Variant
-from gateway.shadow.job import answer_of, job_of, needs_inputs
+from gateway.shadow.job import answer_of, needs_inputs, wire_bytes, wire_of
 from gateway.shadow.link import Pair, Report, ShadowProcess
 from gateway.shadow.mirror import RING_SIZE, Mirror
 from gateway.shadow.plan import ShadowPlan
@@ -164,7 +164,8 @@ class Shadowing:
     ) -> None:
         pairs = [(plan.model, primary.name, target.name) for target in targets]
         try:
-            sent = self.process.send(job_of(request, primary.name, answer, trace), pairs)
+            job = wire_of(request, primary.name, answer, trace)
+            sent = self.process.send(job, wire_bytes(request, answer), pairs)
         except Exception:  # a value pickle cannot take: never the request's problem
             log.exception("handing a shadow job over failed")
             sent = False

@@ -108,12 +108,13 @@ class ShadowEngine(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for message in self._reader.feed(data):
             kind = message[0]
-            if kind == "job":
-                job = decode_job(message[1])
-                if self._applying is None:
-                    self._run(job)
-                else:
-                    self._waiting.append(job)
+            if kind == "jobs":
+                for wire in message[1]:
+                    job = decode_job(wire)
+                    if self._applying is None:
+                        self._run(job)
+                    else:
+                        self._waiting.append(job)
             elif kind == "config":
                 self._configs.append(message[1])
                 if self._applying is None:

@@ -44,11 +44,16 @@ def interleaved(
     targets: Mapping[str, Callable[[], WrkResult | Summary]],
     rounds: int,
     measured: Measured | None = None,
+    rotate: bool = False,
 ) -> dict[str, Summary]:
-    """A B C, A B C, ...: drift in the machine's load spreads over every target alike."""
+    """A B C, A B C, ...: drift in the machine's load spreads over every target alike.
+    ``rotate``: A B C, B C A, C A B, ...: each target also takes each place in a round as
+    often as the others (over a multiple of len(targets) rounds)."""
     results: dict[str, list[WrkResult | Summary]] = {name: [] for name in targets}
+    order = list(targets.items())
     for round_ in range(1, rounds + 1):
-        for name, measure in targets.items():
+        first = (round_ - 1) % len(order) if rotate else 0
+        for name, measure in order[first:] + order[:first]:
             result = measure()
             results[name].append(result)
             if measured is not None:

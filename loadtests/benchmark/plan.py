@@ -39,7 +39,9 @@ SCRAPE_TRAFFIC = (("every model", (None,)), ("every variant", ("a", "b")))  # x-
 SCRAPE_STREAM = ("200 req/s, no scrapes", "200 req/s, scrapes back to back")
 SCRAPES = 5  # timed scrapes after the first, per gateway and traffic
 SHADOW_LOADS = ((200, 20), (500, 30))  # (requests/s, connections)
-SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, shadow 100%")
+# The plain gateway twice: the second ("A/A") changes nothing, so its ratio to the first is
+# how far this machine moves a p99 on its own.
+SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, no shadow (A/A)", "gateway-1, shadow 100%")
 BASELINE_CLOSED = ("gateway-1", "gateway-1 old", "gateway-2", "gateway-2 old")
 TRACING_TARGETS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtests.benchmark import baseline
 from loadtests.benchmark.cases import Summary
 from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
+
+SHADOW_P99_BOUND = 0.05
+"""Issue 11: shadowing 100% of traffic adds at most 5% to the primary's p99."""
 
 
 @dataclass
@@ -136,21 +140,41 @@ class Report:
         return rows
 
     def _shadow_targets(self) -> list[tuple[str, str, bool]]:
+        """The p99 added is the median over the rounds of each round's ratio to the plain
+        gateway's p99 in that round; the A/A ratio, measured alike, is the noise floor. A run
+        whose A/A floor is itself beyond the 5% cannot tell 5% from noise: it meets nothing."""
         rows: list[tuple[str, str, bool]] = []
-        fixed = self.shadow.get("fixed_rate", {})
         for rate, _ in SHADOW_LOADS:
-            plain, shadowed = (fixed.get(f"{label}, {rate} req/s") for label in SHADOW_TARGETS)
-            if plain is None or shadowed is None:
+            ratios = self.shadow_p99_ratios(rate)
+            if ratios is None:
                 continue
-            added = shadowed.p99_ms / plain.p99_ms - 1
+            aa, added = ratios
+            resolved = abs(statistics.median(aa)) <= SHADOW_P99_BOUND
+            fixed = self.shadow["fixed_rate"]
+            plain, shadowed = (fixed[f"{SHADOW_TARGETS[i]}, {rate} req/s"] for i in (0, -1))
             rows.append(
                 (
                     f"{rate} req/s: shadowing 100% adds <= 5% to the primary's p99",
-                    f"{plain.p99_ms:.3f} -> {shadowed.p99_ms:.3f} ms ({added:+.1%})",
-                    added <= 0.05,
+                    f"{plain.p99_ms:.3f} -> {shadowed.p99_ms:.3f} ms, median of {len(added)} "
+                    f"rounds' ratios {statistics.median(added):+.1%} (rounds "
+                    f"{min(added):+.0%} to {max(added):+.0%}); A/A floor "
+                    f"{statistics.median(aa):+.1%} (rounds {min(aa):+.0%} to {max(aa):+.0%})"
+                    + ("" if resolved else "; the A/A floor is beyond 5%: unresolved"),
+                    resolved and statistics.median(added) <= SHADOW_P99_BOUND,
                 )
             )
         return rows
+
+    def shadow_p99_ratios(self, rate: int) -> tuple[list[float], list[float]] | None:
+        """Per round: (A/A p99 / plain p99 - 1, shadow p99 / plain p99 - 1) at ``rate``."""
+        rounds = self.shadow.get("p99_rounds", {})
+        plain, aa, shadowed = (rounds.get(f"{label}, {rate} req/s") for label in SHADOW_TARGETS)
+        if not plain or aa is None or shadowed is None:
+            return None
+        return (
+            [b / a - 1 for a, b in zip(plain, aa, strict=True)],
+            [b / a - 1 for a, b in zip(plain, shadowed, strict=True)],
+        )
 
     def _tracing_targets(self) -> list[tuple[str, str, bool]]:
         added = self.tracing.get("added_us", {})
@@ -240,6 +264,15 @@ class Report:
                 out.append(line)
             counts = ", ".join(f"{k} {v:,.0f}" for k, v in self.shadow["results"].items())
             out.append(f"  shadow comparisons: {counts or 'none'}")
+            if "shadow_upstream" in self.shadow:
+                out.append(f"  {self.shadow['shadow_upstream']}")
+            for rate, _ in SHADOW_LOADS:
+                ratios = self.shadow_p99_ratios(rate)
+                if ratios is not None:
+                    aa, added = (" ".join(f"{r:+.0%}" for r in values) for values in ratios)
+                    out.append(f"  p99 vs the plain gateway's, per round, {rate} req/s:")
+                    out.append(f"    A/A (no change) {aa}")
+                    out.append(f"    shadow 100%     {added}")
         if self.tracing.get("fixed_rate"):
             table("Tracing, 1 worker, 400 req/s over 20 connections", self.tracing["fixed_rate"])
             out.append("  worker CPU per request at that rate (us)")

@@ -1,14 +1,24 @@
-"""What shadowing costs the primary: one 1-worker gateway without shadowing and one that copies
+"""What shadowing costs the primary: 1-worker gateways without shadowing and one that copies
 100% of its traffic to a second variant, at fixed rates, interleaved.
 
 The primary is variant ``a`` on upstream ``u1`` (nginx's fixed answer), the shadow variant ``b``
 on ``u2`` (the same answer: every comparison agrees, so each request costs a full shadow call, a
-decode of both answers and a comparison). Both gateways get the same open-loop load; the client's
+decode of both answers and a comparison). All gateways get the same open-loop load; the client's
 p99 is the primary's. The gateway's CPU time per request is measured too: on a machine shared
 with other work it moves far less than a p99 does. After the run, the shadow gateway's own
 counts say how many copies were compared and how many were dropped. The shadow work runs in
 the worker's shadow process (``gateway-shadow``): its CPU per request is reported apart, and
 the gateway's total is the sum.
+
+Separating the gateway's effect from the machine's noise:
+
+- *an A/A floor*: a second plain gateway, identical to the first, measured in the same rounds;
+  its p99 over the first's is what a p99 moves with no change at all;
+- *per-round ratios*: each round's p99 over the same round's plain p99, and the median over the
+  rounds (``report.py``), with the order in a round rotated so that no target is always first;
+- *the shadow variant on its own nginx, at idle priority* (``SCHED_IDLE``): in a deployment
+  the shadow variant runs on other hardware; here its server would otherwise take the primary's
+  cores and its event loop would queue the primary's calls behind the copies.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import os
 import statistics
 import time
 import urllib.request
@@ -26,12 +37,13 @@ from typing import Any
 from deploy.local.process import free_port
 from loadtests.benchmark import footprint, peers
 from loadtests.benchmark import plan as p
-from loadtests.benchmark.cases import Load, Starter, Summary, interleaved, small_body
+from loadtests.benchmark.cases import Load, Measured, Starter, Summary, interleaved, small_body
 from loadtests.benchmark.scrape import cpu_seconds
 from loadtests.benchmark.steps import Steps
 from loadtests.benchmark.wrk import WrkResult
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+SHADOW_UPSTREAM = "the shadow variant on its own nginx (1 worker) under SCHED_IDLE"
 SHADOW_METRIC = "gateway_shadow_requests_total"
 
 
@@ -73,19 +85,28 @@ def measure_shadow(
     start: Starter,
     steps: Steps,
 ) -> dict[str, Any]:
-    base = peers.gateway_config(ups, free_port(), 1)
+    shadow_upstream, shadow_ups = peers.upstream_nginx(run / "shadow-upstream")
+    start(shadow_upstream)
+    assert shadow_upstream.popen is not None
+    idle_priority(shadow_upstream.popen.pid)
+    base = peers.gateway_config(
+        peers.Upstreams(ups.first, shadow_ups.second, ups.sinks), free_port(), 1
+    )
+    configs = (plain(base), plain(base), shadowing(base))
     urls, pids = {}, {}
-    for label, config in zip(p.SHADOW_TARGETS, (plain(base), shadowing(base)), strict=True):
+    for label, config in zip(p.SHADOW_TARGETS, configs, strict=True):
         config["server"]["http"]["port"] = free_port()
-        process, port = peers.gateway(run / "gw-shadow", config, label.replace(" ", "-"))
+        name = label.replace(" ", "-").replace("(", "").replace(")", "").replace("/", "")
+        process, port = peers.gateway(run / "gw-shadow", config, name)
         start(process)
         assert process.popen is not None
         urls[label] = f"http://127.0.0.1:{port}"
-        if label == p.SHADOW_TARGETS[1]:  # its worker's shadow process starts just after it
+        if "shadow" in config["models"]["m"]:  # its worker's shadow process starts just after it
             _wait_for_shadow_process(process.popen.pid)
         pids[label] = footprint.worker_pids(process.popen.pid)
     small = small_body(run)
     results: dict[str, Summary] = {}
+    p99_rounds: dict[str, list[float]] = {}
     cpu_us: dict[str, float] = {}
     shadow_cpu_us: dict[str, float] = {}
     for rate, connections in p.SHADOW_LOADS:
@@ -101,12 +122,11 @@ def measure_shadow(
             )
             for label in p.SHADOW_TARGETS
         }
-        pair = interleaved(
-            targets,
-            args.rounds,
-            steps.measured(f"shadow {rate} req/s"),
-        )
+        rounds: dict[str, list[float]] = {label: [] for label in p.SHADOW_TARGETS}
+        shown = _keeping_p99(rounds, steps.measured(f"shadow {rate} req/s"))
+        pair = interleaved(targets, args.rounds, shown, rotate=True)
         results.update({f"{label}, {rate} req/s": s for label, s in pair.items()})
+        p99_rounds.update({f"{label}, {rate} req/s": v for label, v in rounds.items()})
         cpu_us.update(
             {f"{label}, {rate} req/s": statistics.median(v) for label, v in per_request.items()}
         )
@@ -117,7 +137,7 @@ def measure_shadow(
                 if v
             }
         )
-    counts = shadow_counts(urls[p.SHADOW_TARGETS[1]])
+    counts = shadow_counts(urls[p.SHADOW_TARGETS[-1]])
     steps.did(
         "shadow",
         f"shadow results {counts}",
@@ -128,10 +148,29 @@ def measure_shadow(
     )
     return {
         "fixed_rate": results,
+        "p99_rounds": p99_rounds,
         "cpu_us_per_request": cpu_us,
         "shadow_process_cpu_us_per_request": shadow_cpu_us,
         "results": counts,
+        "shadow_upstream": SHADOW_UPSTREAM,
     }
+
+
+def _keeping_p99(into: dict[str, list[float]], shown: Measured) -> Measured:
+    """``shown``, also keeping each round's p99 by target."""
+
+    def measured(target: str, round_: int, result: WrkResult | Summary) -> None:
+        into[target].append(result.p99_ms)
+        shown(target, round_, result)
+
+    return measured
+
+
+def idle_priority(leader: int) -> None:
+    """``leader`` and its children (nginx's master and worker) under ``SCHED_IDLE``."""
+    children = Path(f"/proc/{leader}/task/{leader}/children").read_text().split()
+    for pid in (leader, *map(int, children)):
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _wait_for_shadow_process(leader: int, timeout: float = 30.0) -> None:

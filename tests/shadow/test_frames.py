@@ -13,11 +13,10 @@ from gateway.inference import Formats, InferRequest, Payload, RequestedOutput, T
 from gateway.shadow.frames import FrameReader, frame
 from gateway.shadow.job import (
     decode_job,
-    encode_job,
-    job_of,
     needs_inputs,
     rebuilt_request,
     rebuilt_response,
+    wire_of,
 )
 
 BODY = b'{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1.5,2.5]}]}'
@@ -36,9 +35,9 @@ def test_frames_come_out_whole_however_the_bytes_arrive():
 
 
 def through_the_socket(request: InferRequest, answer: object) -> object:
-    job = job_of(request, "a", answer)  # type: ignore[arg-type]
-    (message,) = FrameReader().feed(frame(("job", encode_job(job))))
-    return decode_job(message[1])
+    wire = wire_of(request, "a", answer)  # type: ignore[arg-type]
+    (message,) = FrameReader().feed(frame(("jobs", [wire])))
+    return decode_job(message[1][0])
 
 
 def test_a_forwarded_body_and_a_json_answer_are_decoded_in_the_shadow_process():

@@ -1,8 +1,8 @@
 """The shadow process over real processes and sockets: a `gateway serve` whose worker hands
-every sampled request to its child, the child calling real OIP servers; the counts in the
-worker's /metrics (merged across workers), the ring through the admin API, plans changed live,
-drops when the hand-off or the pool is full, and the child killed (the primaries never notice,
-it comes back) or orphaned (it never is)."""
+every sampled request to its child (at idle priority), the child calling real OIP servers; the
+counts in the worker's /metrics (merged across workers), the ring through the admin API, plans
+changed live, drops when the hand-off or the pool is full, and the child killed (the primaries
+never notice, it comes back) or orphaned (it never is)."""
 
 from __future__ import annotations
 
@@ -173,6 +173,9 @@ def test_copies_go_through_the_shadow_process_and_plans_change_live(tmp_path):
             assert reply.status == 200, reply.body
             first = wait_for(lambda: shadow_children(worker))
             assert len(first) == 1
+            # It lowers its own priority as it starts: only idle CPU time is left to it.
+            assert wait_for(lambda: os.sched_getscheduler(first[0]) == os.SCHED_IDLE)
+            assert os.sched_getscheduler(worker) == os.SCHED_OTHER
             send(url, 40)
             assert wait_for(lambda: shadow_counts(url).get("agree") == 40), shadow_counts(url)
             assert u2.snapshot().served == 40
