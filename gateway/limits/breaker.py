@@ -120,16 +120,18 @@ class CircuitBreaker:
                     f"{len(self._waiters)} waiting (circuit_breakers.max_pending_requests: "
                     f"{self.max_pending}); retry shortly"
                 )
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.append(waiter)
         now = self._clock()
         wait_s = deadline - self._calls.needed(target, now) - now
+        # The timer fails the waiter itself rather than cancelling the task (asyncio.timeout):
+        # one timer handle, and no running-loop lookups (each a getpid() system call). A waiter
+        # handed a slot before its timer fires keeps it; one failed here is skipped by release.
+        timer = loop.call_later(wait_s, _expire, waiter)
         try:
-            async with asyncio.timeout(wait_s):
-                await waiter
+            await waiter
         except TimeoutError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot in the same instant: pass it on
             self._shed("deadline")
             raise DeadlineExceeded(
                 f"waited for one of backend {self.backend!r}'s "
@@ -137,10 +139,11 @@ class CircuitBreaker:
                 "of the deadline was left for a call: not sent"
             ) from None
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.release()  # handed a slot just as the request was cancelled: pass it on
             raise
         finally:
+            timer.cancel()
             if not waiter.done():
                 waiter.cancel()
 
@@ -202,3 +205,8 @@ class CircuitBreaker:
     def _shed(self, limit: str) -> None:
         if self.on_shed is not None:
             self.on_shed(self.backend, limit)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
