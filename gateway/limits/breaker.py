@@ -174,7 +174,11 @@ class CircuitBreaker:
         """:meth:`observe`, then :meth:`release`: a call's slot back after its success."""
         self._calls.observe(target, seconds)
         if self.adaptive is not None:
-            self._resize(self.adaptive.sample(seconds))
+            limit = self.adaptive.sample(seconds)
+            # _resize only when it has something to do: most samples leave the limit as it is,
+            # and with nobody queued there is no one to hand a slot.
+            if limit != self.max_requests or self._waiters:
+                self._resize(limit)
         if self.active > self.max_requests or self._waiters:
             self.release()
         else:
