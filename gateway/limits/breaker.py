@@ -93,8 +93,7 @@ class CircuitBreaker:
         left = self.acquire_now(target, deadline)
         if left is not None:
             return left
-        await self._wait(target, deadline)
-        return self._left(target, deadline)
+        return await self.queue(target, deadline)
 
     def _left(self, target: BackendModel, deadline: float) -> float:
         now = self._clock()
@@ -109,7 +108,9 @@ class CircuitBreaker:
             )
         return left
 
-    async def _wait(self, target: BackendModel, deadline: float) -> None:
+    async def queue(self, target: BackendModel, deadline: float) -> float:
+        """:meth:`acquire` once :meth:`acquire_now` has found every slot taken (with no await
+        in between): wait in the queue, then return the seconds left for the call."""
         if len(self._waiters) >= self.max_pending:
             self._drop_finished()
             if len(self._waiters) >= self.max_pending:
@@ -126,7 +127,8 @@ class CircuitBreaker:
         now = self._clock()
         wait_s = deadline - self._calls.needed(target, now) - now
         # The timer fails the waiter itself rather than cancelling the task (asyncio.timeout):
-        # one timer handle, and no running-loop lookups (each a getpid() system call). A waiter
+        # one timer handle and one running-loop lookup (asyncio.timeout makes three more, each
+        # a getpid() system call on Python 3.11). A waiter
         # handed a slot before its timer fires keeps it; one failed here is skipped by release.
         timer = loop.call_later(wait_s, _expire, waiter)
         try:
@@ -146,6 +148,7 @@ class CircuitBreaker:
             timer.cancel()
             if not waiter.done():
                 waiter.cancel()
+        return self._left(target, deadline)
 
     def _drop_finished(self) -> None:
         self._waiters = deque(waiter for waiter in self._waiters if not waiter.done())
