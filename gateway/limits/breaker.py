@@ -128,8 +128,8 @@ class CircuitBreaker:
         wait_s = deadline - self._calls.needed(target, now) - now
         # The timer fails the waiter itself rather than cancelling the task (asyncio.timeout):
         # one timer handle and one running-loop lookup (asyncio.timeout makes three more, each
-        # a getpid() system call on Python 3.11). A waiter
-        # handed a slot before its timer fires keeps it; one failed here is skipped by release.
+        # a getpid() system call on Python 3.11). A waiter handed a slot before its timer fires
+        # keeps it; one failed here is skipped by release.
         timer = loop.call_later(wait_s, _expire, waiter)
         try:
             await waiter
