@@ -10,7 +10,10 @@ counted over ``--requests`` POSTs of the benchmark's small OIP JSON body on a fe
 connections, then over ``--idle-s`` seconds with no traffic: the work the worker does on its
 own (readiness probes, the config watcher), which also runs during the requests and is
 reported per second so that it can be told apart. Instruction counts do not move with the
-machine's load the way timings do; two runs of one tree differ by well under 1%.
+machine's load the way timings do. What still moves them is timing inside the gateway: with many
+connections the adaptive concurrency limit (and so how many requests wait in the circuit
+breaker's queue) follows measured latency; give each tree more than once (``--tree A --tree B
+--tree A --tree B``) and compare the spread.
 
 ``--set key.path=value`` (a JSON value, else a string) overrides a config key in every tree. A
 key of the benchmark's own config that an older tree refuses ("extra inputs") is left out of
