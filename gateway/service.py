@@ -137,7 +137,7 @@ class InferenceService:
         if queued:
             # Every slot taken: queue (bounded), and call with what the wait left. A request
             # shed here was never sent: it is not retried, and says nothing of the backend.
-            timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
+            timeout_s = min(timeout_s, await breaker.queue(variant.target, deadline))
         # The first attempt, inline (what _attempt does, without a coroutine more per request).
         inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
@@ -199,7 +199,7 @@ class InferenceService:
         deadline = decision.deadline or time.monotonic() + timeout_s
         queued = breaker.acquire_now(variant.target, deadline) is None
         if queued:
-            timeout_s = min(timeout_s, await breaker.acquire(variant.target, deadline))
+            timeout_s = min(timeout_s, await breaker.queue(variant.target, deadline))
         inflight = self.metrics.inflight_value(backend.name, backend.runtime)
         counts = self._budgets.counts(backend.name)
         inflight.inc(1)
@@ -294,7 +294,7 @@ class InferenceService:
         timeout_s = decision.timeout_s
         deadline = decision.deadline or time.monotonic() + timeout_s
         if breaker.acquire_now(variant.target, deadline) is None:
-            timeout_s = await breaker.acquire(variant.target, deadline)
+            timeout_s = await breaker.queue(variant.target, deadline)
         started = time.perf_counter()
         try:
             with backend_call(record, variant):

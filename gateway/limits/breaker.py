@@ -93,8 +93,7 @@ class CircuitBreaker:
         left = self.acquire_now(target, deadline)
         if left is not None:
             return left
-        await self._wait(target, deadline)
-        return self._left(target, deadline)
+        return await self.queue(target, deadline)
 
     def _left(self, target: BackendModel, deadline: float) -> float:
         now = self._clock()
@@ -109,7 +108,9 @@ class CircuitBreaker:
             )
         return left
 
-    async def _wait(self, target: BackendModel, deadline: float) -> None:
+    async def queue(self, target: BackendModel, deadline: float) -> float:
+        """:meth:`acquire` once :meth:`acquire_now` has found every slot taken (with no await
+        in between): wait in the queue, then return the seconds left for the call."""
         if len(self._waiters) >= self.max_pending:
             self._drop_finished()
             if len(self._waiters) >= self.max_pending:
@@ -120,16 +121,19 @@ class CircuitBreaker:
                     f"{len(self._waiters)} waiting (circuit_breakers.max_pending_requests: "
                     f"{self.max_pending}); retry shortly"
                 )
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.append(waiter)
         now = self._clock()
         wait_s = deadline - self._calls.needed(target, now) - now
+        # The timer fails the waiter itself rather than cancelling the task (asyncio.timeout):
+        # one timer handle and one running-loop lookup (asyncio.timeout makes three more, each
+        # a getpid() system call on Python 3.11). A waiter handed a slot before its timer fires
+        # keeps it; one failed here is skipped by release.
+        timer = loop.call_later(wait_s, _expire, waiter)
         try:
-            async with asyncio.timeout(wait_s):
-                await waiter
+            await waiter
         except TimeoutError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot in the same instant: pass it on
             self._shed("deadline")
             raise DeadlineExceeded(
                 f"waited for one of backend {self.backend!r}'s "
@@ -137,12 +141,14 @@ class CircuitBreaker:
                 "of the deadline was left for a call: not sent"
             ) from None
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.release()  # handed a slot just as the request was cancelled: pass it on
             raise
         finally:
+            timer.cancel()
             if not waiter.done():
                 waiter.cancel()
+        return self._left(target, deadline)
 
     def _drop_finished(self) -> None:
         self._waiters = deque(waiter for waiter in self._waiters if not waiter.done())
@@ -171,7 +177,11 @@ class CircuitBreaker:
         """:meth:`observe`, then :meth:`release`: a call's slot back after its success."""
         self._calls.observe(target, seconds)
         if self.adaptive is not None:
-            self._resize(self.adaptive.sample(seconds))
+            limit = self.adaptive.sample(seconds)
+            # _resize only when it has something to do: most samples leave the limit as it is,
+            # and with nobody queued there is no one to hand a slot.
+            if limit != self.max_requests or self._waiters:
+                self._resize(limit)
         if self.active > self.max_requests or self._waiters:
             self.release()
         else:
@@ -202,3 +212,8 @@ class CircuitBreaker:
     def _shed(self, limit: str) -> None:
         if self.on_shed is not None:
             self.on_shed(self.backend, limit)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())

@@ -84,6 +84,23 @@ def test_a_request_leaves_the_queue_unsent_when_its_deadline_could_no_longer_cov
     assert "not sent" in message
 
 
+def test_a_waiter_whose_wait_ran_out_is_passed_over_by_the_next_release():
+    async def scenario() -> None:
+        breaker = CircuitBreaker("b", 1, 10)
+        await breaker.acquire(TARGET, in_s(5))
+        early = asyncio.ensure_future(breaker.acquire(TARGET, in_s(0.05)))
+        late = asyncio.ensure_future(breaker.acquire(TARGET, in_s(5)))
+        with pytest.raises(DeadlineExceeded):
+            await early
+        assert breaker.pending == 1
+        breaker.release()  # not to ``early``, which left: to ``late``
+        assert await asyncio.wait_for(late, 1) > 4
+        assert breaker.active == 1
+        assert breaker.pending == 0
+
+    asyncio.run(scenario())
+
+
 def test_with_less_time_left_than_a_call_needs_a_free_slot_is_not_used():
     async def scenario() -> None:
         breaker = CircuitBreaker("b", 4, 4)
