@@ -169,7 +169,7 @@ def measure_all(
         if "scrape" in cases:
             report.scrape = measure_scrape(run, ups, scripts, args, start, steps)
         if "shadow" in cases:
-            report.shadow = measure_shadow(run, ups, scripts, args, start, steps)
+            report.shadow = measure_shadow(run, upstream, ups, scripts, args, start, steps)
         if "tracing" in cases:
             report.tracing = measure_tracing(run, ups, scripts, args, start, steps)
         if "baseline" in cases:

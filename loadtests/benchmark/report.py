@@ -266,6 +266,8 @@ class Report:
             out.append(f"  shadow comparisons: {counts or 'none'}")
             if "shadow_upstream" in self.shadow:
                 out.append(f"  {self.shadow['shadow_upstream']}")
+            if "pinned" in self.shadow:
+                out.append(f"  {self.shadow['pinned']}")
             for rate, _ in SHADOW_LOADS:
                 ratios = self.shadow_p99_ratios(rate)
                 if ratios is not None:

@@ -18,7 +18,10 @@ Separating the gateway's effect from the machine's noise:
   rounds (``report.py``), with the order in a round rotated so that no target is always first;
 - *the shadow variant on its own nginx, at idle priority* (``SCHED_IDLE``): in a deployment
   the shadow variant runs on other hardware; here its server would otherwise take the primary's
-  cores and its event loop would queue the primary's calls behind the copies.
+  cores and its event loop would queue the primary's calls behind the copies;
+- *pinned cores* (``pinning.py``, with two cores or more): wrk and the primary's upstream on one
+  core, each gateway's worker on another, so no target is luckier than another in where the
+  scheduler puts it; the shadow process and the shadow upstream are left free, at idle priority.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deploy.local.process import free_port
-from loadtests.benchmark import footprint, peers
+from deploy.local.process import ManagedProcess, free_port
+from loadtests.benchmark import footprint, peers, pinning
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.cases import Load, Measured, Starter, Summary, interleaved, small_body
 from loadtests.benchmark.scrape import cpu_seconds
@@ -79,6 +82,7 @@ def shadow_counts(base_url: str) -> dict[str, float]:
 
 def measure_shadow(
     run: Path,
+    upstream: ManagedProcess,
     ups: peers.Upstreams,
     scripts: Path,
     args: argparse.Namespace,
@@ -105,6 +109,43 @@ def measure_shadow(
             _wait_for_shadow_process(process.popen.pid)
         pids[label] = footprint.worker_pids(process.popen.pid)
     small = small_body(run)
+    where = pinning.placement()
+    assert upstream.popen is not None
+    nginx = [upstream.popen.pid, *pinning.children(upstream.popen.pid)]
+    everywhere = frozenset(os.sched_getaffinity(0))
+    if where is not None:
+        pinning.pin(nginx, where.load)
+        for workers in pids.values():
+            pinning.pin(workers, where.gateway)
+    try:
+        with pinning.load_from(where.load) if where else contextlib.nullcontext():
+            found = _measure(urls, pids, small, scripts, args, steps)
+    finally:
+        pinning.pin(nginx, everywhere)  # the upstream serves the cases after this one
+    return {
+        **found,
+        "shadow_upstream": SHADOW_UPSTREAM,
+        "pinned": _pinned(where),
+    }
+
+
+def _pinned(where: pinning.Placement | None) -> str:
+    if where is None:
+        return "not pinned (one core)"
+    return (
+        f"wrk and the primary's upstream on core {sorted(where.load)}, each gateway's worker on "
+        f"core {sorted(where.gateway)}; the shadow process and the shadow upstream unpinned"
+    )
+
+
+def _measure(
+    urls: dict[str, str],
+    pids: dict[str, list[int]],
+    small: Path,
+    scripts: Path,
+    args: argparse.Namespace,
+    steps: Steps,
+) -> dict[str, Any]:
     results: dict[str, Summary] = {}
     p99_rounds: dict[str, list[float]] = {}
     cpu_us: dict[str, float] = {}
@@ -152,7 +193,6 @@ def measure_shadow(
         "cpu_us_per_request": cpu_us,
         "shadow_process_cpu_us_per_request": shadow_cpu_us,
         "results": counts,
-        "shadow_upstream": SHADOW_UPSTREAM,
     }
 
 
