@@ -19,7 +19,7 @@ from pathlib import Path
 
 from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import TorchServePorts, torchserve_process
-from loadtests.benchmark import footprint, peers
+from loadtests.benchmark import footprint, peers, steal
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.baseline import measure_baseline
 from loadtests.benchmark.cases import (
@@ -87,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     steps = Steps(progress, args.seconds, args.rounds)
     report = Report()
+    cpu_before = steal.read()
     try:
         measure_all(report, cases, args, run, steps)
     except KeyboardInterrupt:
         progress.say(f"\ninterrupted: the {progress.step} steps measured are in {raw}")
         return 130
     progress.finish(f"{progress.step} steps")
+    report.steal = steal.share(cpu_before, steal.read())
     print(report.render())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.as_dict(), indent=2, default=_plain))

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from loadtests.benchmark import baseline
+from loadtests.benchmark import baseline, steal
 from loadtests.benchmark.cases import Summary
 from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
 
@@ -29,6 +29,7 @@ class Report:
     shadow: dict[str, Any] = field(default_factory=dict)
     tracing: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    steal: float | None = None  # the hypervisor's share of the run's CPU time (steal.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,6 +300,7 @@ class Report:
                 if ours in c and peer in c:
                     ratio = c[ours].requests_per_s / c[peer].requests_per_s
                     out.append(f"  {ours}/{peer:<10}{ratio:>8.2f}")
+        out.append("\n" + steal.describe(self.steal))
         out.append("\nTargets")
         for target, measured, met in self.targets():
             out.append(f"  [{'met' if met else 'MISSED'}] {target}: {measured}")
