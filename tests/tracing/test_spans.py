@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +42,15 @@ VARIANT = Variant("digits", "torch-v1", cast(Backend, FakeBackendInfo()), Backen
 
 def settings(parent_based: bool = True, ratio: float = 1.0) -> TraceSettings:
     return TraceSettings("http://unused:4317", parent_based, ratio, "test", None, None, 1, None)
+
+
+@pytest.fixture(autouse=True)
+def own_context() -> Iterator[None]:
+    """An unsampled trace sets the context of the task that begins it; here that is the
+    test's thread, so each test puts it back."""
+    token = OUTGOING.set(None)
+    yield
+    OUTGOING.reset(token)
 
 
 @pytest.fixture
@@ -103,10 +113,34 @@ def test_unsampled_requests_make_no_span_data(exporter):
     assert not trace.sampled
     assert trace.attributes is None
     assert trace.sink is None
-    with backend_call(record, VARIANT):
-        assert OUTGOING.get() == trace.outgoing()  # the request's own span id, flag 00
+    assert backend_call(record, VARIANT) is UNTRACED  # the context is the request's already
+    assert OUTGOING.get() is trace
+    sent = dict(grpc_metadata() or ())
+    assert sent == {"traceparent": trace.traceparent}
     trace.end(record, 200)
+    assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-00", trace.traceparent)
+    assert trace.header == trace.traceparent.encode()
+    assert trace.http == f"traceparent: {trace.traceparent}\r\n".encode()
+    assert trace.trace_id_hex == trace.traceparent[3:35]
+    finished(exporter, traced, 0)
+
+
+def test_an_unsampled_caller_keeps_its_trace_id_and_tracestate(exporter):
+    traced = tracer(exporter)
+    unsampled_caller = CALLER[:-2] + "00"
+    headers = ((b"traceparent", unsampled_caller.encode()), (b"tracestate", b"k=v"))
+    trace = traced.begin_http(scope(*headers), "/r", "oip_rest")
+    assert not trace.sampled
+    assert trace.trace_id_hex == CALLER[3:35]
+    assert trace.traceparent[36:52] not in (CALLER[36:52], "0" * 16)  # a span id of its own
     assert trace.traceparent.endswith("-00")
+    assert trace.tracestate == "k=v"
+    assert trace.http == f"traceparent: {trace.traceparent}\r\ntracestate: k=v\r\n".encode()
+    assert dict(grpc_metadata() or ()) == {"traceparent": trace.traceparent, "tracestate": "k=v"}
+    record = RequestRecord("oip_rest", time.perf_counter())
+    record.trace = trace
+    with backend_call(record, VARIANT, shadow=True):  # a shadow call may run in another task
+        assert OUTGOING.get() is trace
     finished(exporter, traced, 0)
 
 
@@ -164,8 +198,19 @@ def test_the_context_stays_with_its_task():
                 assert outgoing is not None
                 seen.append(outgoing.grpc[0][1][3:35] == rec.trace.trace_id_hex)
 
-        await asyncio.gather(one(), one(), one())
-        assert seen == [True, True, True]
+        async def unsampled() -> None:
+            rec = RequestRecord("oip_rest", time.perf_counter())
+            rec.trace = never.begin_http(scope(), "/r", "oip_rest")
+            await asyncio.sleep(0.01)
+            outgoing = OUTGOING.get()
+            assert outgoing is not None
+            seen.append(outgoing.grpc[0][1][3:35] == rec.trace.trace_id_hex)
+
+        never = tracer(exporter, ratio=0.0)
+        tasks = (one(), one(), one(), unsampled(), unsampled(), unsampled())
+        await asyncio.gather(*tasks)
+        assert seen == [True] * 6
+        assert OUTGOING.get() is None  # what a request's task set ended with it
 
     asyncio.run(main())
 
