@@ -22,16 +22,16 @@ if TYPE_CHECKING:
 Attributes = dict[str, str | bool | int | float]
 
 
-_bits = random.getrandbits
-_LOW64 = (1 << 64) - 1
+random_bits = random.getrandbits
+LOW64 = (1 << 64) - 1
 
 
 def new_span_id() -> int:
-    return _bits(64) or 1
+    return random_bits(64) or 1
 
 
 def new_trace_id() -> int:
-    return _bits(128) or 1
+    return random_bits(128) or 1
 
 
 class Trace:
@@ -72,9 +72,9 @@ class Trace:
 
 def unsampled(tracestate: str | None = None, trace_id: int = 0) -> Trace:
     """An unsampled trace: the caller's ``trace_id`` (with its ``tracestate``), else a new one.
-    Both ids come from one draw."""
-    bits = _bits(192 if trace_id == 0 else 64)
-    span_id = bits & _LOW64 or 1
+    Both ids come from one draw (the HTTP front end inlines the new one's)."""
+    bits = random_bits(192 if trace_id == 0 else 64)
+    span_id = bits & LOW64 or 1
     if trace_id == 0:
         trace_id = bits >> 64 or 1
     return Trace(b"00-%032x-%016x-00" % (trace_id, span_id), tracestate)

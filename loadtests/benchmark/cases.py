@@ -44,11 +44,17 @@ def interleaved(
     targets: Mapping[str, Callable[[], WrkResult | Summary]],
     rounds: int,
     measured: Measured | None = None,
+    rotate: bool = False,
 ) -> dict[str, Summary]:
-    """A B C, A B C, ...: drift in the machine's load spreads over every target alike."""
+    """A B C, A B C, ...: drift in the machine's load spreads over every target alike. With
+    ``rotate``, A B C, B C A, C A B, ...: no target always comes first after the previous
+    round's last one."""
     results: dict[str, list[WrkResult | Summary]] = {name: [] for name in targets}
+    names = list(targets)
     for round_ in range(1, rounds + 1):
-        for name, measure in targets.items():
+        shift = (round_ - 1) % len(names) if rotate and names else 0
+        for name in names[shift:] + names[:shift]:
+            measure = targets[name]
             result = measure()
             results[name].append(result)
             if measured is not None:

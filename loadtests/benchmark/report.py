@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadtests.benchmark.cases import Summary
-from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS
+from loadtests.benchmark.plan import SHADOW_LOADS, SHADOW_TARGETS, TRACING_TARGETS
 
 
 @dataclass
@@ -151,7 +152,15 @@ class Report:
 
     def _tracing_targets(self) -> list[tuple[str, str, bool]]:
         added = self.tracing.get("added_us", {})
+        rounds = self.tracing.get("added_us_rounds", {})
         hooks = self.tracing.get("in_process_us", {})
+        twin = rounds.get(TRACING_TARGETS[1])
+        noise = ""
+        if twin:
+            noise = (
+                f"; A/A, two tracing-off gateways: {statistics.median(twin):+.1f}"
+                f" ({min(twin):+.1f} to {max(twin):+.1f})"
+            )
         rows: list[tuple[str, str, bool]] = []
         for mode, bound in (
             ("tracing on, unsampled", 10.0),
@@ -159,10 +168,13 @@ class Report:
         ):
             if mode in added:
                 cost = hooks.get(mode, 0.0) - hooks.get("tracing off", 0.0)
+                paired = rounds.get(mode, [])
+                spread = f" ({min(paired):+.1f} to {max(paired):+.1f})" if paired else ""
                 rows.append(
                     (
                         f"{mode}: at most +{bound:.0f} us per request",
-                        f"{added[mode]:+.1f} us CPU per request end to end, "
+                        f"{added[mode]:+.1f} us CPU per request end to end{spread}, median of "
+                        f"{len(paired)} rounds' differences from tracing off{noise}; "
                         f"{cost:+.1f} us in process",
                         added[mode] <= bound,
                     )
@@ -239,9 +251,15 @@ class Report:
             out.append(f"  shadow comparisons: {counts or 'none'}")
         if self.tracing.get("fixed_rate"):
             table("Tracing, 1 worker, 400 req/s over 20 connections", self.tracing["fixed_rate"])
-            out.append("  worker CPU per request at that rate (us)")
+            out.append("  worker CPU per request at that rate (us): median, then each round")
+            per_round = self.tracing.get("cpu_us_rounds", {})
             for mode, us in self.tracing.get("cpu_us", {}).items():
-                out.append(f"    {mode:<40}{us:>8.2f}")
+                each = " ".join(f"{v:.1f}" for v in per_round.get(mode, []))
+                out.append(f"    {mode:<40}{us:>8.2f}   {each}")
+            out.append("  minus tracing off in the same round (us): median, then each round")
+            for mode, added in self.tracing.get("added_us_rounds", {}).items():
+                listed = " ".join(f"{v:+.1f}" for v in added)
+                out.append(f"    {mode:<40}{statistics.median(added):>+8.2f}   {listed}")
             out.append("  tracing hooks in process (CPU us per request)")
             for mode, us in self.tracing.get("in_process_us", {}).items():
                 out.append(f"    {mode:<40}{us:>8.2f}")
