@@ -181,6 +181,14 @@ def test_tracing_verdicts_and_table():
     report.tracing["added_us"] = {**added, unsampled: 10.5}
     met = {target: met for target, _, met in report.targets()}
     assert not met["tracing on, unsampled: at most +10 us per request"]
+    # Two identical gateways 12 us apart: a +8 us difference is not shown.
+    report.tracing["added_us"] = added
+    report.tracing["added_us_rounds"] = {**rounds, twin: [12.0, -4.0, 13.0]}
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    measured, met_now = rows["tracing on, unsampled: at most +10 us per request"]
+    assert not met_now
+    assert "not resolved" in measured
+    assert rows["tracing on, sampled + OTLP export: at most +60 us per request"][1]
     rendered = report.render()
     assert "Tracing, 1 worker, 400 req/s over 20 connections" in rendered
     assert "-4.0" in rendered  # every round's difference is shown
