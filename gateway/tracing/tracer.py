@@ -46,13 +46,16 @@ class RequestTracer:
                 traceparent = value
             elif name == b"tracestate":
                 tracestate = value
-        if traceparent is None and not (self._ratio and self._chance() < self._ratio):
-            # The common unsampled case inline: a call costs as much as the rest of it.
-            bits = random_bits(192)
-            trace = Trace(b"00-%032x-%016x-00" % (bits >> 64 or 1, bits & LOW64 or 1), None)
-            OUTGOING.set(trace)
-            return trace
-        trace = self._begin(traceparent, tracestate)
+        if traceparent is None:
+            if not (self._ratio and self._chance() < self._ratio):
+                # The common unsampled case inline: a call costs as much as the rest of it.
+                bits = random_bits(192)
+                trace = Trace(b"00-%032x-%016x-00" % (bits >> 64 or 1, bits & LOW64 or 1), None)
+                OUTGOING.set(trace)
+                return trace
+            trace = RecordedTrace(new_trace_id(), None, None, self.sink)
+        else:
+            trace = self._begin(traceparent, tracestate)
         if isinstance(trace, RecordedTrace):
             method: str = scope["method"]
             trace.name = f"{method} {route}"

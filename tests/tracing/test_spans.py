@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -155,6 +156,26 @@ def test_parent_based_follows_the_caller_and_ratio_decides_new_traces(exporter):
     assert not never.begin_http(scope(), "/", "p").sampled
     ratio_only = tracer(exporter, chance=0.99, ratio=0.5, parent_based=False)
     assert not ratio_only.begin_http(scope((b"traceparent", CALLER.encode())), "/", "p").sampled
+
+
+class FakeContext:
+    """The one call of a gRPC servicer context the tracer makes."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+def test_a_new_trace_is_sampled_by_one_draw(exporter):
+    draws = iter([0.05, 0.99, 0.99, 0.05])
+    traced = RequestTracer(settings(ratio=0.1), SpanSink(settings(), exporter), lambda: next(draws))
+    assert traced.begin_http(scope(), "/", "p").sampled  # 0.05 < 0.1, drawn once
+    assert not traced.begin_http(scope(), "/", "p").sampled  # 0.99
+    context = cast(grpc.aio.ServicerContext, FakeContext(()))
+    assert not traced.begin_grpc(context, "s/M", "p").sampled  # 0.99
+    assert traced.begin_grpc(context, "s/M", "p").sampled  # 0.05
 
 
 def test_a_failed_call_is_an_error_span_and_retries_are_counted(exporter):
