@@ -26,8 +26,9 @@ class RequestObserver:
 
     def finish(self, record: RequestRecord, status: int) -> None:
         self.metrics.finish(record, status)
-        if record.trace is not None:
-            record.trace.end(record, status)
+        trace = record.trace
+        if trace is not None and trace.sampled:
+            trace.end(record, status)
         if self.access_log is not None:
             self.access_log.finish(record, status, time.perf_counter())
 

@@ -106,7 +106,7 @@ class RawEndpoint(ABC):
             if record.variant is not None:
                 out.append((self._variant_header, record.variant.name.encode()))
             if record.trace is not None:
-                out.append((b"traceparent", record.trace.traceparent.encode()))
+                out.append((b"traceparent", record.trace.header))
             record.bytes_out = len(body)
             try:
                 await send_response(send, status, out, body)

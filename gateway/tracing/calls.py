@@ -1,5 +1,6 @@
-"""The hook around one backend call: counts the attempt, and when the request is traced, sets
-the context the backend gets and (if recorded) exports a client span for the call.
+"""The hook around one backend call: counts the attempt, and when the request is recorded, sets
+the context the backend gets (its client span's) and exports a client span for the call. An
+unsampled request's calls need nothing here: its context was set when its trace began.
 
     with backend_call(record, variant):
         response = await backend.infer(...)
@@ -14,8 +15,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
-from gateway.tracing.context import OUTGOING, Outgoing
-from gateway.tracing.trace import Trace, new_span_id
+from gateway.tracing.context import OUTGOING, Carrier
+from gateway.tracing.trace import RecordedTrace, new_span_id
 
 if TYPE_CHECKING:
     from gateway.metrics import RequestRecord
@@ -40,11 +41,12 @@ _NAMES: dict[tuple[str, str], str] = {}
 
 
 class PassedOn:
-    """An unsampled request's call: the backend gets the request's own ``traceparent``."""
+    """An unsampled request's shadow call (which may run in a task of its own): the backend
+    gets the request's own ``traceparent``."""
 
     __slots__ = ("_outgoing", "_token")
 
-    def __init__(self, outgoing: Outgoing) -> None:
+    def __init__(self, outgoing: Carrier) -> None:
         self._outgoing = outgoing
 
     def __enter__(self) -> None:
@@ -59,7 +61,7 @@ class TracedCall:
 
     __slots__ = ("_attempt", "_shadow", "_span_id", "_start_ns", "_token", "_trace", "_variant")
 
-    def __init__(self, trace: Trace, variant: Variant, attempt: int, shadow: bool) -> None:
+    def __init__(self, trace: RecordedTrace, variant: Variant, attempt: int, shadow: bool) -> None:
         self._trace = trace
         self._variant = variant
         self._attempt = attempt
@@ -80,8 +82,6 @@ class TracedCall:
     ) -> None:
         OUTGOING.reset(self._token)
         trace = self._trace
-        if trace.sink is None:
-            return
         variant = self._variant
         backend = variant.backend
         attributes: dict[str, str | bool | int | float] = {
@@ -117,6 +117,6 @@ def backend_call(
     trace = record.trace
     if trace is None:
         return UNTRACED
-    if not trace.sampled:
-        return PassedOn(trace.outgoing())
+    if not isinstance(trace, RecordedTrace):
+        return PassedOn(trace) if shadow else UNTRACED
     return TracedCall(trace, variant, record.attempts, shadow)

@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from gateway import __version__
 from gateway.tracing.encode import CLIENT, SERVER, GatewaySpanExporter, SpanRecord
 from gateway.tracing.settings import TraceSettings
-from gateway.tracing.trace import Attributes, Trace
+from gateway.tracing.trace import Attributes, RecordedTrace
 
 SCOPE = InstrumentationScope("gateway", __version__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -120,7 +120,7 @@ class SpanSink:
         self._emit = cast(Callable[[SpanRecord], None], self._processor._batch_processor.emit)
 
     def server_span(
-        self, trace: Trace, attributes: Attributes, end_ns: int, error: str | None
+        self, trace: RecordedTrace, attributes: Attributes, end_ns: int, error: str | None
     ) -> None:
         """Queue the request's server span (its parent: the caller, if it sent a traceparent)."""
         parent = trace.parent
@@ -132,7 +132,7 @@ class SpanSink:
 
     def client_span(
         self,
-        trace: Trace,
+        trace: RecordedTrace,
         name: str,
         span_id: int,
         attributes: Attributes,

@@ -52,7 +52,7 @@ def interleaved(
     results: dict[str, list[WrkResult | Summary]] = {name: [] for name in targets}
     order = list(targets.items())
     for round_ in range(1, rounds + 1):
-        first = (round_ - 1) % len(order) if rotate else 0
+        first = (round_ - 1) % len(order) if rotate and order else 0
         for name, measure in order[first:] + order[:first]:
             result = measure()
             results[name].append(result)

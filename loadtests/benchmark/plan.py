@@ -43,7 +43,15 @@ SHADOW_LOADS = ((200, 20), (500, 30))  # (requests/s, connections)
 # how far this machine moves a p99 on its own.
 SHADOW_TARGETS = ("gateway-1, no shadow", "gateway-1, no shadow (A/A)", "gateway-1, shadow 100%")
 BASELINE_CLOSED = ("gateway-1", "gateway-1 old", "gateway-2", "gateway-2 old")
-TRACING_TARGETS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
+TRACING_TARGETS = (
+    "tracing off",
+    "tracing off, twin (A/A)",
+    "tracing on, unsampled",
+    "tracing on, sampled + OTLP export",
+)
+"""The gateways of the tracing case; the twin is a second tracing-off gateway: how much two
+identical gateways differ is the noise floor of every difference from tracing off."""
+TRACING_IN_PROCESS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
@@ -52,7 +60,7 @@ IN_PROCESS_S = 3.0  # one in-process routing measurement, about
 TORCHSERVE_START_S = 30.0  # TorchServe loading both archives, about
 RUNTIMES_START_S = 30.0  # TorchServe, the TF Serving stand-in, MLServer and a gateway, about
 SCRAPE_TRAFFIC_S = 20.0  # one traffic pass and its scrapes, at 10,000 models, about
-TRACING_START_S = 5.0  # the OTLP receiver and three gateways, about
+TRACING_START_S = 6.0  # the OTLP receiver and four gateways, about
 
 
 def measurements(case: str, rounds: int) -> int:
@@ -102,6 +110,6 @@ def plan(cases: Iterable[str], rounds: int, seconds: float) -> tuple[int, float]
         steps += 1  # the four gateways' start
         planned += len(BASELINE_CLOSED) * STARTUP_S
     if "tracing" in chosen:
-        steps += len(TRACING_TARGETS)  # the in-process measurements
-        planned += TRACING_START_S + len(TRACING_TARGETS) * IN_PROCESS_S
+        steps += len(TRACING_IN_PROCESS)  # the in-process measurements
+        planned += TRACING_START_S + len(TRACING_IN_PROCESS) * IN_PROCESS_S
     return steps, planned

@@ -1,13 +1,16 @@
 """The tracing case: what OpenTelemetry tracing adds to a request.
 
-End to end: three 1-worker gateways in front of the no-op upstream, at the same fixed rate:
-tracing off, on but the request not sampled (ratio 0), and every request sampled and exported
-in batches over OTLP/gRPC to a receiver process. The cost is the worker's CPU time per request
-(from ``/proc/<pid>/stat``, all its threads, the SDK's export thread included) minus that of
-tracing off. On a machine shared with other work, throughput and latency move with the
-neighbours' load; CPU time per request at a fixed rate much less (a closed loop would not do:
-a worker that gets less of the machine serves fewer requests per event-loop turn, and each
-costs more).
+End to end: four 1-worker gateways in front of the no-op upstream, at the same fixed rate:
+tracing off, a second tracing-off gateway (the A/A twin), on but the request not sampled
+(ratio 0), and every request sampled and exported in batches over OTLP/gRPC to a receiver
+process. The figure is the worker's CPU time per request (every thread, the SDK's export
+thread included, from the scheduler's nanosecond counts) in interleaved rounds whose order
+rotates; a mode's cost is the median over the rounds of its CPU per request minus tracing
+off's in the same round. The twin's difference, measured the same way, is the noise floor: two
+identical gateways differ by that much. On a machine shared with other work, throughput and
+latency move with the neighbours' load; CPU time per request at a fixed rate much less (a
+closed loop would not do: a worker that gets less of the machine serves fewer requests per
+event-loop turn, and each costs more).
 
 In process: the tracing hooks alone, as the front end and the service call them, in CPU time per
 request (the sampled figure includes the batch thread encoding and sending to the receiver).
@@ -16,6 +19,7 @@ request (the sampled figure includes the batch thread encoding and sending to th
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import statistics
 import sys
@@ -39,6 +43,7 @@ from loadtests.benchmark.wrk import WrkResult
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = p.TRACING_TARGETS
+OFF, TWIN = MODES[0], MODES[1]
 IN_PROCESS_REQUESTS = 20_000
 FIXED_LOAD = (400.0, 20)  # requests/s, connections: well within a loaded 1-worker gateway
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -57,9 +62,9 @@ def otlp_sink(run: Path) -> tuple[ManagedProcess, int]:
 
 
 def tracing_section(mode: str, otlp_port: int) -> dict[str, object] | None:
-    if mode == MODES[0]:
+    if mode in (OFF, TWIN):
         return None
-    ratio = 0.0 if mode == MODES[1] else 1.0
+    ratio = 0.0 if mode == MODES[2] else 1.0
     return {"endpoint": f"http://127.0.0.1:{otlp_port}", "ratio": ratio}
 
 
@@ -97,31 +102,65 @@ def measure_tracing(
         },
         args.rounds,
         steps.measured("tracing"),
+        rotate=True,
     )
-    cpu_us = {mode: statistics.median(values) for mode, values in cpu.items()}
     in_process: dict[str, float] = {}
-    for mode in MODES:
-        in_process[mode] = hooks_cost_us(mode, otlp_port)
+    for mode in p.TRACING_IN_PROCESS:
+        # Its own context: an unsampled trace sets the trace context of the task that begins it.
+        in_process[mode] = contextvars.copy_context().run(hooks_cost_us, mode, otlp_port)
         what = f"in process, {mode}: {in_process[mode]:.2f} us per request"
         steps.did("tracing", what, p.IN_PROCESS_S, mode=mode, us=in_process[mode])
+    added_rounds = added_us_rounds(cpu)
     return {
         "fixed_rate": measured,
-        "cpu_us": cpu_us,
+        "cpu_us": {mode: statistics.median(values) for mode, values in cpu.items()},
         "cpu_us_rounds": cpu,
-        "added_us": added_us(cpu_us),
+        "added_us": {mode: statistics.median(values) for mode, values in added_rounds.items()},
+        "added_us_rounds": added_rounds,
         "in_process_us": in_process,
     }
 
 
-def added_us(cpu_us: dict[str, float]) -> dict[str, float]:
-    """The CPU time per request each traced mode adds to tracing off."""
-    return {mode: cpu_us[mode] - cpu_us[MODES[0]] for mode in MODES[1:]}
+def added_us_rounds(cpu_us: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Per round, the CPU time per request each other gateway adds to tracing off's (the
+    twin's is the noise floor)."""
+    off = cpu_us[OFF]
+    return {
+        mode: [value - base for value, base in zip(values, off, strict=True)]
+        for mode, values in cpu_us.items()
+        if mode != OFF
+    }
+
+
+def cpu_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds on a CPU so far, of each live thread of ``pid`` (the scheduler's counts:
+    ``/proc/<pid>/stat`` counts 10 ms ticks, which is 5 us per request over a 5 s round at
+    400 req/s)."""
+    threads: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            threads[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that just ended
+    return threads
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of every thread of ``pid`` so far."""
+    """User + system CPU time of every thread of ``pid`` so far, ended threads included, in
+    clock ticks."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_used_s(pid: int, before: tuple[dict[int, int], float]) -> float:
+    """CPU seconds of ``pid`` since ``before`` (its :func:`cpu_ns`, :func:`cpu_seconds`): to
+    the nanosecond if no thread ended in between, else in ticks (an ended thread's time is no
+    longer in any ``schedstat``)."""
+    threads, ticks = before
+    now = cpu_ns(pid)
+    if threads.keys() <= now.keys():
+        return sum(now.values()) / 1e9 - sum(threads.values()) / 1e9
+    return cpu_seconds(pid) - ticks
 
 
 def _counting_cpu(
@@ -130,10 +169,10 @@ def _counting_cpu(
     """``measure``, also appending the worker's CPU microseconds per request to ``into``."""
 
     def run() -> WrkResult:
-        before = cpu_seconds(pid)
+        before = cpu_ns(pid), cpu_seconds(pid)
         result = measure()
         requests = result.requests_per_s * max(1, round(seconds))
-        into.append((cpu_seconds(pid) - before) / max(requests, 1.0) * 1e6)
+        into.append(cpu_used_s(pid, before) / max(requests, 1.0) * 1e6)
         return result
 
     return run
@@ -168,6 +207,7 @@ def hooks_cost_us(mode: str, otlp_port: int) -> float:
         settings = resolve(TracingConfig.model_validate({**section, **queue}), {})
         assert settings is not None
         tracer = RequestTracer(settings, SpanSink(settings))
+    out: list[tuple[bytes, bytes]] = []
     started = time.process_time()
     for _ in range(IN_PROCESS_REQUESTS):
         record = RequestRecord("oip_rest", time.perf_counter())
@@ -177,8 +217,9 @@ def hooks_cost_us(mode: str, otlp_port: int) -> float:
         with backend_call(record, VARIANT):
             pass
         if record.trace is not None:
-            record.trace.traceparent.encode()
+            out.append((b"traceparent", record.trace.header))  # as the HTTP front end does
             record.trace.end(record, 200)
+        out.clear()
     if tracer is not None:
         tracer.sink.flush()  # the batch thread's encoding and sending count too
         tracer.shutdown()

@@ -2,6 +2,9 @@
 
 import io
 import json
+import os
+import statistics
+import time
 
 import pytest
 
@@ -99,11 +102,11 @@ def test_each_measurement_is_shown_and_kept_as_it_is_taken(tmp_path, monkeypatch
 def test_the_plan_counts_every_measurement_of_a_run():
     steps, seconds = plan(DEFAULT_CASES, rounds=3, seconds=8.0)
     # 7 closed + 2 x 5 fixed + 5 big + 3 routing + 2 x 4 torchserve + 6 runtimes + 2 scrape
-    # stream + 2 x 3 shadow + 3 tracing measurements per round, plus the peers' start, 2 RSS
+    # stream + 2 x 3 shadow + 4 tracing measurements per round, plus the peers' start, 2 RSS
     # readings, 6 start-ups, 4 in-process routings, TorchServe's start, the runtimes' start,
     # 4 gateways x 2 traffic passes of the scrape case, the shadow counts read back, and 3
     # in-process tracing measurements
-    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 6 + 3) + 2 + 6 + 4 + 1 + 1 + 8 + 1 + 3
+    assert steps == 1 + 3 * (7 + 10 + 5 + 3 + 8 + 6 + 2 + 6 + 4) + 2 + 6 + 4 + 1 + 1 + 8 + 1 + 3
     assert 15 * 60 < seconds < 30 * 60  # "about twenty minutes"
     assert plan(["closed"], rounds=1, seconds=3.0) == (1 + 7, 10.0 + 7 * 3.5)
     # 4 gateways closed loop + 2 rates x (the upstream + 4 gateways), plus their start
@@ -122,26 +125,75 @@ def test_the_runtimes_case_pins_one_variant_per_runtime_and_protocol():
     assert "gateway -> mlserver grpc, 100 req/s" in runtimes.render(report.runtimes)
 
 
+def test_rotated_rounds_change_who_goes_first(monkeypatch):
+    monkeypatch.setattr("loadtests.benchmark.cases.time.sleep", lambda _: None)
+    order: list[str] = []
+
+    def measure(name: str):
+        def run() -> Summary:
+            order.append(name)
+            return summary(1.0)
+
+        return run
+
+    interleaved({n: measure(n) for n in "abc"}, 4, rotate=True)
+    assert "".join(order) == "abcbcacababc"
+
+
+def test_cpu_time_is_counted_to_the_nanosecond_unless_a_thread_ended():
+    pid = os.getpid()
+    before = tracing.cpu_ns(pid), tracing.cpu_seconds(pid)
+    started = time.process_time()
+    while time.process_time() - started < 0.05:
+        pass
+    used = tracing.cpu_used_s(pid, before)
+    assert 0.05 <= used < 1.0
+    assert used != round(used, 2)  # not a whole number of 10 ms ticks
+    ended = {**before[0], 2**31 - 1: 10**12}  # a thread that is gone now
+    # Ticks: no thread's 1,000 s is subtracted.
+    assert 0.0 <= tracing.cpu_used_s(pid, (ended, before[1])) < 1.0
+
+
 def test_tracing_verdicts_and_table():
-    off, unsampled, sampled = TRACING_TARGETS
-    closed = {off: summary(10_000.0, 3.0, 5.0), unsampled: summary(9_950.0, 3.0, 5.0),
-              sampled: summary(9_000.0, 3.3, 5.5)}  # fmt: skip
-    cpu = {off: 100.0, unsampled: 100.5, sampled: 111.0}
-    added = tracing.added_us(cpu)
-    assert added == {unsampled: 0.5, sampled: 11.0}
+    off, twin, unsampled, sampled = TRACING_TARGETS
+    closed = {mode: summary(10_000.0, 3.0, 5.0) for mode in TRACING_TARGETS}
+    cpu = {off: [100.0, 104.0, 98.0], twin: [101.0, 100.0, 99.0],
+           unsampled: [108.0, 111.0, 106.0], sampled: [150.0, 160.0, 140.0]}  # fmt: skip
+    rounds = tracing.added_us_rounds(cpu)
+    assert rounds == {twin: [1.0, -4.0, 1.0], unsampled: [8.0, 7.0, 8.0],
+                      sampled: [50.0, 56.0, 42.0]}  # fmt: skip
+    added = {mode: statistics.median(values) for mode, values in rounds.items()}
     hooks = {off: 0.5, unsampled: 2.0, sampled: 30.0}
     report = Report(
-        tracing={"fixed_rate": closed, "cpu_us": cpu, "added_us": added, "in_process_us": hooks}
+        tracing={
+            "fixed_rate": closed,
+            "cpu_us_rounds": cpu,
+            "added_us": added,
+            "added_us_rounds": rounds,
+            "in_process_us": hooks,
+        }
     )
     rows = {target: (measured, met) for target, measured, met in report.targets()}
     assert rows["tracing on, unsampled: at most +10 us per request"] == (
-        "+0.5 us CPU per request end to end, +1.5 us in process", True,
+        "+8.0 us CPU per request end to end (+7.0 to +8.0), median of 3 rounds' differences "
+        "from tracing off; A/A, two tracing-off gateways: +1.0 (-4.0 to +1.0); "
+        "+1.5 us in process", True,
     )  # fmt: skip
     assert rows["tracing on, sampled + OTLP export: at most +60 us per request"][1]
-    report.tracing["added_us"] = tracing.added_us({**cpu, sampled: 200.0})
+    report.tracing["added_us"] = {**added, unsampled: 10.5}
     met = {target: met for target, _, met in report.targets()}
-    assert not met["tracing on, sampled + OTLP export: at most +60 us per request"]
-    assert "Tracing, 1 worker, 400 req/s over 20 connections" in report.render()
+    assert not met["tracing on, unsampled: at most +10 us per request"]
+    # Two identical gateways 12 us apart: a +8 us difference is not shown.
+    report.tracing["added_us"] = added
+    report.tracing["added_us_rounds"] = {**rounds, twin: [12.0, -4.0, 13.0]}
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    measured, met_now = rows["tracing on, unsampled: at most +10 us per request"]
+    assert not met_now
+    assert "not resolved" in measured
+    assert rows["tracing on, sampled + OTLP export: at most +60 us per request"][1]
+    rendered = report.render()
+    assert "Tracing, 1 worker, 400 req/s over 20 connections" in rendered
+    assert "-4.0" in rendered  # every round's difference is shown
 
 
 def test_scrape_verdicts_and_table():

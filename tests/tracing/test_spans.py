@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -41,6 +43,15 @@ VARIANT = Variant("digits", "torch-v1", cast(Backend, FakeBackendInfo()), Backen
 
 def settings(parent_based: bool = True, ratio: float = 1.0) -> TraceSettings:
     return TraceSettings("http://unused:4317", parent_based, ratio, "test", None, None, 1, None)
+
+
+@pytest.fixture(autouse=True)
+def own_context() -> Iterator[None]:
+    """An unsampled trace sets the context of the task that begins it; here that is the
+    test's thread, so each test puts it back."""
+    token = OUTGOING.set(None)
+    yield
+    OUTGOING.reset(token)
 
 
 @pytest.fixture
@@ -103,10 +114,34 @@ def test_unsampled_requests_make_no_span_data(exporter):
     assert not trace.sampled
     assert trace.attributes is None
     assert trace.sink is None
-    with backend_call(record, VARIANT):
-        assert OUTGOING.get() == trace.outgoing()  # the request's own span id, flag 00
+    assert backend_call(record, VARIANT) is UNTRACED  # the context is the request's already
+    assert OUTGOING.get() is trace
+    sent = dict(grpc_metadata() or ())
+    assert sent == {"traceparent": trace.traceparent}
     trace.end(record, 200)
+    assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-00", trace.traceparent)
+    assert trace.header == trace.traceparent.encode()
+    assert trace.http == f"traceparent: {trace.traceparent}\r\n".encode()
+    assert trace.trace_id_hex == trace.traceparent[3:35]
+    finished(exporter, traced, 0)
+
+
+def test_an_unsampled_caller_keeps_its_trace_id_and_tracestate(exporter):
+    traced = tracer(exporter)
+    unsampled_caller = CALLER[:-2] + "00"
+    headers = ((b"traceparent", unsampled_caller.encode()), (b"tracestate", b"k=v"))
+    trace = traced.begin_http(scope(*headers), "/r", "oip_rest")
+    assert not trace.sampled
+    assert trace.trace_id_hex == CALLER[3:35]
+    assert trace.traceparent[36:52] not in (CALLER[36:52], "0" * 16)  # a span id of its own
     assert trace.traceparent.endswith("-00")
+    assert trace.tracestate == "k=v"
+    assert trace.http == f"traceparent: {trace.traceparent}\r\ntracestate: k=v\r\n".encode()
+    assert dict(grpc_metadata() or ()) == {"traceparent": trace.traceparent, "tracestate": "k=v"}
+    record = RequestRecord("oip_rest", time.perf_counter())
+    record.trace = trace
+    with backend_call(record, VARIANT, shadow=True):  # a shadow call may run in another task
+        assert OUTGOING.get() is trace
     finished(exporter, traced, 0)
 
 
@@ -121,6 +156,26 @@ def test_parent_based_follows_the_caller_and_ratio_decides_new_traces(exporter):
     assert not never.begin_http(scope(), "/", "p").sampled
     ratio_only = tracer(exporter, chance=0.99, ratio=0.5, parent_based=False)
     assert not ratio_only.begin_http(scope((b"traceparent", CALLER.encode())), "/", "p").sampled
+
+
+class FakeContext:
+    """The one call of a gRPC servicer context the tracer makes."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+def test_a_new_trace_is_sampled_by_one_draw(exporter):
+    draws = iter([0.05, 0.99, 0.99, 0.05])
+    traced = RequestTracer(settings(ratio=0.1), SpanSink(settings(), exporter), lambda: next(draws))
+    assert traced.begin_http(scope(), "/", "p").sampled  # 0.05 < 0.1, drawn once
+    assert not traced.begin_http(scope(), "/", "p").sampled  # 0.99
+    context = cast(grpc.aio.ServicerContext, FakeContext(()))
+    assert not traced.begin_grpc(context, "s/M", "p").sampled  # 0.99
+    assert traced.begin_grpc(context, "s/M", "p").sampled  # 0.05
 
 
 def test_a_failed_call_is_an_error_span_and_retries_are_counted(exporter):
@@ -164,8 +219,19 @@ def test_the_context_stays_with_its_task():
                 assert outgoing is not None
                 seen.append(outgoing.grpc[0][1][3:35] == rec.trace.trace_id_hex)
 
-        await asyncio.gather(one(), one(), one())
-        assert seen == [True, True, True]
+        async def unsampled() -> None:
+            rec = RequestRecord("oip_rest", time.perf_counter())
+            rec.trace = never.begin_http(scope(), "/r", "oip_rest")
+            await asyncio.sleep(0.01)
+            outgoing = OUTGOING.get()
+            assert outgoing is not None
+            seen.append(outgoing.grpc[0][1][3:35] == rec.trace.trace_id_hex)
+
+        never = tracer(exporter, ratio=0.0)
+        tasks = (one(), one(), one(), unsampled(), unsampled(), unsampled())
+        await asyncio.gather(*tasks)
+        assert seen == [True] * 6
+        assert OUTGOING.get() is None  # what a request's task set ended with it
 
     asyncio.run(main())
 
