@@ -242,6 +242,8 @@ class Report:
         def table(
             title: str, rows: dict[str, Summary], unit: str = "req/s", scale: float = 1.0
         ) -> None:
+            if not rows:  # a case this run left out
+                return
             out.append(f"\n{title}")
             out.append(f"  {'target':<36}{unit:>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
             for name, s in rows.items():
@@ -307,16 +309,19 @@ class Report:
             for mode, us in self.tracing.get("in_process_us", {}).items():
                 out.append(f"    {mode:<40}{us:>8.2f}")
         out.extend(baseline.render(self.baseline))
-        out.append("\nRouting decision, in process (us/op)")
+        if self.routing.get("in_process_us"):
+            out.append("\nRouting decision, in process (us/op)")
         for label, us in self.routing.get("in_process_us", {}).items():
             out.append(f"  {label:<30}{us:>8.2f}")
-        out.append("\nFootprint")
+        if self.rss_mb or self.startup:
+            out.append("\nFootprint")
         for name, values in self.rss_mb.items():
             out.append(f"  RSS {name:<22}" + ", ".join(f"{v:.0f} MB" for v in values))
         for label, (live, ready) in self.startup.items():
             out.append(f"  start-up ({label}): live {live:.2f} s, ready {ready:.2f} s")
         c = self.closed
-        out.append("\nRatios (closed loop throughput)")
+        if {"gateway-1", "gateway-2"} & c.keys():
+            out.append("\nRatios (closed loop throughput)")
         for ours in ("gateway-1", "gateway-2"):
             for peer in ("envoy-1", "envoy-2", "nginx", "direct", "naive"):
                 if ours in c and peer in c:
