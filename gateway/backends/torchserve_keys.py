@@ -10,8 +10,9 @@ expire (``token_expiration_min``, 60 by default) and TorchServe never renews the
 Each backend client keeps one :class:`TorchServeKeys`: it re-reads the file at most once a second
 when the file changed, at once after a refusal, and regenerates a key through the token API
 shortly before it expires unless another process (a gateway worker, a replica, the healthcheck)
-already did. A refused call is retried once with what the file holds then; a second refusal is a
-502 naming the key file. A refused call never ran, so sending it again is safe.
+already did. A refused call is retried once with what the file holds then (a file that still holds
+the refused key is read again for a moment, then the key is renewed once more); a second refusal
+is a 502 naming the key file. A refused call never ran, so sending it again is safe.
 """
 
 from __future__ import annotations
@@ -170,6 +171,14 @@ class TorchServeKeys:
         """
         if self._path is None:
             return False
+        if await self._key_changed(role, sent):
+            return True
+        # The file keeps a key TorchServe refuses: two renewals at once (two backends or
+        # workers on one TorchServe) can leave it holding the older one while the newer is in
+        # force. Renewing once more puts one key in force and in the file alike.
+        return await self._renew_now(role) and await self._key_changed(role, sent)
+
+    async def _key_changed(self, role: str, sent: dict[str, str] | None) -> bool:
         deadline = time.monotonic() + KEY_CHANGE_WAIT_S
         while True:
             for _ in range(HALF_WRITTEN_RETRIES):
@@ -181,6 +190,20 @@ class TorchServeKeys:
             if self._problem is not None or time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(KEY_CHANGE_POLL_S)
+
+    async def _renew_now(self, role: str) -> bool:
+        """One renewal of ``role``'s key, shared by every request refused meanwhile; False
+        when there is no way to renew (no management URL or no API key)."""
+        api_key = self._file.api_key if self._file is not None else None
+        if self._management_url is None or api_key is None:
+            return False
+        task = self._refreshing.get(role)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh(role, expiring_only=False))
+            self._refreshing[role] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(role, None))
+        await asyncio.shield(task)
+        return True
 
     def refusal(self, role: str) -> BackendError:
         """The 502 a refused key is: it names the key file, or the knob to set."""
@@ -231,12 +254,15 @@ class TorchServeKeys:
         self._refreshing[role] = task
         task.add_done_callback(lambda _: self._refreshing.pop(role, None))
 
-    async def _refresh(self, role: str) -> None:
-        """Regenerate the key through the token API, unless someone else already did."""
+    async def _refresh(self, role: str, expiring_only: bool = True) -> None:
+        """Regenerate the key through the token API, unless someone else already did (with
+        ``expiring_only``: the key in the file is not about to expire)."""
         self._read(force=True)
         key = self._file.keys.get(role) if self._file is not None else None
         remaining = key.remaining(time.time()) if key is not None else None
-        if key is None or remaining is None or remaining >= key.refresh_margin():
+        if expiring_only and (
+            key is None or remaining is None or remaining >= key.refresh_margin()
+        ):
             return
         api_key = self._file.api_key if self._file is not None else None
         if api_key is None:
