@@ -175,7 +175,7 @@ def measure_all(
         if "tracing" in cases:
             report.tracing = measure_tracing(run, ups, scripts, args, start, steps)
         if "baseline" in cases:
-            report.baseline = measure_baseline(run, ups, scripts, args, start, steps)
+            report.baseline = measure_baseline(run, upstream, ups, scripts, args, start, steps)
     finally:
         for process in reversed(started):
             process.stop()

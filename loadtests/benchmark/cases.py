@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from loadtests.benchmark.plan import SETTLE_S
+from loadtests.benchmark.plan import SETTLE_S, WARM_UP_S
 from loadtests.benchmark.wrk import WrkResult, lua_script, run_wrk
 
 BIG_BYTES = 1 << 20
@@ -139,3 +139,13 @@ class Load:
         return lambda: run_wrk(
             base_url + self.url_path, script, self.connections, self.seconds, threads
         )
+
+
+def warm_up(load: Load, base_urls: Iterable[str], scripts: Path) -> None:
+    """Each target under ``load`` for ``WARM_UP_S``, unrecorded, before its rounds: a gateway's
+    first run after start-up (or after a different load) is slower in its tail (first
+    connections, first allocations, cold caches), and the first target of round 1 would carry
+    it alone."""
+    short = replace(load, seconds=WARM_UP_S)
+    for url in base_urls:
+        short.measure(url, scripts)()

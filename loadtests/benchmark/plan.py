@@ -54,6 +54,7 @@ identical gateways differ is the noise floor of every difference from tracing of
 TRACING_IN_PROCESS = ("tracing off", "tracing on, unsampled", "tracing on, sampled + OTLP export")
 
 SETTLE_S = 0.5  # the pause after each measurement (cases.interleaved)
+WARM_UP_S = 2.0  # each target's unrecorded run before a load's rounds (cases.warm_up)
 PEERS_START_S = 10.0  # the upstream and every proxy started and ready, about
 STARTUP_S = 3.0  # one gateway started and waited on, about
 IN_PROCESS_S = 3.0  # one in-process routing measurement, about

@@ -3,6 +3,11 @@
 For the fixed rate every connection waits an exponentially distributed think time before each
 request (mean ``connections / rate`` seconds), so arrivals are close to Poisson at ``rate`` and a
 slow response does not silence the load the way a closed loop does (coordinated omission).
+
+Every run also prints its latency quantiles from the 90th percentile up (``TAIL_PERCENTILES``)
+and its request count, so that runs can be pooled: the p99 of several short runs together
+(:mod:`loadtests.benchmark.pooled`) rests on all their requests, where the p99 of one 5 s run at
+200 req/s is its tenth slowest request.
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ _PERCENTILE = re.compile(r"^\s+(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$",
 _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_TAIL = re.compile(r"^tail ([\d.]+) (\d+)$", re.MULTILINE)
+_COUNT = re.compile(r"^requests (\d+)$", re.MULTILINE)
+
+TAIL_PERCENTILES = (
+    *(90 + i / 10 for i in range(90)),
+    *(99 + i / 100 for i in range(100)),
+    100.0,
+)
+"""Where the tail is read: every 0.1% from 90% to 99%, every 0.01% above (wrk's histogram has
+microsecond buckets, so nothing is lost to its resolution at these latencies)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,9 @@ class WrkResult:
     p90_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    tail: tuple[tuple[float, float], ...] = ()
+    """(percentile, ms) from the 90th up, when the run printed them."""
 
 
 def lua_script(
@@ -38,6 +56,14 @@ def lua_script(
         f'local f = io.open("{body_file}", "rb")',
         'wrk.body = f:read("*all")',
         "f:close()",
+        "function done(summary, latency, requests)",
+        f"  for _, p in ipairs({{{', '.join(f'{q:.2f}' for q in TAIL_PERCENTILES)}}}) do",
+        # wrk 4.1's percentile(100) is 0: the slowest request is its max.
+        "    local ms = p >= 100 and latency.max or latency:percentile(p)",
+        '    io.write(string.format("tail %.2f %d\\n", p, ms))',
+        "  end",
+        '  io.write(string.format("requests %d\\n", summary.requests))',
+        "end",
     ]
     if mean_delay_ms is not None:
         lines += [
@@ -70,6 +96,14 @@ def parse_wrk(out: str) -> WrkResult:
     socket_errors = _SOCKET.search(out)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
+    count = _COUNT.search(out)
+    tail = tuple((float(p), int(us) / 1000.0) for p, us in _TAIL.findall(out))
     return WrkResult(
-        float(rate.group(1)), percentiles[50], percentiles[90], percentiles[99], errors
+        float(rate.group(1)),
+        percentiles[50],
+        percentiles[90],
+        percentiles[99],
+        errors,
+        int(count.group(1)) if count else 0,
+        tail,
     )

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from gateway.config import parse_config
-from loadtests.benchmark import runtimes, tracing
+from loadtests.benchmark import runtimes, shadow, tracing
 from loadtests.benchmark.cases import Summary, interleaved
 from loadtests.benchmark.plan import DEFAULT_CASES, TRACING_TARGETS, plan
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.steps import Steps
-from loadtests.benchmark.wrk import parse_wrk
+from loadtests.benchmark.wrk import TAIL_PERCENTILES, WrkResult, parse_wrk
 from loadtests.progress import Progress
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:18090/v2/models/m/infer
@@ -282,3 +282,45 @@ def test_rotated_rounds_give_each_target_each_place(monkeypatch):
 
     interleaved({name: target(name) for name in "abc"}, 4, rotate=True)
     assert "".join(order) == "abc" + "bca" + "cab" + "abc"
+
+
+def _wrk_run(ms: list[float]) -> WrkResult:
+    ordered = sorted(ms)
+    tail = tuple((p, ordered[min(len(ms) - 1, int(p / 100 * len(ms)))]) for p in TAIL_PERCENTILES)
+    return WrkResult(len(ms) / 5, ordered[len(ms) // 2], 0.0, dict(tail)[99.0], 0, len(ms), tail)
+
+
+def test_shadow_verdict_is_the_pooled_p99_beside_the_pooled_a_a_floor():
+    plain, aa, shadowed = (
+        f"gateway-1, {t}" for t in ("no shadow", "no shadow (A/A)", "shadow 100%")
+    )
+    # Over both rounds' 2,000 requests the p99 is the 20th slowest: 1.0 ms plain, 1.2 shadowed.
+    plain_runs = [_wrk_run([0.3] * 990 + [1.0] * 10), _wrk_run([0.3] * 990 + [2.0] * 10)]
+    aa_runs = [_wrk_run([0.3] * 990 + [1.0] * 10), _wrk_run([0.3] * 990 + [2.0] * 10)]
+    shadow_runs = [_wrk_run([0.3] * 980 + [1.2] * 20), _wrk_run([0.3] * 990 + [2.0] * 10)]
+    pooled = shadow.pooled_p99(plain_runs, aa_runs, shadow_runs)
+    assert pooled["aa"] == pytest.approx(0.0, abs=0.005)
+    assert pooled["added"] == pytest.approx(0.2, abs=0.01)
+    assert pooled["added_low"] <= pooled["added"] <= pooled["added_high"]
+    rounds = {
+        f"{plain}, 200 req/s": [r.p99_ms for r in plain_runs],
+        f"{aa}, 200 req/s": [r.p99_ms for r in aa_runs],
+        f"{shadowed}, 200 req/s": [r.p99_ms for r in shadow_runs],
+    }
+    report = Report(
+        shadow={
+            "fixed_rate": {label: summary(200, 0.3, max(v)) for label, v in rounds.items()},
+            "p99_rounds": rounds,
+            "pooled_p99": {200: pooled},
+            "results": {"agree": 4_000.0},
+        }
+    )
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    measured, met = rows["200 req/s: shadowing 100% adds <= 5% to the primary's p99"]
+    assert met is False
+    assert f"{pooled['added']:+.1%}" in measured
+    assert "A/A floor +0.0%" in measured
+    # The same run with the shadowing gateway's rounds as the plain one's: met.
+    report.shadow["pooled_p99"] = {200: shadow.pooled_p99(plain_runs, aa_runs, aa_runs)}
+    rows = {target: (measured, met) for target, measured, met in report.targets()}
+    assert rows["200 req/s: shadowing 100% adds <= 5% to the primary's p99"][1] is True
