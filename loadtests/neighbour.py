@@ -84,11 +84,6 @@ def measure(work_ms: float, rate: int, rounds: int, seconds: float, run: Path) -
         start(gateway)
         assert upstream.popen is not None
         assert gateway.popen is not None
-        where = pinning.placement()
-        load_core = None if where is None else min(where.load)
-        if where is not None:
-            pinning.pin([upstream.popen.pid, *pinning.children(upstream.popen.pid)], where.load)
-            pinning.pin(footprint.worker_pids(gateway.popen.pid), where.gateway)
         scripts = run / "scripts"
         scripts.mkdir(parents=True, exist_ok=True)
         load = Load(
@@ -101,7 +96,9 @@ def measure(work_ms: float, rate: int, rounds: int, seconds: float, run: Path) -
         )
         url = f"http://127.0.0.1:{port}"
         results: dict[str, list[WrkResult]] = {"alone": [], "neighbour": []}
-        with pinning.load_from(where.load) if where else _nothing():
+        workers = footprint.worker_pids(gateway.popen.pid)
+        with pinning.pinned(upstream.popen.pid, [workers]) as where:
+            load_core = None if where is None else min(where.load)
             warm_up(load, [url], scripts)
             for round_ in range(rounds):
                 for mode in ("alone", "neighbour") if round_ % 2 == 0 else ("neighbour", "alone"):
@@ -130,11 +127,6 @@ def measure(work_ms: float, rate: int, rounds: int, seconds: float, run: Path) -
     finally:
         for process in reversed(started):
             process.stop()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def main(argv: list[str] | None = None) -> int:

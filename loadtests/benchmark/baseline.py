@@ -19,7 +19,6 @@ the rounds (5th to 95th percentile).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -179,19 +178,10 @@ def measure_baseline(
             urls[name] = f"http://127.0.0.1:{port}"
             pids[name] = footprint.worker_pids(process.popen.pid)
     steps.did("baseline", f"gateways from this tree and {tree} ({old}) ready", 0.0)
-    where = pinning.placement()
     assert upstream.popen is not None
-    nginx = [upstream.popen.pid, *pinning.children(upstream.popen.pid)]
-    everywhere = frozenset(os.sched_getaffinity(0))
-    if where is not None:
-        pinning.pin(nginx, where.load)
-        for name in ("gateway-1", f"gateway-1 {old}"):
-            pinning.pin(pids[name], where.gateway)
-    try:
-        with pinning.load_from(where.load) if where else contextlib.nullcontext():
-            found = _measure(run, urls, pids, scripts, args, steps, tree, old)
-    finally:
-        pinning.pin(nginx, everywhere)  # the upstream serves the cases after this one
+    one_worker = [pids["gateway-1"], pids[f"gateway-1 {old}"]]
+    with pinning.pinned(upstream.popen.pid, one_worker) as where:
+        found = _measure(run, urls, pids, scripts, args, steps, tree, old)
     found["pinned"] = (
         "not pinned (one core)"
         if where is None

@@ -64,3 +64,27 @@ def load_from(cores: frozenset[int]) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def pinned(
+    upstream: int, gateways: Iterable[list[int]], beside_load: Iterable[int] = ()
+) -> Iterator[Placement | None]:
+    """While inside: this process (and so wrk) and the ``upstream`` nginx (its leader and
+    workers) on the load's core, every gateway's workers on the gateway's, ``beside_load`` on
+    the load's too. The upstream is free again after: it serves the cases that follow."""
+    where = placement()
+    if where is None:
+        yield None
+        return
+    nginx = [upstream, *children(upstream)]
+    everywhere = frozenset(os.sched_getaffinity(0))
+    pin(nginx, where.load)
+    for workers in gateways:
+        pin(workers, where.gateway)
+    pin(beside_load, where.load)
+    try:
+        with load_from(where.load):
+            yield where
+    finally:
+        pin(nginx, everywhere)

@@ -125,20 +125,10 @@ def measure_shadow(
             _wait_for_shadow_process(process.popen.pid)
         pids[label] = footprint.worker_pids(process.popen.pid)
     small = small_body(run)
-    where = pinning.placement()
     assert upstream.popen is not None
-    nginx = [upstream.popen.pid, *pinning.children(upstream.popen.pid)]
-    everywhere = frozenset(os.sched_getaffinity(0))
-    if where is not None:
-        pinning.pin(nginx, where.load)
-        for workers in pids.values():
-            pinning.pin(workers, where.gateway)
-        pinning.pin(shadow_side(shadow_upstream.popen.pid, pids), where.load)
-    try:
-        with pinning.load_from(where.load) if where else contextlib.nullcontext():
-            found = _measure(urls, pids, small, scripts, args, steps)
-    finally:
-        pinning.pin(nginx, everywhere)  # the upstream serves the cases after this one
+    beside = shadow_side(shadow_upstream.popen.pid, pids)
+    with pinning.pinned(upstream.popen.pid, pids.values(), beside) as where:
+        found = _measure(urls, pids, small, scripts, args, steps)
     return {
         **found,
         "shadow_upstream": SHADOW_UPSTREAM,

@@ -47,3 +47,23 @@ def test_every_thread_is_pinned_and_the_load_block_restores_this_process() -> No
         )
         assert inherited.stdout.strip() == str(sorted(where.load))
     assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.skipif(pinning.placement() is None, reason="one core: nothing to pin")
+def test_a_pinned_run_places_everyone_and_frees_the_upstream_after() -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    upstream, gateway, beside = (subprocess.Popen(sleeper) for _ in range(3))
+    try:
+        everywhere = os.sched_getaffinity(0)
+        with pinning.pinned(upstream.pid, [[gateway.pid]], [beside.pid]) as where:
+            assert where is not None
+            assert pinning.cores_of(upstream.pid) == set(where.load)
+            assert pinning.cores_of(gateway.pid) == set(where.gateway)
+            assert pinning.cores_of(beside.pid) == set(where.load)
+            assert os.sched_getaffinity(0) == set(where.load)
+        assert pinning.cores_of(upstream.pid) == everywhere
+        assert os.sched_getaffinity(0) == everywhere
+    finally:
+        for child in (upstream, gateway, beside):
+            child.kill()
+            child.wait()
