@@ -111,7 +111,7 @@ def test_rollout_demo_promotes_v3_and_rolls_v4_back(demo_gateway: Gateway, tmp_p
     for seen in (
         "entered shadow", "entered canary 25%", "entered canary 50%", "entered bake",
         "-> PROMOTE", "-> ROLL BACK", "split: tf-v1 ", "gates: divergence pass",
-        "gates: divergence fail", "gates: error_rate pass", "latency pass 1.", "x (limit 1.500x)",
+        "gates: divergence fail", "gates: error_rate pass", "latency pass ", "x (limit 1.500x)",
         "deploy      gateway deploy",
     ):  # fmt: skip
         assert seen in text, seen
