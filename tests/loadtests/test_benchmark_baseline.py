@@ -12,7 +12,8 @@ import pytest
 from deploy.local.process import free_port
 from loadtests.benchmark import baseline, peers
 from loadtests.benchmark.__main__ import main as bench_main
-from loadtests.benchmark.wrk import TAIL_PERCENTILES, WrkResult
+from loadtests.benchmark.wrk import WrkResult
+from tests.support.wrk_runs import run_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,19 +108,12 @@ def test_verdicts_are_per_round_ratios_and_the_pooled_p99() -> None:
     assert baseline.render({}) == []
 
 
-def _run(ms: list[float]) -> WrkResult:
-    tail = tuple(
-        (p, sorted(ms)[min(len(ms) - 1, int(p / 100 * len(ms)))]) for p in TAIL_PERCENTILES
-    )
-    return WrkResult(len(ms) / 5, 0.0, 0.0, tail[90][1], 0, len(ms), tail)
-
-
 def test_the_pooled_added_p99_is_new_and_old_over_the_same_upstream_rounds() -> None:
     # Three rounds: the upstream alone has a 1 ms p99, old adds 0.5 ms to it, new 0.6 ms; one
     # round of new has a bad tail of its own, which the pool weighs as one round in three.
-    direct = [_run([0.2] * 990 + [1.0] * 10) for _ in range(3)]
-    old = [_run([0.4] * 990 + [1.5] * 10) for _ in range(3)]
-    new = [_run([0.4] * 990 + [1.6] * 10) for _ in range(2)] + [_run([0.4] * 980 + [9.0] * 20)]
+    direct = [run_of([0.2] * 990 + [1.0] * 10) for _ in range(3)]
+    old = [run_of([0.4] * 990 + [1.5] * 10) for _ in range(3)]
+    new = [run_of([0.4] * 990 + [1.6] * 10) for _ in range(2)] + [run_of([0.4] * 980 + [9.0] * 20)]
     pooled = baseline.pooled_added_p99(new, old, direct)
     assert pooled["old_ms"] == pytest.approx(0.5, abs=0.01)
     assert pooled["new_ms"] > 0.6

@@ -14,8 +14,9 @@ from loadtests.benchmark.cases import Summary, interleaved
 from loadtests.benchmark.plan import DEFAULT_CASES, TRACING_TARGETS, plan
 from loadtests.benchmark.report import Report
 from loadtests.benchmark.steps import Steps
-from loadtests.benchmark.wrk import TAIL_PERCENTILES, WrkResult, parse_wrk
+from loadtests.benchmark.wrk import parse_wrk
 from loadtests.progress import Progress
+from tests.support.wrk_runs import run_of
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:18090/v2/models/m/infer
   1 threads and 32 connections
@@ -284,20 +285,14 @@ def test_rotated_rounds_give_each_target_each_place(monkeypatch):
     assert "".join(order) == "abc" + "bca" + "cab" + "abc"
 
 
-def _wrk_run(ms: list[float]) -> WrkResult:
-    ordered = sorted(ms)
-    tail = tuple((p, ordered[min(len(ms) - 1, int(p / 100 * len(ms)))]) for p in TAIL_PERCENTILES)
-    return WrkResult(len(ms) / 5, ordered[len(ms) // 2], 0.0, dict(tail)[99.0], 0, len(ms), tail)
-
-
 def test_shadow_verdict_is_the_pooled_p99_beside_the_pooled_a_a_floor():
     plain, aa, shadowed = (
         f"gateway-1, {t}" for t in ("no shadow", "no shadow (A/A)", "shadow 100%")
     )
     # Over both rounds' 2,000 requests the p99 is the 20th slowest: 1.0 ms plain, 1.2 shadowed.
-    plain_runs = [_wrk_run([0.3] * 990 + [1.0] * 10), _wrk_run([0.3] * 990 + [2.0] * 10)]
-    aa_runs = [_wrk_run([0.3] * 990 + [1.0] * 10), _wrk_run([0.3] * 990 + [2.0] * 10)]
-    shadow_runs = [_wrk_run([0.3] * 980 + [1.2] * 20), _wrk_run([0.3] * 990 + [2.0] * 10)]
+    plain_runs = [run_of([0.3] * 990 + [1.0] * 10), run_of([0.3] * 990 + [2.0] * 10)]
+    aa_runs = [run_of([0.3] * 990 + [1.0] * 10), run_of([0.3] * 990 + [2.0] * 10)]
+    shadow_runs = [run_of([0.3] * 980 + [1.2] * 20), run_of([0.3] * 990 + [2.0] * 10)]
     pooled = shadow.pooled_p99(plain_runs, aa_runs, shadow_runs)
     assert pooled["aa"] == pytest.approx(0.0, abs=0.005)
     assert pooled["added"] == pytest.approx(0.2, abs=0.01)

@@ -10,17 +10,7 @@ import pytest
 
 from loadtests.benchmark.pooled import pooled_percentile, share_below
 from loadtests.benchmark.wrk import TAIL_PERCENTILES, WrkResult, lua_script, parse_wrk, run_wrk
-
-
-def run_of(samples: list[float]) -> WrkResult:
-    """A run as wrk would report ``samples`` (ms): its tail quantiles and count."""
-    ordered = sorted(samples)
-
-    def at(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, int(p / 100 * len(ordered) + 0.5) - 1))]
-
-    tail = tuple((p, at(p)) for p in TAIL_PERCENTILES)
-    return WrkResult(len(samples) / 5, at(50), at(90), at(99), 0, len(samples), tail)
+from tests.support.wrk_runs import run_of
 
 
 def exact(samples: list[float], percentile: float) -> float:
