@@ -10,6 +10,7 @@ exit its own supervisor sees, not in a restart every second forever. With the de
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -70,6 +71,10 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
         self._stopping = False
+        # SIGTERM must reach the workers at once (their readiness turns 503 first, within
+        # drain_s): the handler writes here to end the wait on the workers it interrupts.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
         self._reserved: list[socket.socket] = []
 
     def run(self) -> int:
@@ -95,10 +100,13 @@ class Supervisor:
             announce(config, config.server.workers)
             return self._supervise(config)
         finally:
+            self._signal_all()  # first: the workers drain while the control plane stops
             if self._control is not None:
                 self._control.stop()
             self._stop_all()
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.close(self._wake_read)
+            os.close(self._wake_write)
 
     def _control_reload(self) -> None:
         if self._control is not None:
@@ -106,6 +114,8 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
+        with contextlib.suppress(BlockingIOError):  # a wake-up is already pending
+            os.write(self._wake_write, b"\0")
 
     def _resolve_port(self) -> GatewayConfig:
         """Port 0 means any free port: reserve one here so every worker binds the same one."""
@@ -152,7 +162,10 @@ class Supervisor:
             pending = [slot.ready for slot in self._slots if slot.ready is not None]
             if not pending:
                 return True
-            for pipe in wait(pending, timeout=min(POLL_S, max(0.0, deadline - time.monotonic()))):
+            timeout = min(POLL_S, max(0.0, deadline - time.monotonic()))
+            for pipe in wait([*pending, self._wake_read], timeout=timeout):
+                if pipe == self._wake_read:
+                    continue
                 slot = next(slot for slot in self._slots if slot.ready is pipe)
                 if not self._take_ready(slot):
                     assert slot.process is not None
@@ -202,7 +215,7 @@ class Supervisor:
         """Until a worker exits or reports ready, a restart is due, or ``POLL_S`` (signals)."""
         now = time.monotonic()
         due = [max(0.0, slot.restart_at - now) for slot in self._slots if slot.restart_at]
-        handles: list[Connection | int] = []
+        handles: list[Connection | int] = [self._wake_read]
         for slot in self._slots:
             if slot.process is not None:
                 handles.append(slot.process.sentinel)
@@ -248,11 +261,15 @@ class Supervisor:
         )
         return True
 
+    def _signal_all(self) -> None:
+        for slot in self._slots:
+            process = slot.process
+            if process is not None and process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
     def _stop_all(self) -> None:
         processes = [slot.process for slot in self._slots if slot.process is not None]
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
+        self._signal_all()  # again for a worker started since (a SIGTERM twice is harmless)
         grace = self._config.server.graceful_shutdown_s + 5
         deadline = time.monotonic() + grace
         for process in processes:
