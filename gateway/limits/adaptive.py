@@ -4,20 +4,34 @@ filter), on one backend.
 The controller measures the backend's latency with few calls in flight (``MIN_CONCURRENCY``):
 that is its minimum round-trip time. Then, every ``INTERVAL_S``, it compares the median
 latency of the calls that finished with it: ``gradient = min_rtt * (1 + BUFFER) / sample``,
-clamped to [0.5, 2], and sets ``limit = gradient * limit + sqrt(limit)``. Latency rising above
-the minimum (calls queueing inside the backend) shrinks the limit; latency at the minimum lets
-it grow. The minimum is measured again every ``MIN_RTT_INTERVAL_S``.
+clamped to [0.5, 2], and sets ``limit = gradient * limit + sqrt(gradient * limit)``, kept
+between 1 and the configured maximum. Latency rising above the minimum (calls queueing inside
+the backend) shrinks the limit; latency at the minimum lets it grow.
+
+Envoy keeps the limit at ``MIN_CONCURRENCY`` or above; here it may go down to 1, because a model
+server often runs one or two calls at once (a TorchServe worker per model and GPU): a floor of 3
+keeps a call queued inside such a backend, where the gateway cannot see it or take it back
+(at 4x overload of a backend running 2, goodput fell from 41 to 36 req/s with it). For the same
+reason it leaves out Envoy's trigger that measures the minimum again when the limit sits at
+its floor: there that is the backend's concurrency, not a wrong minimum.
+
+The minimum is measured again every ``MIN_RTT_INTERVAL_S`` plus up to ``MIN_RTT_JITTER`` of it
+(workers and replicas then do not all measure at once). While it is measured the limit is
+``MIN_CONCURRENCY``; afterwards it is what it was before, and calls sent before the measurement
+began are not part of it.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 
 MIN_CONCURRENCY = 3
 MIN_RTT_SAMPLES = 50
 MIN_RTT_INTERVAL_S = 60.0
+MIN_RTT_JITTER = 0.15
 INTERVAL_S = 0.1
 BUFFER = 0.25
 MIN_GRADIENT, MAX_GRADIENT = 0.5, 2.0
@@ -29,27 +43,53 @@ def _median(samples: list[float]) -> float:
 
 
 class GradientLimit:
-    __slots__ = ("_clock", "_max", "_measured_at", "_next_update", "_samples", "limit", "min_rtt")
+    __slots__ = (
+        "_clock",
+        "_deferred",
+        "_epoch",
+        "_max",
+        "_next_update",
+        "_random",
+        "_remeasure_at",
+        "_samples",
+        "limit",
+        "min_rtt",
+    )
 
-    def __init__(self, max_limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_limit: int,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self._clock = clock
+        self._random = jitter
         self._max = max_limit
         self.limit = min(MIN_CONCURRENCY, max_limit)
         self.min_rtt: float | None = None
         """None while it is being measured."""
+        self._deferred = self.limit
+        """The limit to return to once the minimum is measured."""
         self._samples: list[float] = []
-        self._measured_at = 0.0
+        self._epoch = -math.inf
+        """When the minimum was last measured again: calls sent before it are left out."""
+        self._remeasure_at = math.inf
         self._next_update = 0.0
 
     def sample(self, seconds: float) -> int:
         """A call took ``seconds`` (a timeout counts with its timeout); returns the limit."""
-        self._samples.append(seconds)
         now = self._clock()
+        if now - seconds < self._epoch:
+            return self.limit  # sent before the minimum was measured again: not at the floor
+        self._samples.append(seconds)
         if self.min_rtt is None:
             if len(self._samples) >= MIN_RTT_SAMPLES:
                 self.min_rtt = _median(self._samples)
                 self._samples.clear()
-                self._measured_at = now
+                self.limit = self._deferred
+                self._remeasure_at = now + MIN_RTT_INTERVAL_S * (
+                    1 + MIN_RTT_JITTER * self._random()
+                )
                 self._next_update = now + INTERVAL_S
         elif now >= self._next_update:
             self._update(now)
@@ -57,14 +97,20 @@ class GradientLimit:
 
     def _update(self, now: float) -> None:
         assert self.min_rtt is not None
+        if now >= self._remeasure_at:
+            self._measure_again(now)
+            return
         sample = _median(self._samples)
         self._samples.clear()
         self._next_update = now + INTERVAL_S
-        if now - self._measured_at >= MIN_RTT_INTERVAL_S:
-            self.min_rtt = None  # measure it again, with few calls in flight
-            self.limit = min(MIN_CONCURRENCY, self._max)
-            return
         target = self.min_rtt * (1 + BUFFER)
         gradient = max(MIN_GRADIENT, min(MAX_GRADIENT, target / sample if sample > 0 else 2.0))
-        limit = gradient * self.limit + math.sqrt(self.limit)
-        self.limit = max(1, min(self._max, int(limit)))
+        scaled = gradient * self.limit
+        self.limit = max(1, min(self._max, int(scaled + math.sqrt(scaled))))
+
+    def _measure_again(self, now: float) -> None:
+        self.min_rtt = None
+        self._deferred = self.limit
+        self.limit = min(MIN_CONCURRENCY, self._max)
+        self._samples.clear()
+        self._epoch = now

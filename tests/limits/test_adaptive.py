@@ -1,6 +1,7 @@
 """The gradient controller on simulated time and latencies: it measures the minimum round
-trip with few calls in flight, shrinks when calls queue in the backend, grows when they do not,
-and measures the minimum again after a while."""
+trip with few calls in flight, shrinks when calls queue in the backend (down to one call at
+a time, where it stays), grows when they do not, and measures the minimum again after a jittered
+while, returning to its limit afterwards."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gateway.limits.adaptive import (
     INTERVAL_S,
     MIN_CONCURRENCY,
     MIN_RTT_INTERVAL_S,
+    MIN_RTT_JITTER,
     MIN_RTT_SAMPLES,
     GradientLimit,
 )
@@ -26,8 +28,10 @@ class FakeClock:
         return self.now
 
 
-def measured(clock: FakeClock, min_rtt: float, max_limit: int = 64) -> GradientLimit:
-    controller = GradientLimit(max_limit, clock)
+def measured(
+    clock: FakeClock, min_rtt: float, max_limit: int = 64, jitter: float = 0.0
+) -> GradientLimit:
+    controller = GradientLimit(max_limit, clock, lambda: jitter)
     assert controller.limit == MIN_CONCURRENCY
     for _ in range(MIN_RTT_SAMPLES):
         controller.sample(min_rtt)
@@ -60,25 +64,58 @@ def test_it_grows_toward_the_ceiling_while_latency_stays_at_the_minimum():
     assert controller.limit == 100
 
 
+def grown(clock: FakeClock, controller: GradientLimit, rtt: float) -> None:
+    for _ in range(20):
+        clock.now += INTERVAL_S
+        controller.sample(rtt)
+
+
 def test_timeouts_shrink_it_by_half_an_interval_at_most():
     clock = FakeClock()
     controller = measured(clock, 0.05, max_limit=64)
-    for _ in range(20):
-        clock.now += INTERVAL_S
-        controller.sample(0.05)
+    grown(clock, controller, 0.05)
     assert controller.limit == 64
     clock.now += INTERVAL_S
     controller.sample(1.0)  # a call that timed out after 1 s
-    assert controller.limit == 64 // 2 + 8  # gradient clamped at 0.5, plus sqrt(64) headroom
+    assert controller.limit == 37  # gradient clamped at 0.5: 32, plus sqrt(32) headroom
 
 
-def test_the_minimum_is_measured_again_with_few_calls_in_flight():
+def test_a_backend_that_runs_one_call_at_a_time_gets_at_most_two_and_the_minimum_stands():
     clock = FakeClock()
     controller = measured(clock, 0.05)
+    limits = []
+    for _ in range(100):
+        clock.now += INTERVAL_S
+        controller.sample(queueing_backend_latency(controller.limit, 1, 0.05))
+        limits.append(controller.limit)
+    assert max(limits[-50:]) <= 2, limits[-50:]  # below MIN_CONCURRENCY, where Envoy stops
+    assert controller.min_rtt == 0.05, "sitting low is the backend's concurrency: no new minimum"
+
+
+def measuring(controller: GradientLimit) -> bool:
+    return controller.min_rtt is None
+
+
+def test_the_minimum_is_measured_again_after_a_jittered_interval_then_the_limit_returns():
+    clock = FakeClock()
+    controller = measured(clock, 0.05, jitter=1.0)  # the longest wait: 15% more
+    grown(clock, controller, 0.05)
+    assert controller.limit == 64
     clock.now += MIN_RTT_INTERVAL_S
     controller.sample(0.05)
-    assert controller.min_rtt is None
+    assert controller.min_rtt == 0.05, "measured again before the jitter ran out"
+    clock.now += MIN_RTT_INTERVAL_S * MIN_RTT_JITTER
+    controller.sample(0.05)
+    assert measuring(controller)
     assert controller.limit == MIN_CONCURRENCY
+    for _ in range(MIN_RTT_SAMPLES):
+        controller.sample(5.0)  # calls sent before the measurement began: left out
+    assert measuring(controller)
+    clock.now += 0.04
+    for _ in range(MIN_RTT_SAMPLES):
+        controller.sample(0.04)
+    assert controller.min_rtt == 0.04
+    assert controller.limit == 64, "back to the limit it had before measuring"
 
 
 def test_the_breaker_admits_waiters_as_the_adaptive_limit_grows_and_holds_back_as_it_shrinks():
