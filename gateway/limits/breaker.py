@@ -102,9 +102,14 @@ class CircuitBreaker:
         if left <= needed or left <= 0:
             self.release()
             self._shed("deadline")
+            if left <= 0:
+                raise DeadlineExceeded(
+                    f"the deadline passed before a call to backend {self.backend!r} could be "
+                    "sent: not sent"
+                )
             raise DeadlineExceeded(
-                f"{max(left, 0) * 1000:.0f} ms left before the deadline, and a call to backend "
-                f"{self.backend!r} takes about {needed * 1000:.0f} ms: not sent"
+                f"{_ms(left)} left before the deadline, and a call to backend "
+                f"{self.backend!r} takes about {_ms(needed)}: not sent"
             )
         return left
 
@@ -217,3 +222,9 @@ class CircuitBreaker:
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
+
+
+def _ms(seconds: float) -> str:
+    """Milliseconds as a person reads them: ``62 ms``, and ``0.05 ms`` below one (not ``0 ms``)."""
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.0f} ms" if milliseconds >= 1 else f"{milliseconds:.2g} ms"

@@ -19,7 +19,16 @@ import numpy as np
 import pytest
 import uvloop
 
-from gateway.backends import Backend, BackendModel, create_backend
+from gateway.backends import (
+    Backend,
+    BackendModel,
+    create_backend,
+    oip_grpc,
+    oip_rest,
+    tfserving_grpc,
+    tfserving_rest,
+    torchserve_management,
+)
 from gateway.config import OipBackendConfig, TFServingBackendConfig, TorchServeBackendConfig
 from gateway.errors import (
     BackendDroppedReply,
@@ -37,6 +46,9 @@ from tests.backends.hostile import HostileServer, Peer
 
 LIMIT = 1024 * 1024
 TARGET = BackendModel("m", "1")
+CALL_S = 0.5
+"""Every client's call timeout, and (``short_probes``) its probe timeout: a silent server costs
+each client three of them."""
 HANG_S = 4.0
 
 
@@ -60,35 +72,35 @@ CLIENTS = [
     Client(
         "tfserving-grpc",
         lambda f: TFServingBackendConfig(
-            kind="tfserving", grpc=f.grpc, rest=None, protocol="grpc", timeout_s=1
+            kind="tfserving", grpc=f.grpc, rest=None, protocol="grpc", timeout_s=CALL_S
         ),
     ),
     Client(
         "tfserving-rest",
         lambda f: TFServingBackendConfig(
-            kind="tfserving", grpc=None, rest=f.http, protocol="rest", timeout_s=1
+            kind="tfserving", grpc=None, rest=f.http, protocol="rest", timeout_s=CALL_S
         ),
     ),
     Client(
         "torchserve-rest",
         lambda f: TorchServeBackendConfig(
-            kind="torchserve", inference=f.http, management=f.http, grpc=None, timeout_s=1
+            kind="torchserve", inference=f.http, management=f.http, grpc=None, timeout_s=CALL_S
         ),
     ),
     Client(
         "torchserve-grpc",
         lambda f: TorchServeBackendConfig(
-            kind="torchserve", management=f.http, grpc=f.grpc, protocol="grpc", timeout_s=1
+            kind="torchserve", management=f.http, grpc=f.grpc, protocol="grpc", timeout_s=CALL_S
         ),
     ),
     Client(
         "oip-rest",
-        lambda f: OipBackendConfig(kind="oip", url=f.http, timeout_s=1),
+        lambda f: OipBackendConfig(kind="oip", url=f.http, timeout_s=CALL_S),
         ready_from_status=True,
     ),
     Client(
         "oip-grpc",
-        lambda f: OipBackendConfig(kind="oip", grpc=f.grpc, protocol="grpc", timeout_s=1),
+        lambda f: OipBackendConfig(kind="oip", grpc=f.grpc, protocol="grpc", timeout_s=CALL_S),
     ),
 ]
 
@@ -298,6 +310,14 @@ class _AnyMethod:
             return reply(context)
 
         return grpc.unary_unary_rpc_method_handler(answer)
+
+
+@pytest.fixture(autouse=True)
+def short_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe bound each client module imported (2 s) cut to ``CALL_S``."""
+    for module in (oip_grpc, oip_rest, tfserving_grpc, tfserving_rest, torchserve_management):
+        assert module.PROBE_TIMEOUT_S > CALL_S
+        monkeypatch.setattr(module, "PROBE_TIMEOUT_S", CALL_S)
 
 
 @pytest.fixture(scope="module")

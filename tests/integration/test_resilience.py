@@ -238,6 +238,18 @@ def both_ready(url: str) -> None:
     raise AssertionError(f"variants not ready: {samples(url, 'gateway_variant_ready')}")
 
 
+def settled(before: list[Outcome], outcomes: list[Outcome], ready_at: float) -> bool:
+    """The restarted variant has served for 2.5 s, and each of its sticky users since then (what
+    the test asserts, known as soon as it holds)."""
+    outcomes = list(outcomes)  # the load's threads go on appending
+    flaky_at = [o.at for o in outcomes if o.variant == "flaky" and o.at > ready_at]
+    if not flaky_at:
+        return False
+    owners = {o.user for o in before if o.user is not None and o.variant == "flaky"}
+    since = {o.user for o in outcomes if o.at > flaky_at[0] + 2.5 and o.variant == "flaky"}
+    return owners <= since
+
+
 def test_backend_killed_under_load_costs_unpinned_clients_nothing(backends, tmp_path):
     """The killed variant is a gateway (an OIP gRPC server in front of TorchServe), restarted on
     the same ports: its clients see no failure, sticky users of it move to their next choice and
@@ -287,7 +299,7 @@ def test_backend_killed_under_load_costs_unpinned_clients_nothing(backends, tmp_
                 process.wait_ready(60)
                 ready_at = time.monotonic()
                 deadline = ready_at + 8
-                while time.monotonic() < deadline:
+                while time.monotonic() < deadline and not settled(before, load.outcomes, ready_at):
                     time.sleep(0.2)
                 outcomes = list(load.outcomes)
     finally:

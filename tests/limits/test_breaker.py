@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -113,6 +114,28 @@ def test_with_less_time_left_than_a_call_needs_a_free_slot_is_not_used():
         assert await breaker.acquire(BackendModel("other", "1"), in_s(0.02)) > 0  # unknown
 
     asyncio.run(scenario())
+
+
+def test_a_refusal_for_too_little_time_reads_sub_millisecond_figures_and_a_passed_deadline():
+    async def scenario() -> tuple[str, str]:
+        breaker = CircuitBreaker("b", 4, 4)
+        breaker.observe(TARGET, 0.0004)  # needs 0.8 ms
+        with pytest.raises(DeadlineExceeded) as short:
+            await breaker.acquire(TARGET, in_s(0.0005))
+        with pytest.raises(DeadlineExceeded) as passed:
+            await breaker.acquire(TARGET, in_s(-0.001))
+        assert breaker.active == 0
+        return short.value.message, passed.value.message
+
+    short, passed = asyncio.run(scenario())
+    left, needed = re.fullmatch(
+        r"(0\.\d+) ms left before the deadline, and a call to backend 'b' takes about "
+        r"(0\.\d+) ms: not sent",
+        short,
+    ).groups()  # type: ignore[union-attr]
+    assert 0 < float(left) <= 0.5
+    assert float(needed) == pytest.approx(0.8)
+    assert passed == "the deadline passed before a call to backend 'b' could be sent: not sent"
 
 
 def test_a_cancelled_waiter_takes_no_slot_even_when_handed_one_as_it_is_cancelled():

@@ -43,7 +43,10 @@ def test_fit_config_leaves_out_a_benchmark_key_the_tree_refuses(tmp_path: Path) 
         instructions.fit_config(REPO, config, [(["server", "no_such_key"], 1)], tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None or shutil.which("nginx") is None,
+    reason="needs valgrind and nginx (the upstream; `make bench` installs it)",
+)
 def test_counts_instructions_per_request(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

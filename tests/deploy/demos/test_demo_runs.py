@@ -134,7 +134,10 @@ def test_migrate_demo_on_the_real_control_plane(backends: StackPorts, tmp_path: 
     server = {"grpc": {"host": "127.0.0.1", "port": grpc_port}, **admin}
     config = gateway_config(backends, {"digits": {"variants": LOCAL_VARIANTS}}, **server)
     plan = quick(migrate_demo.PLAN)
-    plan["gates"] |= {"min_requests": 30, "max_error_rate_increase": 0.1}
+    # Fewer requests per gate than the demo's own (the gates' arithmetic has its own tests):
+    # the whole run in about half the time, at the same 15 requests/s per protocol.
+    plan["gates"] |= {"min_requests": 20, "min_comparisons": 60, "max_error_rate_increase": 0.1}
+    plan["steps"][0]["requests"] = 80
     lines: list[str] = []
     port = config["server"]["http"]["port"]
     with (
