@@ -27,6 +27,7 @@ import asyncio
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -259,6 +260,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    missing = [tool for tool in ("valgrind", "nginx") if shutil.which(tool) is None]
+    if missing:
+        print(f"{' and '.join(missing)} missing: `make bench` installs them", file=sys.stderr)
+        return 2
     run = args.run_dir.resolve()
     upstream, ups = peers.upstream_nginx(run / "upstream")
     upstream.start()

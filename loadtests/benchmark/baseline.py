@@ -6,10 +6,17 @@ config in front of the same no-op upstream, and measures them side by side: the 
 (32 connections) and the fixed rates of the ``fixed`` case, with the upstream alone beside them
 for the added p50/p99. Two runs of the benchmark minutes apart do not compare: on a shared
 machine a proxy's closed-loop figure moves by 20% from one run to the next, Envoy's too. Here
-every round measures new and old back to back, in alternating order (new first in odd rounds,
-old first in even ones), so drift in the machine's load falls on both alike, and each figure
-is the median of the per-round ratios, with their range beside it. The workers' CPU time per
-request at each fixed rate is reported too: it moves far less with the neighbours than a p99.
+every round measures every target back to back, so drift in the machine's load falls on all
+alike, and each figure is the median of the per-round ratios, with their range beside it.
+
+The order of the rounds is a Williams design (:func:`williams_orders`): over a cycle of rounds
+each target takes each place in a round equally often and follows each other target equally
+often. Where a target sits in a round, and what ran just before it, moved its per-round p99 by
+up to 10% here. With the order that this replaced (one order, reversed every other round) the
+last target ran twice in a row at every other round's start, and the new tree's 1-worker
+gateway followed the upstream alone in every other round where the old tree's never did. The
+workers' CPU time per request at each fixed rate is reported too: it moves far less with the
+neighbours than a p99.
 
 The p99 a target is judged on is pooled (:mod:`loadtests.benchmark.pooled`): the p99 of every
 round's requests together, for new, old and the upstream alone, so the added p99 rests on
@@ -115,16 +122,40 @@ def old_gateway(
     return process, port
 
 
-def alternating(
+def williams_orders(targets: int) -> list[list[int]]:
+    """The rounds of a Williams design for ``targets`` targets (by index): each target takes
+    each place and directly follows each other target equally often over the rounds returned
+    (``targets`` of them, or twice that for an odd count). From 4 targets up no target is
+    measured twice in a row across two rounds either, the cycle's wrap included."""
+    if targets <= 1:
+        return [list(range(targets))]
+    first, low, high = [0], 1, targets - 1
+    while len(first) < targets:
+        if len(first) % 2:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+    rounds = [[(place + shift) % targets for place in first] for shift in range(targets)]
+    if targets % 2:
+        rounds += [list(reversed(order)) for order in rounds]
+    return rounds
+
+
+def balanced(
     targets: dict[str, Callable[[], WrkResult]],
     rounds: int,
     measured: Callable[[str, int, WrkResult], None],
 ) -> dict[str, list[WrkResult]]:
-    """Every target once a round, the order reversed every other round."""
+    """Every target once a round, in the order of :func:`williams_orders` (balanced when
+    ``rounds`` is a multiple of its cycle: 4 rounds for 4 targets, 10 for 5)."""
     results: dict[str, list[WrkResult]] = {name: [] for name in targets}
     names = list(targets)
+    cycle = williams_orders(len(names))
     for round_ in range(1, rounds + 1):
-        for name in names if round_ % 2 else reversed(names):
+        for index in cycle[(round_ - 1) % len(cycle)]:
+            name = names[index]
             result = targets[name]()
             results[name].append(result)
             measured(name, round_, result)
@@ -213,7 +244,7 @@ def _measure(
 
     closed = Load("/v2/models/m/infer", small, JSON_HEADERS, CLOSED_CONNECTIONS, args.seconds)
     warm_up(closed, (urls[name] for name in gateways), scripts)
-    results = alternating(
+    results = balanced(
         {name: closed.measure(urls[name], scripts) for name in gateways},
         args.rounds,
         steps.measured("baseline closed"),
@@ -238,7 +269,7 @@ def _measure(
                 for name in gateways
             }
         )
-        results = alternating(targets, args.rounds, steps.measured(f"baseline {rate} req/s"))
+        results = balanced(targets, args.rounds, steps.measured(f"baseline {rate} req/s"))
         direct = results["direct"]
         per_rate: dict[int, dict[str, Pair]] = {}
         for workers in (1, 2):

@@ -1,9 +1,10 @@
 """The baseline case's parts: an older tree's gateway started from its own code with only the
-keys it knows, the alternating order of a round, and verdicts from per-round ratios."""
+keys it knows, the balanced order of the rounds, and verdicts from per-round ratios."""
 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def result(rate: float, p50: float = 1.0, p99: float = 2.0) -> WrkResult:
     return WrkResult(rate, p50, p50, p99, 0)
 
 
-def test_rounds_alternate_their_order_and_keep_every_result() -> None:
+def test_rounds_follow_the_williams_design_and_keep_every_result() -> None:
     order: list[str] = []
 
     def target(name: str, rate: float) -> Callable[[], WrkResult]:
@@ -33,14 +34,33 @@ def test_rounds_alternate_their_order_and_keep_every_result() -> None:
         return measure
 
     seen: list[tuple[str, int]] = []
-    results = baseline.alternating(
-        {"new": target("new", 10), "old": target("old", 20)},
-        3,
+    results = baseline.balanced(
+        {name: target(name, rate) for name, rate in (("a", 10), ("b", 20), ("c", 30), ("d", 40))},
+        5,
         lambda name, round_, _: seen.append((name, round_)),
     )
-    assert order == ["new", "old", "old", "new", "new", "old"]
-    assert seen == [("new", 1), ("old", 1), ("old", 2), ("new", 2), ("new", 3), ("old", 3)]
-    assert [r.requests_per_s for r in results["old"]] == [20, 20, 20]
+    rounds = ["".join(order[i : i + 4]) for i in range(0, 20, 4)]
+    assert rounds == ["abdc", "bcad", "cdba", "dacb", "abdc"]  # a cycle of 4, then again
+    assert seen[:5] == [("a", 1), ("b", 1), ("d", 1), ("c", 1), ("b", 2)]
+    assert [r.requests_per_s for r in results["c"]] == [30] * 5
+
+
+@pytest.mark.parametrize("targets", range(2, 9))
+def test_each_target_takes_each_place_and_follows_each_other_equally_often(
+    targets: int,
+) -> None:
+    cycle = baseline.williams_orders(targets)
+    assert len(cycle) == (2 * targets if targets % 2 else targets)
+    assert all(sorted(order) == list(range(targets)) for order in cycle)
+    places = Counter((order[i], i) for order in cycle for i in range(targets))
+    assert len(places) == targets * targets
+    assert len(set(places.values())) == 1
+    follows = Counter((order[i], order[i + 1]) for order in cycle for i in range(targets - 1))
+    assert len(follows) == targets * (targets - 1)
+    assert len(set(follows.values())) == 1
+    if targets >= 4:
+        wraps = [(cycle[k][-1], cycle[(k + 1) % len(cycle)][0]) for k in range(len(cycle))]
+        assert all(last != first for last, first in wraps)
 
 
 def test_an_older_tree_gets_only_the_server_keys_it_knows(tmp_path: Path) -> None:

@@ -63,3 +63,14 @@ def test_counts_instructions_per_request(
     # requests' own, with neither start-up (hundreds of millions) nor nothing in it.
     assert 50_000 < per_request < 5_000_000
     assert list(tmp_path.glob("0-*/callgrind.*.out.1"))
+
+
+def test_says_which_tools_are_missing_instead_of_failing_in_popen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither valgrind nor nginx on it
+    code = instructions.main(["--tree", str(REPO), "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "valgrind and nginx missing: `make bench` installs them" in err
+    assert not (tmp_path / "run").exists()
