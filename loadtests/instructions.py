@@ -261,8 +261,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     missing = [tool for tool in ("valgrind", "nginx") if shutil.which(tool) is None]
+    for tool in missing:  # as the benchmark says it
+        print(f"{tool} is missing: `make bench` installs it", file=sys.stderr)
     if missing:
-        print(f"{' and '.join(missing)} missing: `make bench` installs them", file=sys.stderr)
         return 2
     run = args.run_dir.resolve()
     upstream, ups = peers.upstream_nginx(run / "upstream")

@@ -72,5 +72,6 @@ def test_says_which_tools_are_missing_instead_of_failing_in_popen(
     code = instructions.main(["--tree", str(REPO), "--run-dir", str(tmp_path / "run")])
     assert code == 2
     err = capsys.readouterr().err
-    assert "valgrind and nginx missing: `make bench` installs them" in err
+    assert "valgrind is missing: `make bench` installs it" in err
+    assert "nginx is missing: `make bench` installs it" in err
     assert not (tmp_path / "run").exists()
