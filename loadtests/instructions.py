@@ -27,7 +27,6 @@ import asyncio
 import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from deploy.local.process import ManagedProcess, free_port, http_ok
 from loadtests import callgrind
+from loadtests.bench_tools import report_missing
 from loadtests.benchmark import peers
 from loadtests.benchmark.cases import small_body
 from loadtests.keepalive import request_bytes, send
@@ -260,10 +260,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    missing = [tool for tool in ("valgrind", "nginx") if shutil.which(tool) is None]
-    for tool in missing:  # as the benchmark says it
-        print(f"{tool} is missing: `make bench` installs it", file=sys.stderr)
-    if missing:
+    if report_missing(("valgrind", "nginx")):
         return 2
     run = args.run_dir.resolve()
     upstream, ups = peers.upstream_nginx(run / "upstream")

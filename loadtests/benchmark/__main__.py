@@ -19,6 +19,7 @@ from pathlib import Path
 
 from deploy.local.process import ManagedProcess, free_port
 from deploy.local.torchserve import TorchServePorts, torchserve_process
+from loadtests.bench_tools import report_missing
 from loadtests.benchmark import footprint, peers, steal
 from loadtests.benchmark import plan as p
 from loadtests.benchmark.baseline import measure_baseline
@@ -70,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the baseline case needs --baseline DIR (an older tree)")
     if args.quick:
         args.seconds, args.rounds = 3.0, 1
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None:
-            print(f"{tool} is missing: `make bench` installs it", file=sys.stderr)
-            return 2
+    if report_missing(("wrk", "nginx")):
+        return 2
     run = REPO / ".run/bench"
     shutil.rmtree(run, ignore_errors=True)
     (run / "scripts").mkdir(parents=True)

@@ -145,3 +145,14 @@ def test_the_baseline_case_asks_for_a_tree(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         bench_main(["--cases", "baseline"])
     assert "--baseline DIR" in capsys.readouterr().err
+
+
+def test_the_benchmark_names_every_missing_tool_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither wrk nor nginx on it
+    assert bench_main(["--cases", "closed", "--out", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert "wrk is missing: `make bench` installs it" in err
+    assert "nginx is missing: `make bench` installs it" in err
+    assert not (tmp_path / "out.jsonl").exists()
