@@ -111,7 +111,7 @@ class Gateway:
         self.metrics = GatewayMetrics(registry if registry is not None else CollectorRegistry())
         self._metadata = metadata = MetadataCache()
 
-        self.breakers = Breakers(self.metrics.shed_one)
+        self.breakers = Breakers(self.metrics.shed_one, self.metrics.adaptive)
 
         def create(name: str, backend: AnyBackendConfig) -> Backend:
             client = create_backend(name, backend, server.max_request_bytes, metadata)

@@ -9,6 +9,7 @@ third of all lines.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from bisect import bisect_left
@@ -30,6 +31,7 @@ from gateway.backends.base import BackendModel
 from gateway.exposition.config_version import ConfigVersionCollector
 from gateway.exposition.scrape import Exposition
 from gateway.exposition.text import header, labels_text, value_text
+from gateway.limits.adaptive import GradientLimit
 from gateway.routing.router import Variant
 
 if TYPE_CHECKING:
@@ -167,6 +169,46 @@ class GatewayMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        # Envoy's gradient controller stats, one series per worker: each has its own limit.
+        self.adaptive_limit = Gauge(
+            "gateway_adaptive_concurrency_limit",
+            "Calls in flight the adaptive concurrency limit admits to a backend (Envoy's "
+            "concurrency_limit), per worker.",
+            ["backend"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.adaptive_min_rtt = Gauge(
+            "gateway_adaptive_concurrency_min_rtt_seconds",
+            "The backend's minimum latency as last measured, with few calls in flight (Envoy's "
+            "min_rtt_msecs), per worker; NaN while it is being measured.",
+            ["backend"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.adaptive_sample_rtt = Gauge(
+            "gateway_adaptive_concurrency_sample_rtt_seconds",
+            "Median latency of the calls in the controller's last interval (Envoy's "
+            "sample_rtt_msecs), per worker.",
+            ["backend"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.adaptive_loop_lag = Gauge(
+            "gateway_adaptive_concurrency_loop_lag_seconds",
+            "The worker's own event-loop wait that the last update allowed for on top of the "
+            "minimum latency (it is not the backend's queue), per worker.",
+            ["backend"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.adaptive_measuring = Gauge(
+            "gateway_adaptive_concurrency_min_rtt_calculation_active",
+            "1 while the minimum latency is being measured (the limit is then 3), per worker.",
+            ["backend"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
         self.shadow_requests = Counter(
             "gateway_shadow_requests",
             "Shadow copies by outcome: agree, diverge (beyond tolerance and noise), error (either"
@@ -201,6 +243,11 @@ class GatewayMetrics:
                 self.outlier_ejections,
                 self.outlier_unejections,
                 self.outlier_ejections_active,
+                self.adaptive_limit,
+                self.adaptive_min_rtt,
+                self.adaptive_sample_rtt,
+                self.adaptive_loop_lag,
+                self.adaptive_measuring,
                 self.shadow_requests,
                 self.shadow_max_abs_diff,
             ],
@@ -289,6 +336,32 @@ class GatewayMetrics:
         labels = (backend, target.name, target.version, reason)
         self._child(self.outlier_unejections, *labels).inc()
         self._child(self.outlier_ejections_active, backend).dec()
+
+    def adaptive(self, backend: str, controller: GradientLimit | None) -> None:
+        """A backend's adaptive limit changed (``None``: the backend, or its limit, is gone)."""
+        gauges = (
+            self.adaptive_limit,
+            self.adaptive_min_rtt,
+            self.adaptive_sample_rtt,
+            self.adaptive_loop_lag,
+            self.adaptive_measuring,
+        )
+        if controller is None:
+            for gauge in gauges:
+                self._children.pop((id(gauge), backend), None)
+                with contextlib.suppress(KeyError):
+                    gauge.remove(backend)
+            return
+        min_rtt, sample_rtt = controller.min_rtt, controller.sample_rtt
+        values = (
+            controller.limit,
+            math.nan if min_rtt is None else min_rtt,
+            math.nan if sample_rtt is None else sample_rtt,
+            controller.loop_lag,
+            1 if min_rtt is None else 0,
+        )
+        for gauge, value in zip(gauges, values, strict=True):
+            self._child(gauge, backend).set(value)
 
     def shed_one(self, backend: str, limit: str) -> None:
         self._child(self.shed, backend, limit).inc()

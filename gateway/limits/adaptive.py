@@ -19,6 +19,11 @@ The minimum is measured again every ``MIN_RTT_INTERVAL_S`` plus up to ``MIN_RTT_
 (workers and replicas then do not all measure at once). While it is measured the limit is
 ``MIN_CONCURRENCY``; afterwards it is what it was before, and calls sent before the measurement
 began are not part of it.
+
+A listener, if given, is told the controller's state each time it changes (at most once an
+``INTERVAL_S``, and at each measurement of the minimum): what Envoy exports as the gradient
+controller's ``concurrency_limit``, ``min_rtt_msecs``, ``sample_rtt_msecs`` and
+``min_rtt_calculation_active``.
 """
 
 from __future__ import annotations
@@ -47,13 +52,17 @@ class GradientLimit:
         "_clock",
         "_deferred",
         "_epoch",
+        "_lag",
+        "_listener",
         "_max",
         "_next_update",
         "_random",
         "_remeasure_at",
         "_samples",
         "limit",
+        "loop_lag",
         "min_rtt",
+        "sample_rtt",
     )
 
     def __init__(
@@ -61,13 +70,21 @@ class GradientLimit:
         max_limit: int,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        listener: Callable[[GradientLimit], None] | None = None,
+        lag: Callable[[], float] | None = None,
     ) -> None:
         self._clock = clock
+        self._lag = lag
+        self._listener = listener
         self._random = jitter
         self._max = max_limit
         self.limit = min(MIN_CONCURRENCY, max_limit)
         self.min_rtt: float | None = None
         """None while it is being measured."""
+        self.sample_rtt: float | None = None
+        """The median latency of the last interval's calls (None before the first)."""
+        self.loop_lag = 0.0
+        """The gateway's own event-loop wait allowed for at the last update."""
         self._deferred = self.limit
         """The limit to return to once the minimum is measured."""
         self._samples: list[float] = []
@@ -91,6 +108,8 @@ class GradientLimit:
                     1 + MIN_RTT_JITTER * self._random()
                 )
                 self._next_update = now + INTERVAL_S
+                if self._listener is not None:
+                    self._listener(self)
         elif now >= self._next_update:
             self._update(now)
         return self.limit
@@ -100,13 +119,17 @@ class GradientLimit:
         if now >= self._remeasure_at:
             self._measure_again(now)
             return
-        sample = _median(self._samples)
+        self.sample_rtt = sample = _median(self._samples)
         self._samples.clear()
         self._next_update = now + INTERVAL_S
-        target = self.min_rtt * (1 + BUFFER)
+        if self._lag is not None:
+            self.loop_lag = self._lag()
+        target = self.min_rtt * (1 + BUFFER) + self.loop_lag
         gradient = max(MIN_GRADIENT, min(MAX_GRADIENT, target / sample if sample > 0 else 2.0))
         scaled = gradient * self.limit
         self.limit = max(1, min(self._max, int(scaled + math.sqrt(scaled))))
+        if self._listener is not None:
+            self._listener(self)
 
     def _measure_again(self, now: float) -> None:
         self.min_rtt = None
@@ -114,3 +137,5 @@ class GradientLimit:
         self.limit = min(MIN_CONCURRENCY, self._max)
         self._samples.clear()
         self._epoch = now
+        if self._listener is not None:
+            self._listener(self)

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from gateway.backends.base import Backend
 from gateway.config import AnyBackendConfig, CircuitBreakers
+from gateway.limits.adaptive import GradientLimit
 from gateway.limits.breaker import CircuitBreaker
+from gateway.limits.loop_lag import LoopLag
 
 DEFAULT = CircuitBreakers()
 
@@ -22,21 +24,49 @@ def slots(config: AnyBackendConfig) -> int:
 
 
 class Breakers:
-    def __init__(self, on_shed: Callable[[str, str], None] | None = None) -> None:
+    """``on_adaptive`` is told (backend, controller) when a backend's adaptive limit changes,
+    and (backend, None) when the backend is gone. Only the newest client of a backend name
+    reports: one replaced by a changed config drains with its old breaker, unheard."""
+
+    def __init__(
+        self,
+        on_shed: Callable[[str, str], None] | None = None,
+        on_adaptive: Callable[[str, GradientLimit | None], None] | None = None,
+    ) -> None:
         self._on_shed = on_shed
+        self._on_adaptive = on_adaptive
         self._by_client: dict[int, CircuitBreaker] = {}
+        self._reporting: dict[str, CircuitBreaker] = {}
+        self._loop_lag = LoopLag()
+        """One per worker (one event loop), shared by every backend's adaptive limit."""
 
     def add(self, client: Backend, config: AnyBackendConfig) -> None:
-        self._by_client[id(client)] = CircuitBreaker(
+        breaker = self._by_client[id(client)] = CircuitBreaker(
             client.name,
             slots(config),
             config.circuit_breakers.max_pending_requests,
             on_shed=self._on_shed,
             adaptive=config.circuit_breakers.adaptive_concurrency,
+            on_adaptive=self._report if self._on_adaptive is not None else None,
+            loop_lag=self._loop_lag,
         )
+        if self._on_adaptive is None:
+            return
+        self._reporting[client.name] = breaker
+        self._on_adaptive(client.name, breaker.adaptive)
+
+    def _report(self, backend: str, controller: GradientLimit) -> None:
+        reporting = self._reporting.get(backend)
+        if reporting is not None and reporting.adaptive is controller:
+            assert self._on_adaptive is not None
+            self._on_adaptive(backend, controller)
 
     def remove(self, client: Backend) -> None:
-        self._by_client.pop(id(client), None)
+        breaker = self._by_client.pop(id(client), None)
+        if breaker is not None and self._reporting.get(client.name) is breaker:
+            del self._reporting[client.name]
+            if self._on_adaptive is not None:
+                self._on_adaptive(client.name, None)
 
     def __getitem__(self, client: Backend) -> CircuitBreaker:
         breaker = self._by_client.get(id(client))

@@ -105,3 +105,55 @@ def test_apply_swaps_the_table_keeps_readiness_and_drains_removed_backends() -> 
                 server.server.close()
 
     asyncio.run(scenario())
+
+
+def _gauge(text: str, name: str, backend: str) -> str | None:
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{backend="{backend}"}} '):
+            return line.split(" ", 1)[1]
+    return None
+
+
+def test_the_adaptive_limits_gauges_follow_the_newest_client_of_each_backend() -> None:
+    """A backend replaced by a changed config drains with its old breaker, whose controller no
+    longer writes the backend's series; a removed backend's series go once it is closed."""
+
+    async def scenario() -> None:
+        a, b = AlwaysReady(), AlwaysReady()
+        a_url, b_url = await a.start(), await b.start()
+        gateway = Gateway(config(a_url, b_url, 3))
+        await gateway.start()
+        try:
+            text = gateway.metrics.exposition.render().decode()
+            for backend in ("a", "b"):
+                assert _gauge(text, "gateway_adaptive_concurrency_limit", backend) == "3.0"
+                measuring = "gateway_adaptive_concurrency_min_rtt_calculation_active"
+                assert _gauge(text, measuring, backend) == "1.0"
+                min_rtt = _gauge(text, "gateway_adaptive_concurrency_min_rtt_seconds", backend)
+                assert min_rtt == "NaN"
+            old_a = gateway.table.backends["a"]
+            changed = config(a_url, None, 3)
+            changed.backends["a"] = changed.backends["a"].model_copy(update={"timeout_s": 0.4})
+            await gateway.apply(changed)
+            assert gateway.table.backends["a"] is not old_a
+            controller = gateway.breakers[old_a].adaptive
+            assert controller is not None
+            for _ in range(60):  # the old client's last calls: its minimum is measured
+                controller.sample(0.01)
+            assert controller.min_rtt == 0.01
+            text = gateway.metrics.exposition.render().decode()
+            assert _gauge(text, "gateway_adaptive_concurrency_min_rtt_seconds", "a") == "NaN"
+            deadline = time.monotonic() + 0.5 + 1.0 + 2.0
+            while b.open:
+                assert time.monotonic() < deadline, "the removed backend was never closed"
+                await asyncio.sleep(0.05)
+            text = gateway.metrics.exposition.render().decode()
+            assert _gauge(text, "gateway_adaptive_concurrency_limit", "b") is None
+            assert _gauge(text, "gateway_adaptive_concurrency_limit", "a") == "3.0"
+        finally:
+            await gateway.stop()
+            for server in (a, b):
+                assert server.server is not None
+                server.server.close()
+
+    asyncio.run(scenario())

@@ -179,10 +179,23 @@ def test_with_all_defaults_adaptive_concurrency_finds_the_backends_concurrency(t
         outcomes = run_open_loop(process.url + "/v2/models/m0/infer", BODY, RATE, seconds)
         time.sleep(1)
         after = backend.snapshot()
+        gauges = samples(process.url)
     finally:
         process.stop()
     ok = served(outcomes)
     wasted = after.wasted - before.wasted
+    # Envoy's gradient controller stats: the limit found, the minimum at 3 in flight (one
+    # service time, as the backend runs 2), the last interval's median, no wait of its own.
+    limit = value(gauges, "gateway_adaptive_concurrency_limit", backend="oip")
+    min_rtt = value(gauges, "gateway_adaptive_concurrency_min_rtt_seconds", backend="oip")
+    sample = value(gauges, "gateway_adaptive_concurrency_sample_rtt_seconds", backend="oip")
+    lag = value(gauges, "gateway_adaptive_concurrency_loop_lag_seconds", backend="oip")
+    measuring = ("gateway_adaptive_concurrency_min_rtt_calculation_active", (("backend", "oip"),))
+    assert 1 <= limit <= 8, gauges
+    assert DELAY_S <= min_rtt <= 3 * DELAY_S, gauges
+    assert DELAY_S <= sample <= 1.0, gauges
+    assert 0 <= lag < DELAY_S / 10, gauges
+    assert gauges[measuring] == 0
     statuses = Counter(o.status for o in outcomes)
     assert len(ok) >= 0.75 * CAPACITY * seconds, (
         f"goodput {len(ok) / seconds:.1f} req/s, {wasted=}, {statuses}, {after}"
