@@ -122,9 +122,11 @@ class GradientLimit:
         self.sample_rtt = sample = _median(self._samples)
         self._samples.clear()
         self._next_update = now + INTERVAL_S
-        if self._lag is not None:
-            self.loop_lag = self._lag()
-        target = self.min_rtt * (1 + BUFFER) + self.loop_lag
+        target = self.min_rtt * (1 + BUFFER)
+        # Below the target the limit grows anyway: the loop is asked only above it (an idle
+        # worker is never made to measure).
+        self.loop_lag = self._lag() if self._lag is not None and sample > target else 0.0
+        target += self.loop_lag
         gradient = max(MIN_GRADIENT, min(MAX_GRADIENT, target / sample if sample > 0 else 2.0))
         scaled = gradient * self.limit
         self.limit = max(1, min(self._max, int(scaled + math.sqrt(scaled))))

@@ -39,6 +39,25 @@ class AlwaysReady:
         return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
 
+async def serving() -> tuple[AlwaysReady, str]:
+    server = AlwaysReady()
+    return server, await server.start()
+
+
+async def closed(server: AlwaysReady, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while server.open:
+        assert time.monotonic() < deadline, "the removed backend was never closed"
+        await asyncio.sleep(0.05)
+
+
+async def stop_all(gateway: Gateway, servers: tuple[AlwaysReady, ...]) -> None:
+    await gateway.stop()
+    for server in servers:
+        assert server.server is not None
+        server.server.close()
+
+
 def config(a: str, b: str | None, weight: int) -> Any:
     backends: dict[str, Any] = {"a": {"kind": "oip", "url": a, "timeout_s": 0.5}}
     variants = [{"name": "a1", "backend": "a", "version": 1, "weight": weight}]
@@ -61,8 +80,7 @@ def config(a: str, b: str | None, weight: int) -> Any:
 
 def test_apply_swaps_the_table_keeps_readiness_and_drains_removed_backends() -> None:
     async def scenario() -> None:
-        a, b = AlwaysReady(), AlwaysReady()
-        a_url, b_url = await a.start(), await b.start()
+        (a, a_url), (b, b_url) = await serving(), await serving()
         gateway = Gateway(config(a_url, b_url, 3))
         await gateway.start()
         try:
@@ -93,16 +111,10 @@ def test_apply_swaps_the_table_keeps_readiness_and_drains_removed_backends() -> 
             assert f'gateway_config_version{{digest="{version.digest}"}} 2.0' in text
             # Removed: drained (open for requests routed before the swap), then closed.
             assert b.open == 1
-            deadline = time.monotonic() + 0.5 + 1.0 + 2.0
-            while b.open:
-                assert time.monotonic() < deadline, "the removed backend was never closed"
-                await asyncio.sleep(0.05)
+            await closed(b, 0.5 + 1.0 + 2.0)
             assert a.open == 1
         finally:
-            await gateway.stop()
-            for server in (a, b):
-                assert server.server is not None
-                server.server.close()
+            await stop_all(gateway, (a, b))
 
     asyncio.run(scenario())
 
@@ -119,8 +131,7 @@ def test_the_adaptive_limits_gauges_follow_the_newest_client_of_each_backend() -
     longer writes the backend's series; a removed backend's series go once it is closed."""
 
     async def scenario() -> None:
-        a, b = AlwaysReady(), AlwaysReady()
-        a_url, b_url = await a.start(), await b.start()
+        (a, a_url), (b, b_url) = await serving(), await serving()
         gateway = Gateway(config(a_url, b_url, 3))
         await gateway.start()
         try:
@@ -143,17 +154,11 @@ def test_the_adaptive_limits_gauges_follow_the_newest_client_of_each_backend() -
             assert controller.min_rtt == 0.01
             text = gateway.metrics.exposition.render().decode()
             assert _gauge(text, "gateway_adaptive_concurrency_min_rtt_seconds", "a") == "NaN"
-            deadline = time.monotonic() + 0.5 + 1.0 + 2.0
-            while b.open:
-                assert time.monotonic() < deadline, "the removed backend was never closed"
-                await asyncio.sleep(0.05)
+            await closed(b, 0.5 + 1.0 + 2.0)
             text = gateway.metrics.exposition.render().decode()
             assert _gauge(text, "gateway_adaptive_concurrency_limit", "b") is None
             assert _gauge(text, "gateway_adaptive_concurrency_limit", "a") == "3.0"
         finally:
-            await gateway.stop()
-            for server in (a, b):
-                assert server.server is not None
-                server.server.close()
+            await stop_all(gateway, (a, b))
 
     asyncio.run(scenario())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.limits.loop_lag import PROBES, LoopLag
+from gateway.limits.loop_lag import MAX_AGE_S, PROBES, LoopLag
 
 
 async def _settled(lag: LoopLag) -> float:
@@ -62,3 +62,24 @@ def test_it_measures_only_when_read():
         return calls
 
     asyncio.run(scenario())
+
+
+def test_a_reading_older_than_its_max_age_says_nothing():
+    async def scenario() -> tuple[float, float, float]:
+        now = [100.0]
+        lag = LoopLag(lambda: now[0])
+        lag.read()
+        for _ in range(PROBES):
+            now[0] += 0.002  # every pass takes 2 ms
+            await asyncio.sleep(0)
+        fresh = lag.read()  # also starts the next run, which this loop never lets finish
+        now[0] += MAX_AGE_S + 0.01
+        stale = lag.read()
+        for _ in range(PROBES + 1):
+            await asyncio.sleep(0)
+        return fresh, stale, lag.read()
+
+    fresh, stale, again = asyncio.run(scenario())
+    assert abs(fresh - 0.002) < 1e-9
+    assert stale == 0.0
+    assert again == 0.0, "measured anew: this loop's passes take no time on its clock"
