@@ -264,6 +264,12 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def _drop(self, metric: Any, *labels: str) -> None:
+        """Remove a series and its cached child, if it had one."""
+        self._children.pop((id(metric), *labels), None)
+        with contextlib.suppress(KeyError):
+            metric.remove(*labels)
+
     def watch_variants(self, collector: VariantCollector) -> None:
         """Export the catalog's weights and readiness, read at scrape time."""
         self.registry.register(collector)
@@ -292,9 +298,7 @@ class GatewayMetrics:
             else:
                 stale = labels[:5] in variants if metric in by_variant else labels[0] in backends
             if stale:
-                del self._children[key]
-                with contextlib.suppress(KeyError):
-                    metric.remove(*labels)
+                self._drop(metric, *labels)
                 gone += 1
         return gone
 
@@ -348,9 +352,7 @@ class GatewayMetrics:
         )
         if controller is None:
             for gauge in gauges:
-                self._children.pop((id(gauge), backend), None)
-                with contextlib.suppress(KeyError):
-                    gauge.remove(backend)
+                self._drop(gauge, backend)
             return
         min_rtt, sample_rtt = controller.min_rtt, controller.sample_rtt
         values = (

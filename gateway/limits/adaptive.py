@@ -108,8 +108,7 @@ class GradientLimit:
                     1 + MIN_RTT_JITTER * self._random()
                 )
                 self._next_update = now + INTERVAL_S
-                if self._listener is not None:
-                    self._listener(self)
+                self._tell()
         elif now >= self._next_update:
             self._update(now)
         return self.limit
@@ -130,8 +129,7 @@ class GradientLimit:
         gradient = max(MIN_GRADIENT, min(MAX_GRADIENT, target / sample if sample > 0 else 2.0))
         scaled = gradient * self.limit
         self.limit = max(1, min(self._max, int(scaled + math.sqrt(scaled))))
-        if self._listener is not None:
-            self._listener(self)
+        self._tell()
 
     def _measure_again(self, now: float) -> None:
         self.min_rtt = None
@@ -139,5 +137,8 @@ class GradientLimit:
         self.limit = min(MIN_CONCURRENCY, self._max)
         self._samples.clear()
         self._epoch = now
+        self._tell()
+
+    def _tell(self) -> None:
         if self._listener is not None:
             self._listener(self)

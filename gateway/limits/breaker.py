@@ -41,23 +41,21 @@ class CircuitBreaker:
         clock: Callable[[], float] = time.monotonic,
         on_shed: Callable[[str, str], None] | None = None,
         adaptive: bool = False,
-        on_adaptive: Callable[[str, GradientLimit], None] | None = None,
+        on_adaptive: Callable[[GradientLimit], None] | None = None,
         loop_lag: LoopLag | None = None,
     ) -> None:
         self.backend = backend
         lag = None if loop_lag is None else loop_lag.read
         self.adaptive = (
-            GradientLimit(max_requests, clock, listener=_told(backend, on_adaptive), lag=lag)
-            if adaptive
-            else None
+            GradientLimit(max_requests, clock, listener=on_adaptive, lag=lag) if adaptive else None
         )
         """With adaptive concurrency, it moves ``max_requests`` between 1 and the configured."""
         self.max_requests = max_requests if self.adaptive is None else self.adaptive.limit
         self.max_pending = max_pending
         self.active = 0
         self.on_shed = on_shed
-        """Told (backend, limit) of every request refused here; ``on_adaptive`` is told
-        (backend, controller) whenever the adaptive limit's state changes."""
+        """Told (backend, limit) of every request refused here; ``on_adaptive`` is told the
+        controller whenever the adaptive limit's state changes."""
         self._clock = clock
         self._calls = CallTimes(clock)
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -226,14 +224,6 @@ class CircuitBreaker:
     def _shed(self, limit: str) -> None:
         if self.on_shed is not None:
             self.on_shed(self.backend, limit)
-
-
-def _told(
-    backend: str, on_adaptive: Callable[[str, GradientLimit], None] | None
-) -> Callable[[GradientLimit], None] | None:
-    if on_adaptive is None:
-        return None
-    return lambda limit: on_adaptive(backend, limit)
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

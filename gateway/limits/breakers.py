@@ -41,25 +41,27 @@ class Breakers:
         """One per worker (one event loop), shared by every backend's adaptive limit."""
 
     def add(self, client: Backend, config: AnyBackendConfig) -> None:
+        name, on_adaptive = client.name, self._on_adaptive
+        report = None
+        if on_adaptive is not None:
+
+            def report(controller: GradientLimit) -> None:
+                reporting = self._reporting.get(name)
+                if reporting is not None and reporting.adaptive is controller:
+                    on_adaptive(name, controller)
+
         breaker = self._by_client[id(client)] = CircuitBreaker(
-            client.name,
+            name,
             slots(config),
             config.circuit_breakers.max_pending_requests,
             on_shed=self._on_shed,
             adaptive=config.circuit_breakers.adaptive_concurrency,
-            on_adaptive=self._report if self._on_adaptive is not None else None,
+            on_adaptive=report,
             loop_lag=self._loop_lag,
         )
-        if self._on_adaptive is None:
-            return
-        self._reporting[client.name] = breaker
-        self._on_adaptive(client.name, breaker.adaptive)
-
-    def _report(self, backend: str, controller: GradientLimit) -> None:
-        reporting = self._reporting.get(backend)
-        if reporting is not None and reporting.adaptive is controller:
-            assert self._on_adaptive is not None
-            self._on_adaptive(backend, controller)
+        if on_adaptive is not None:
+            self._reporting[name] = breaker
+            on_adaptive(name, breaker.adaptive)
 
     def remove(self, client: Backend) -> None:
         breaker = self._by_client.pop(id(client), None)

@@ -18,6 +18,7 @@ every 100 ms while it needs it, gets a fresh one from its next update on.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -32,7 +33,7 @@ class LoopLag:
         self._clock = clock
         self._lags: list[float] = []
         self._last = 0.0
-        self._measured_at = -MAX_AGE_S
+        self._measured_at = -math.inf
         self._probing = False
 
     def read(self) -> float:
